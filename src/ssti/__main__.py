@@ -1,0 +1,3 @@
+from ssti.cli import main
+
+main()

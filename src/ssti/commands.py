@@ -1,0 +1,3 @@
+"""Imports every module that defines `ssti` CLI commands, so they register with the app."""
+
+import ssti.data.cli  # noqa: F401  (ssti datasets)

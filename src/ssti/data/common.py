@@ -1,0 +1,87 @@
+"""The dataset contract shared by every loader: columns `id`, `text`, `label` (ClassLabel)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from ssti.errors import SSTIError
+
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+
+
+def features(class_names: Sequence[str]) -> datasets.Features:
+    """The features of every ssti dataset split."""
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=list(class_names)),
+        }
+    )
+
+
+def make_split(ids: Sequence[str], texts: Sequence[str], labels: Sequence[int], class_names: Sequence[str]) -> datasets.Dataset:
+    """Build one contract-shaped split in memory from plain lists (no cache files, no fingerprint work)."""
+    table = pa.table(
+        {
+            "id": pa.array(list(ids), pa.string()),
+            "text": pa.array(list(texts), pa.string()),
+            "label": pa.array(list(labels), pa.int64()),
+        }
+    )
+    return datasets.Dataset(table.cast(features(class_names).arrow_schema), info=datasets.DatasetInfo(features=features(class_names)))
+
+
+def stratified_split(
+    ids: Sequence[str], texts: Sequence[str], labels: Sequence[int], class_names: Sequence[str],
+    test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED,
+) -> datasets.DatasetDict:
+    """Split one labelled list into train/test with the same class proportions, reproducibly.
+
+    Each class contributes round(n_class * test_fraction) rows to test, drawn with a seeded numpy
+    Generator; both splits keep the source order.
+    """
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    is_test = np.zeros(len(labels_arr), dtype=bool)
+    for k in range(len(class_names)):
+        members = np.flatnonzero(labels_arr == k)
+        n_test = int(round(len(members) * test_fraction))
+        is_test[rng.choice(members, size=n_test, replace=False)] = True
+    out = {}
+    for name, mask in (("train", ~is_test), ("test", is_test)):
+        idx = np.flatnonzero(mask)
+        out[name] = make_split([ids[i] for i in idx], [texts[i] for i in idx], labels_arr[idx].tolist(), class_names)
+    return datasets.DatasetDict(out)
+
+
+def class_names_of(ds: datasets.Dataset | datasets.DatasetDict) -> list[str]:
+    """The class names of a contract-shaped dataset."""
+    split = next(iter(ds.values())) if isinstance(ds, datasets.DatasetDict) else ds
+    return list(split.features["label"].names)
+
+
+def column(split: datasets.Dataset, name: str) -> list:
+    """A column as a Python list, read straight from Arrow (about 20x faster than list(ds[name]))."""
+    return split.data.column(name).to_pylist()
+
+
+def check_contract(ds: datasets.DatasetDict, source: str) -> datasets.DatasetDict:
+    """Refuse a dataset that breaks the contract: missing train split, empty, or one class only."""
+    if "train" not in ds:
+        raise SSTIError(f"dataset: {source} has no 'train' split (splits: {', '.join(ds) or 'none'})")
+    for name, split in ds.items():
+        missing = {"id", "text", "label"} - set(split.column_names)
+        if missing:
+            raise SSTIError(f"dataset: {source} split {name!r} lacks columns {sorted(missing)}")
+    if len(ds["train"]) == 0:
+        raise SSTIError(f"dataset: {source} is empty (its train split has no rows)")
+    names = class_names_of(ds)
+    if len(names) < 2:
+        raise SSTIError(f"dataset: {source} has {len(names)} class; classification needs at least 2")
+    return ds
