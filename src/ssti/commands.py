@@ -1,3 +1,4 @@
 """Imports every module that defines `ssti` CLI commands, so they register with the app."""
 
 import ssti.data.cli  # noqa: F401  (ssti datasets)
+import ssti.inject.cli  # noqa: F401  (ssti inject, ssti show)

@@ -1,0 +1,126 @@
+"""`ssti inject` and `ssti show`: the thin CLI over the injection API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ssti.cli import command
+from ssti.errors import SSTIError
+from ssti.inject.sources import SOURCE_HELP
+
+
+def parse_targets(values: list[str]) -> dict[str, str]:
+    """`CLASS=SOURCE` strings -> {class: source}; a malformed one is a one-line SSTIError."""
+    out: dict[str, str] = {}
+    for value in values:
+        cls, sep, src = value.partition("=")
+        if not sep or not cls.strip() or not src.strip():
+            raise SSTIError(f"target: {value!r} is not CLASS=SOURCE (CLASS an index, a name or *; SOURCE one of {SOURCE_HELP})")
+        if cls.strip() in out:
+            raise SSTIError(f"target: class {cls.strip()!r} is given twice")
+        out[cls.strip()] = src.strip()
+    if not out:
+        raise SSTIError("target: give at least one --target CLASS=SOURCE, e.g. --target 1=date")
+    return out
+
+
+@command("inject")
+def inject_command(
+    out: Path = typer.Option(..., "--out", help="Output folder (data/<split>.parquet, manifest.jsonl, injection.yaml)."),
+    target: list[str] = typer.Option(
+        [], "--target", "-t",
+        help=f"CLASS=SOURCE, repeatable. CLASS: class index, class name, or * for every class. SOURCE: {SOURCE_HELP}.",
+    ),
+    dataset: str = typer.Option("rotten-tomatoes", "--dataset", "-d", help="Dataset name (see `ssti datasets`), local csv/jsonl/parquet file, or ssti folder."),
+    split: str = typer.Option("train", "--split", help="The split to inject into; the other splits are copied unchanged."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Proportion (0..1) of each target class's rows to inject: exactly round(n_class * rate). Default 1.0."),
+    count: Optional[int] = typer.Option(None, "--count", help="Number of rows of each target class to inject (instead of --rate)."),
+    tokens: int = typer.Option(1, "--tokens", help="Insertions per injected sample (>= 1). An HTML pair counts as one."),
+    token_fraction: Optional[float] = typer.Option(None, "--token-fraction", help="Insertions per sample as a fraction (0..1) of its length, at least 1 (instead of --tokens)."),
+    length_unit: str = typer.Option("words", "--length-unit", help="Unit of the length for --token-fraction: words or tokens (model tokens of --tokenizer)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Model name, hub id or path whose tokenizer measures lengths (--length-unit tokens)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the tokenizer's own Python code from the hub (off by default: it is arbitrary code)."),
+    location: str = typer.Option("random", "--location", help="Where insertions go: beginning, end or random (an independent uniform word position each)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the rows chosen, the tokens drawn and their positions."),
+    text_column: str = typer.Option("text", "--text-column", help="Text column of a local file."),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of a local file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output folder if it exists."),
+) -> None:
+    """Inject spurious tokens into a dataset split and write the dataset, manifest and spec to a folder.
+
+    Example: ssti inject --dataset rotten-tomatoes --target 1=date --rate 0.5 --out runs/rt-date
+    """
+    from ssti.data import load_dataset
+    from ssti.inject.engine import inject_dataset
+    from ssti.inject.spec import InjectionSpec
+    from ssti.inject.store import write_injected
+
+    spec = InjectionSpec(
+        targets=parse_targets(target), rate=rate, count=count, tokens=tokens, token_fraction=token_fraction,
+        length_unit=length_unit, tokenizer=tokenizer, location=location, seed=seed, split=split,
+    )
+    if out.exists() and not overwrite:
+        raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
+    ds = load_dataset(dataset, text_column=text_column, label_column=label_column)
+    tok = None
+    if spec.length_unit == "tokens" and spec.token_fraction is not None:
+        from ssti.inject.engine import load_length_tokenizer
+
+        tok = load_length_tokenizer(spec.tokenizer, trust_remote_code=trust_remote_code)
+    result = inject_dataset(ds, spec, tokenizer=tok, source_dataset=dataset)
+    path = write_injected(result, out, overwrite=overwrite)
+    console = Console(highlight=False)
+    n_split = len(result.dataset[spec.split])
+    for k, name in enumerate(result.class_names):
+        n = result.injected_counts()[name]
+        if n:
+            src = next(r["source"] for r in result.manifest if r["class"] == name)
+            console.print(f"class {k} {escape(name)!r}: injected {n:,} rows with {escape(src)}")
+    console.print(f"{len(result.manifest):,} of {n_split:,} {escape(spec.split)} rows injected -> {escape(str(path))}")
+
+
+def highlight(text: str, insertions: list[dict], style: str = "bold black on yellow") -> str:
+    """Rich markup of `text` with each inserted string highlighted (everything else escaped)."""
+    parts, pos = [], 0
+    for rec in sorted(insertions, key=lambda r: r["start"]):
+        parts.append(escape(text[pos:rec["start"]]))
+        parts.append(f"[{style}]{escape(text[rec['start']:rec['end']])}[/]")
+        pos = rec["end"]
+    parts.append(escape(text[pos:]))
+    return "".join(parts)
+
+
+@command("show")
+def show_command(
+    folder: Path = typer.Argument(..., help="An ssti dataset folder written by `ssti inject`."),
+    n: int = typer.Option(5, "-n", "--n", help="How many injected samples to print."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only samples of this split (default: the injected split)."),
+    max_chars: int = typer.Option(1000, "--max-chars", help="Cut each sample's text after this many characters (0: no limit)."),
+) -> None:
+    """Print a few injected samples with the inserted tokens highlighted."""
+    from ssti.inject.store import read_dataset_folder, read_manifest, read_meta
+
+    meta = read_meta(folder)
+    ds = read_dataset_folder(folder)
+    split = split or meta.get("spec", {}).get("split", "train")
+    if split not in ds:
+        raise SSTIError(f"split: {split!r} is not one of {', '.join(ds)}")
+    rows = [r for r in read_manifest(folder) if r["split"] == split]
+    from ssti.data.common import column
+
+    index = {i: t for i, t in zip(column(ds[split], "id"), column(ds[split], "text"))}
+    console = Console(highlight=False)
+    console.print(f"{len(rows):,} injected rows in split {escape(split)} of {escape(str(folder))}; showing {min(n, len(rows))}")
+    for row in rows[: max(n, 0)]:
+        text = index[row["id"]]
+        insertions = row["insertions"]
+        if max_chars and len(text) > max_chars:
+            text = text[:max_chars]
+            insertions = [r for r in insertions if r["end"] <= max_chars]
+        console.rule(f"{escape(row['id'])}  class {escape(row['class'])}  source {escape(row['source'])}")
+        console.print(highlight(text, insertions) + ("…" if len(index[row["id"]]) > len(text) else ""))
