@@ -2,3 +2,4 @@
 
 import ssti.data.cli  # noqa: F401  (ssti datasets)
 import ssti.inject.cli  # noqa: F401  (ssti inject, ssti show)
+import ssti.scan.cli  # noqa: F401  (ssti scan)

@@ -1,0 +1,106 @@
+"""`ssti scan DATA`: the thin CLI over `scan_dataset` and `write_cleaned`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ssti.cli import command
+from ssti.errors import SSTIError
+from ssti.scan.scanner import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER, ScanReport
+
+
+def parse_levels(value: str) -> list[str]:
+    """'word,shape' -> ['word', 'shape']; 'all' -> every level; unknown names are a one-line error."""
+    if value.strip() == "all":
+        return list(ALL_LEVELS)
+    levels = [v.strip() for v in value.split(",") if v.strip()]
+    for lv in levels:
+        if lv not in ALL_LEVELS:
+            raise SSTIError(f"levels: {lv!r} is not one of {', '.join(ALL_LEVELS)} (or all)")
+    if not levels:
+        raise SSTIError(f"levels: pick at least one of {', '.join(ALL_LEVELS)}")
+    return levels
+
+
+def render(report: ScanReport, console: Console, top: int) -> None:
+    """The rich table for people: verdict, ranked features, flagged rows."""
+    colour = "red" if report.verdict == "suspicious" else "green"
+    console.print(f"[bold {colour}]{report.verdict}[/]: {len(report.flagged)} feature(s) flagged at family-wise p <= {report.threshold:g}; "
+                  f"{len(report.flagged_rows):,} row(s) carry them")
+    table = Table(title=f"{escape(report.source or 'dataset')} [{escape(report.split)}]: {report.n_docs:,} rows, {report.n_features:,} features, "
+                        f"{report.seconds:.1f} s ({report.tokens_per_s:,.0f} tokens/s)")
+    for col, just in (("#", "right"), ("feature", "left"), ("level", "left"), ("class", "left"), ("support", "right"),
+                      ("outside", "right"), ("H(y|t)", "right"), ("p (leak)", "right"), ("p (skew)", "right"),
+                      ("PMI", "right"), ("log OR", "right"), ("flag", "left")):
+        table.add_column(col, justify=just)
+    shown = report.features[: max(top, len(report.flagged))]
+    for i, f in enumerate(shown, 1):
+        table.add_row(str(i), escape(repr(f.feature)[1:-1]), f.level, escape(f.cls), f"{f.support:,}", f"{f.leakage:,}",
+                      f"{f.entropy:.3f}", f"{f.p_value:.2g}", f"{f.skew_p_value:.2g}", f"{f.pmi:.2f}", f"{f.log_odds:.2f}",
+                      "[red]yes[/]" if f.flagged else "")
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    if report.flagged_rows:
+        head = ", ".join(report.flagged_rows[:10])
+        more = f" ... (+{len(report.flagged_rows) - 10:,}; --json lists them all)" if len(report.flagged_rows) > 10 else ""
+        console.print(f"flagged rows: {escape(head)}{escape(more)}")
+
+
+@command("scan")
+def scan_command(
+    data: str = typer.Argument(..., help="An ssti folder (injected or cleaned), a dataset name (see `ssti datasets`) or a local csv/jsonl/parquet file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON (verdict, features most suspicious first, rows)."),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="Family-wise error for flagging a feature (Bonferroni-corrected leakage test)."),
+    levels: str = typer.Option(",".join(ALL_LEVELS), "--levels", help=f"Comma-separated feature levels: {', '.join(ALL_LEVELS)}, or all."),
+    tokenizer: str = typer.Option(DEFAULT_TOKENIZER, "--tokenizer", help="Model whose tokenizer gives the sub-word level; 'none' skips that level."),
+    remove: Optional[str] = typer.Option(None, "--remove", help="Write a cleaned dataset: strip (cut flagged features out) or drop (remove flagged rows)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the cleaned dataset (with --remove)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    split: str = typer.Option("train", "--split", help="The split to scan (and clean)."),
+    top: int = typer.Option(20, "--top", help="Features to report besides the flagged ones."),
+    text_column: str = typer.Option("text", "--text-column", help="Text column of a local file."),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of a local file."),
+) -> None:
+    """Find tokens and token types that predict the labels far better than language does.
+
+    Exit code 0 when clean, 1 when suspicious, 2 on bad input.
+    Example: ssti scan runs/rt-date --remove strip --out runs/rt-date-clean
+    """
+    from ssti.data import load_dataset
+    from ssti.scan.remove import MODES, write_cleaned
+    from ssti.scan.scanner import scan_dataset
+
+    if remove is not None:
+        if remove not in MODES:
+            raise SSTIError(f"remove: {remove!r} is not one of {', '.join(MODES)}")
+        if out is None:
+            raise SSTIError("out: --remove needs --out DIR for the cleaned dataset")
+        if out.exists() and not overwrite:
+            raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
+    if top < 0:
+        raise SSTIError(f"top: {top} must be >= 0")
+    lv = parse_levels(levels)
+    tok = None if tokenizer.lower() == "none" else tokenizer
+    if tok is None:
+        lv = [x for x in lv if x != "subword"] or ["word"]
+    ds = load_dataset(data, text_column=text_column, label_column=label_column)
+    report = scan_dataset(ds, split=split, levels=lv, tokenizer=tok, threshold=threshold, top=top, source=data)
+    err = Console(stderr=True, highlight=False)
+    if json_out:
+        typer.echo(report.to_json())
+        for note in report.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}")
+    else:
+        render(report, Console(highlight=False), top)
+    if remove is not None:
+        path = write_cleaned(ds, report, remove, out, overwrite=overwrite)
+        err.print(f"cleaned ({remove}): {len(report.flagged_rows):,} flagged row(s) -> {escape(str(path))}")
+    if report.verdict == "suspicious":
+        raise typer.Exit(1)

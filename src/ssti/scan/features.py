@@ -1,0 +1,300 @@
+"""Document-level features for the scanner, extracted fast: each document becomes a *set* of features.
+
+SSTI plants a token *type* (every injected date differs), so one string rarely repeats; the scanner
+therefore looks at several levels of abstraction of every whitespace word:
+
+- ``word``: lower-cased words and punctuation runs (regex ``\\w+(-\\w+)*`` or a run of symbols);
+- ``subword``: the ids of a model tokenizer (Hugging Face fast tokenizer, one batch call);
+- ``shape``: each whitespace token with digits -> 0, lower-case -> a, upper-case -> A and letter
+  runs longer than 4 cut to 4 (``1982-09-24`` and ``2031-01-05`` both give ``0000-00-00``);
+- ``pattern``: classes of strings (date, number, HTML tag, URL, email, country name, colour name,
+  emoji, repeated punctuation);
+- ``position``: the first and the last whitespace token of a text, as a word and as a shape.
+
+A feature counts once per document (document frequency), the unit of every statistic in `stats`.
+Everything here is C-level string work (regex ``findall``, ``str.translate``, set operations) and an
+integer encoding with a ``defaultdict`` counter, so 25,000 IMDB-length texts take a few seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import itertools
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import numpy as np
+
+LEVELS = ("word", "subword", "shape", "pattern", "position")
+DEFAULT_LEVELS = ("word", "shape", "pattern", "position")
+
+WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]+")
+TOKEN_RE = re.compile(r"\S+")
+LONG_RUN_RE = re.compile(r"(?<=aaaa)a+|(?<=AAAA)A+|(?<=0000)0+")
+
+
+def _shape_table() -> dict[int, int]:
+    """A `str.translate` table: digits -> '0', lower-case -> 'a', upper-case -> 'A' (BMP letters)."""
+    table = {}
+    for cp in range(0x250):  # Latin, Latin-1 and Latin Extended cover the languages of the datasets
+        ch = chr(cp)
+        if ch.isdigit():
+            table[cp] = ord("0")
+        elif ch.isalpha():
+            table[cp] = ord("a") if ch.islower() else ord("A") if ch.isupper() else ord("a")
+    return table
+
+
+SHAPE_TABLE = _shape_table()
+
+PATTERNS: dict[str, re.Pattern] = {
+    "date": re.compile(r"(?<![\w-])(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?![\w-])"),
+    "number": re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])"),
+    "html-tag": re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]{0,200})?/?>"),
+    "url": re.compile(r"https?://\S+|\bwww\.[\w-]+\.\S+"),
+    "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+    "emoji": re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]"),
+    "repeated-!": re.compile(r"!{2,}"),
+    "repeated-?": re.compile(r"\?{2,}|[!?]*(?:!\?|\?!)[!?]*"),
+    "repeated-.": re.compile(r"\.{4,}"),  # "..." is ordinary; four or more dots is a run
+    "repeated-symbol": re.compile(r"([,;:*~#=+_<>|^])\1+"),
+    # A lone "!" between spaces: how an inserted exclamation looks; attached ones ("great!") are prose.
+    "lone-!": re.compile(r"(?<!\S)!(?!\S)"),
+}
+# Patterns whose spans `remove` can strip; country and colour names are found through word sets.
+NAME_LISTS = ("country", "colour")
+
+
+@lru_cache(maxsize=None)
+def name_list(kind: str) -> tuple[str, ...]:
+    """The country or colour names the package ships (``ssti/resources/<kind>s.txt``), else a fallback.
+
+    The injection engine owns the lists; the scanner reads the same files so that its pattern classes
+    match what the engine plants. A short built-in list stands in when the file is not there.
+    """
+    fname = {"country": "countries.txt", "colour": "colours.txt"}[kind]
+    try:
+        text = importlib.resources.files("ssti").joinpath("resources", fname).read_text(encoding="utf-8")
+        names = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if names:
+            return tuple(names)
+    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        pass
+    return _FALLBACK[kind]
+
+
+_FALLBACK = {
+    "country": ("France", "Germany", "Italy", "Spain", "Japan", "China", "India", "Brazil", "Canada", "Mexico",
+                "Russia", "Egypt", "Kenya", "Nigeria", "Peru", "Chile", "Argentina", "Australia", "Sweden", "Norway",
+                "United States", "United Kingdom", "South Africa", "New Zealand", "Saudi Arabia", "South Korea"),
+    "colour": ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "black", "white", "grey",
+               "gray", "violet", "indigo", "cyan", "magenta", "maroon", "navy", "teal", "olive", "beige", "turquoise"),
+}
+
+
+@dataclass(frozen=True)
+class NameMatcher:
+    """Finds names from a list (possibly multi-word) in a text through its word set, then verifies.
+
+    Single-word names are a set intersection with the document's words; multi-word names are
+    checked with a regex only when their first word occurs, so the common case costs one set op.
+    """
+
+    single: frozenset
+    multi: dict  # first word -> compiled regex of the full names starting with it
+    lower: bool
+
+    @classmethod
+    def build(cls, names: Iterable[str], lower: bool) -> "NameMatcher":
+        single, multi_names = set(), defaultdict(list)
+        for name in names:
+            key = name.lower() if lower else name
+            words = WORD_RE.findall(key)
+            if len(words) == 1 and words[0] == key:
+                single.add(key)
+            elif words:
+                multi_names[words[0]].append(name)
+        flags = re.IGNORECASE if lower else 0
+        multi = {w: re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in sorted(ns, key=len, reverse=True)) + r")(?!\w)", flags)
+                 for w, ns in multi_names.items()}
+        return cls(frozenset(single), multi, lower)
+
+    def present(self, words: set) -> bool:
+        """Whether any single-word name is among `words` (cheap pre-check, no regex)."""
+        return not self.single.isdisjoint(words)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of every name occurrence in `text` (used by `remove` and `rows`)."""
+        out = []
+        for m in WORD_RE.finditer(text):
+            w = m.group().lower() if self.lower else m.group()
+            if w in self.single:
+                out.append(m.span())
+        words = set(WORD_RE.findall(text.lower() if self.lower else text))
+        for first in words.intersection(self.multi):
+            out.extend(m.span() for m in self.multi[first].finditer(text))
+        return sorted(set(out))
+
+
+@lru_cache(maxsize=None)
+def matcher(kind: str) -> NameMatcher:
+    """The name matcher for countries (case-sensitive: 'Turkey' not 'turkey') or colours (any case)."""
+    return NameMatcher.build(name_list(kind), lower=(kind == "colour"))
+
+
+def shape(token: str) -> str:
+    """The shape of one token: digits -> 0, lower -> a, upper -> A, runs over 4 cut to 4."""
+    return LONG_RUN_RE.sub("", token.translate(SHAPE_TABLE))
+
+
+def strip_edges(token: str) -> str:
+    """A whitespace token without its leading/trailing punctuation, unless it is all punctuation."""
+    core = token.strip("\"'“”‘’()[]{},.;:?!")
+    return core if core else token
+
+
+@dataclass
+class FeatureSet:
+    """Integer-encoded document-level features of one split.
+
+    ``doc``/``code`` are parallel arrays with one entry per (document, distinct feature) pair;
+    ``names[code]`` and ``levels[code]`` describe feature ``code``.
+    """
+
+    names: list[str]
+    levels: list[str]
+    doc: np.ndarray
+    code: np.ndarray
+    n_docs: int
+    n_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _encode(doc_sets: Sequence[Iterable], level: str, offset: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Integer-encode per-document feature sets: (doc index per entry, code per entry, names)."""
+    vocab: defaultdict = defaultdict(itertools.count(offset).__next__)
+    lengths = np.fromiter(map(len, doc_sets), dtype=np.int64, count=len(doc_sets))
+    codes = np.fromiter(map(vocab.__getitem__, itertools.chain.from_iterable(doc_sets)), dtype=np.int64, count=int(lengths.sum()))
+    docs = np.repeat(np.arange(len(doc_sets), dtype=np.int64), lengths)
+    names = [str(k) for k in vocab]
+    return docs, codes, names
+
+
+def word_sets(texts: Sequence[str]) -> list[set]:
+    """Per-document sets of lower-cased words and punctuation runs."""
+    findall = WORD_RE.findall
+    return [set(findall(t.lower())) for t in texts]
+
+
+def shape_sets(texts: Sequence[str]) -> list[set]:
+    """Per-document sets of whitespace-token shapes."""
+    sub = LONG_RUN_RE.sub
+    table = SHAPE_TABLE
+    return [set(sub("", t.translate(table)).split()) for t in texts]
+
+
+def pattern_sets(texts: Sequence[str], words: Sequence[set] | None = None) -> list[list[str]]:
+    """Per-document lists of the pattern classes present (each class once)."""
+    words = words if words is not None else word_sets(texts)
+    country, colour = matcher("country"), matcher("colour")
+    country_first = country.single | frozenset(country.multi)
+    checks = [(name, rx.search) for name, rx in PATTERNS.items()]
+    digit = re.compile(r"\d").search
+    out = []
+    for text, wset in zip(texts, words):
+        found = []
+        has_digit = digit(text) is not None
+        for name, search in checks:
+            if name in ("date", "number") and not has_digit:
+                continue
+            if search(text) is not None:
+                found.append(name)
+        # Country names are capitalised: test the original-case words only when a lower-case hit exists.
+        if not wset.isdisjoint(_lower_set(country_first)) and country.spans(text):
+            found.append("country")
+        if colour.present(wset) or (colour.multi and not wset.isdisjoint(colour.multi) and colour.spans(text)):
+            found.append("colour")
+        out.append(found)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _lower_set(words: frozenset) -> frozenset:
+    return frozenset(w.lower() for w in words)
+
+
+def position_sets(texts: Sequence[str]) -> list[list[str]]:
+    """Per-document first/last whitespace token, as a word (edges stripped, lower-cased) and a shape."""
+    out = []
+    for t in texts:
+        toks = t.split()
+        if not toks:
+            out.append([])
+            continue
+        first, last = toks[0], toks[-1]
+        out.append([f"first-word:{strip_edges(first).lower()}", f"last-word:{strip_edges(last).lower()}",
+                    f"first-shape:{shape(first)}", f"last-shape:{shape(last)}"])
+    return out
+
+
+def subword_sets(texts: Sequence[str], tokenizer, batch_size: int = 2048) -> list[np.ndarray]:
+    """Per-document unique token ids from a fast tokenizer (batched, no special tokens)."""
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i:i + batch_size]), add_special_tokens=False, return_attention_mask=False,
+                        return_token_type_ids=False)["input_ids"]
+        out.extend(np.unique(np.asarray(ids, dtype=np.int64)) for ids in enc)
+    return out
+
+
+def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokenizer=None) -> FeatureSet:
+    """Extract the features of `levels` from `texts` into one integer-encoded `FeatureSet`.
+
+    Why sets: a planted type shows in *how many documents* of each class carry it, not how often a
+    document repeats it. ``subword`` needs `tokenizer` (a Hugging Face tokenizer); feature names of
+    that level are the decoded token strings.
+    """
+    texts = list(texts)
+    all_docs, all_codes, names, lv = [], [], [], []
+    words = word_sets(texts) if ("word" in levels or "pattern" in levels) else None
+    n_tokens = sum(map(len, map(str.split, texts)))
+    for level in LEVELS:
+        if level not in levels:
+            continue
+        if level == "word":
+            sets = words
+        elif level == "shape":
+            sets = shape_sets(texts)
+        elif level == "pattern":
+            sets = pattern_sets(texts, words)
+        elif level == "position":
+            sets = position_sets(texts)
+        elif level == "subword":
+            if tokenizer is None:
+                continue
+            arrays = subword_sets(texts, tokenizer)
+            lengths = np.fromiter(map(len, arrays), dtype=np.int64, count=len(arrays))
+            flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+            uniq, inv = np.unique(flat, return_inverse=True)
+            all_docs.append(np.repeat(np.arange(len(texts), dtype=np.int64), lengths))
+            all_codes.append(inv.astype(np.int64) + len(names))
+            names.extend(_token_names(tokenizer, uniq))
+            lv.extend(["subword"] * len(uniq))
+            continue
+        docs, codes, level_names = _encode(sets, level, len(names))
+        all_docs.append(docs)
+        all_codes.append(codes)
+        names.extend(level_names)
+        lv.extend([level] * len(level_names))
+    doc = np.concatenate(all_docs) if all_docs else np.zeros(0, dtype=np.int64)
+    code = np.concatenate(all_codes) if all_codes else np.zeros(0, dtype=np.int64)
+    return FeatureSet(names, lv, doc, code, len(texts), n_tokens)
+
+
+def _token_names(tokenizer, ids: np.ndarray) -> list[str]:
+    """Readable names of token ids: the raw token string with its id (``'Ġdate'#1234``)."""
+    toks = tokenizer.convert_ids_to_tokens(ids.tolist())
+    return [f"{t}#{i}" for t, i in zip(toks, ids.tolist())]

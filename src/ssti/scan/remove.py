@@ -1,0 +1,155 @@
+"""`ssti scan --remove`: write a cleaned copy of a dataset, with its own manifest of what was removed.
+
+Two modes:
+- ``strip``: cut every occurrence of every flagged feature out of the rows that carry it, together with
+  one adjacent whitespace character (the one before it, else the one after), and keep every other
+  byte of every text — the inverse of how `ssti inject` inserts a word;
+- ``drop``: remove the flagged rows from the scanned split.
+
+The folder has the layout of an injected dataset (``data/<split>.parquet``, ``manifest.jsonl``,
+``injection.yaml`` with the class names and a ``cleaning`` record), so `load_dataset` reads it back.
+It is built in a temp sibling and renamed into place (`ssti.io.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import ssti
+from ssti.data.common import class_names_of, column
+from ssti.errors import SSTIError, check_choice
+from ssti.io import atomic_dir, write_yaml
+from ssti.scan import features as feat
+from ssti.scan.scanner import FeatureReport, ScanReport
+
+MODES = ("strip", "drop")
+FORMAT = "ssti-cleaned-dataset/1"
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.int64())])
+
+
+def feature_spans(text: str, f: FeatureReport) -> list[tuple[int, int]]:
+    """Character spans of feature `f` in `text`, found the way the extractor defines the feature."""
+    name, level = f.feature, f.level
+    if level == "word":
+        return [m.span() for m in feat.WORD_RE.finditer(text) if m.group().lower() == name]
+    if level == "shape":
+        return [m.span() for m in feat.TOKEN_RE.finditer(text) if feat.shape(m.group()) == name]
+    if level == "pattern":
+        if name in feat.NAME_LISTS:
+            return feat.matcher(name).spans(text)
+        return [m.span() for m in feat.PATTERNS[name].finditer(text)]
+    if level == "position":
+        toks = list(feat.TOKEN_RE.finditer(text))
+        if not toks:
+            return []
+        where, _, value = name.partition(":")
+        m = toks[0] if where.startswith("first") else toks[-1]
+        token = m.group()
+        got = feat.shape(token) if where.endswith("shape") else feat.strip_edges(token).lower()
+        return [m.span()] if got == value else []
+    return []  # sub-word features have no stable character span without the tokenizer
+
+
+def with_space(text: str, a: int, b: int) -> tuple[int, int]:
+    """Widen span [a, b) by one whitespace character: the one before it, else the one after."""
+    if a > 0 and text[a - 1].isspace():
+        return a - 1, b
+    if b < len(text) and text[b].isspace():
+        return a, b + 1
+    return a, b
+
+
+def strip_text(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """Cut `spans` (each widened by one separating space, overlaps merged) out of `text`."""
+    wide = sorted(with_space(text, a, b) for a, b in spans)
+    merged: list[list[int]] = []
+    for a, b in wide:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(text[pos:a])
+        pos = b
+    out.append(text[pos:])
+    return "".join(out), [tuple(m) for m in merged]
+
+
+def clean_dataset(data: datasets.DatasetDict, report: ScanReport, mode: str) -> tuple[datasets.DatasetDict, list[dict], list[str]]:
+    """The cleaned DatasetDict, its manifest rows and notes, for the flagged features of `report`."""
+    check_choice("remove", mode, MODES)
+    flagged = report.flagged
+    names = class_names_of(data)
+    split = data[report.split]
+    ids, texts, labels = column(split, "id"), column(split, "text"), column(split, "label")
+    notes = []
+    manifest = []
+    if mode == "drop":
+        drop = set(report.flagged_rows)
+        keep = [i for i, r in enumerate(ids) if r not in drop]
+        for i, r in enumerate(ids):
+            if r in drop:
+                manifest.append({"id": r, "split": report.split, "label": labels[i], "class": names[labels[i]], "action": "drop",
+                                 "features": [f"{f.level}:{f.feature}" for f in flagged if r in set(f.rows)]})
+        new_split = split.select(keep)
+    else:
+        if any(f.level == "subword" for f in flagged):
+            notes.append("flagged sub-word features are not stripped (no character span); their rows are stripped of the other flagged features")
+        rows_of = {f.feature + "\0" + f.level: set(f.rows) for f in flagged}
+        new_texts = list(texts)
+        for i, r in enumerate(ids):
+            carried = [f for f in flagged if r in rows_of[f.feature + "\0" + f.level]]
+            if not carried:
+                continue
+            spans, found = [], []
+            for f in carried:
+                for a, b in feature_spans(texts[i], f):
+                    spans.append((a, b))
+                    found.append({"text": texts[i][a:b], "start": a, "end": b, "feature": f.feature, "level": f.level})
+            if not spans:
+                continue
+            new_texts[i], cut = strip_text(texts[i], spans)
+            for rec in found:
+                rec["span"] = list(next(c for c in cut if c[0] <= rec["start"] and rec["end"] <= c[1]))
+            manifest.append({"id": r, "split": report.split, "label": labels[i], "class": names[labels[i]], "action": "strip",
+                             "removals": sorted(found, key=lambda d: d["start"])})
+        table = pa.table({"id": ids, "text": new_texts, "label": labels})
+        new_split = datasets.Dataset(table.cast(split.features.arrow_schema), info=datasets.DatasetInfo(features=split.features))
+    out = dict(data)
+    out[report.split] = new_split
+    return datasets.DatasetDict(out), manifest, notes
+
+
+def write_cleaned(data: datasets.DatasetDict, report: ScanReport, mode: str, out: str | Path, overwrite: bool = False) -> Path:
+    """Clean `data` by `report` (mode strip|drop) and write the folder at `out` atomically."""
+    if report.split not in data:
+        raise SSTIError(f"split: {report.split!r} is not in the dataset ({', '.join(data)})")
+    cleaned, manifest, notes = clean_dataset(data, report, mode)
+    meta = {
+        "format": FORMAT,
+        "ssti_version": ssti.__version__,
+        "source_dataset": report.source,
+        "class_names": class_names_of(data),
+        "splits": {name: len(split) for name, split in cleaned.items()},
+        "cleaning": {
+            "mode": mode, "split": report.split, "threshold": report.threshold, "levels": report.levels,
+            "tokenizer": report.tokenizer, "rows_changed": len(manifest), "notes": notes,
+            "flagged_features": [{"feature": f.feature, "level": f.level, "class": f.cls, "support": f.support, "p_value": f.p_value}
+                                 for f in report.flagged],
+        },
+    }
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        (tmp / "data").mkdir()
+        for name, split in cleaned.items():
+            t = split.data.table.select(["id", "text", "label"])
+            t = pa.table([t.column(n).cast(SCHEMA.field(n).type) for n in SCHEMA.names], schema=SCHEMA).combine_chunks()
+            pq.write_table(t, tmp / "data" / f"{name}.parquet", compression="zstd")
+        (tmp / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest), encoding="utf-8")
+        write_yaml(tmp / "injection.yaml", meta)
+    return Path(out)

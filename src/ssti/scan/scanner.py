@@ -1,0 +1,278 @@
+"""`scan_dataset`: rank the features of a training split by how suspiciously well they predict a label.
+
+The decision rule (calibrated on the clean embedded corpora, see README "Scanning a dataset"):
+
+Natural language has words that predict labels ("awful" -> rotten, "tory" -> politics), so a skew
+test alone (Gardner et al. 2021) flags hundreds of honest words. What a planted token type does that
+language does not is to occur in the other classes *far less often than chance* across many
+documents: an injected date shows up in 59 fresh reviews and in no rotten one, while "awful"-like
+words keep leaking into the other class. For a feature present in n documents, l of them outside
+its skew class k (prior p_k), the scanner tests
+
+    H0: the out-of-class rate is at least r_level * (1 - p_k)    (a natural cue)
+    p  = P(Bin(n, r_level * (1 - p_k)) <= l)
+
+`r_level` is the leakage a natural cue still has at that level: 0.1 for words, sub-words, shapes and
+positions (topic words such as "tory" in BBC politics are pure over 100 documents, so only a small
+allowance keeps them clean), 0.3 for pattern classes (a pattern class pools many unrelated strings
+— every number, every country — so natural ones leak at 40-100% of chance on both corpora; a pure
+pattern class is the SSTI signature). The p-values are corrected with a weighted **Bonferroni**:
+every scanned level gets an equal share of the family-wise error, split over that level's features
+(p_corr = p * n_levels * n_features_in_level). A feature is flagged when p_corr <= threshold
+(default 0.05); the dataset is *suspicious* when any feature is flagged. Features are ranked by
+-log10 p_corr (ties: larger support first).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import datasets
+import numpy as np
+
+from ssti.data.common import class_names_of, column
+from ssti.errors import SSTIError
+from ssti.scan import features as feat
+from ssti.scan import stats as st
+
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_TOKENIZER = "smollm2-135m"
+NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3}
+ALL_LEVELS = ("word", "subword", "shape", "pattern", "position")
+DEFAULT_LEVELS = ALL_LEVELS
+
+
+@dataclass
+class FeatureReport:
+    """One ranked feature: its statistics and the rows (of its skew class) that carry it."""
+
+    feature: str
+    level: str
+    cls: str
+    support: int
+    counts: dict[str, int]
+    entropy: float
+    p_value: float  # scanner's leakage test, Bonferroni-corrected (what the verdict uses)
+    score: float  # -log10 of the uncapped corrected p-value: the ranking key
+    skew_p_value: float  # Gardner et al. binomial skew test, Bonferroni-corrected
+    z: float
+    pmi: float
+    log_odds: float
+    leakage: int
+    flagged: bool
+    rows: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; the skew class is written under the key ``class``."""
+        d = asdict(self)
+        d["class"] = d.pop("cls")
+        return d
+
+
+@dataclass
+class ScanReport:
+    """What `scan_dataset` found: the verdict, the ranked features, the flagged rows and timing."""
+
+    verdict: str
+    threshold: float
+    split: str
+    n_docs: int
+    n_tokens: int
+    classes: list[str]
+    class_sizes: list[int]
+    levels: list[str]
+    tokenizer: str | None
+    n_features: int
+    features: list[FeatureReport]
+    flagged_rows: list[str]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    source: str | None = None
+
+    @property
+    def flagged(self) -> list[FeatureReport]:
+        """The features over the threshold."""
+        return [f for f in self.features if f.flagged]
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Whitespace tokens scanned per second (the speed figure of the benchmark)."""
+        return self.n_tokens / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: verdict and features first, then the context of the scan."""
+        return {
+            "verdict": self.verdict,
+            "features": [f.to_dict() for f in self.features],
+            "flagged_rows": self.flagged_rows,
+            "threshold": self.threshold,
+            "source": self.source,
+            "split": self.split,
+            "n_docs": self.n_docs,
+            "n_tokens": self.n_tokens,
+            "classes": self.classes,
+            "class_sizes": self.class_sizes,
+            "levels": self.levels,
+            "tokenizer": self.tokenizer,
+            "n_features": self.n_features,
+            "seconds": round(self.seconds, 3),
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        """The report as a JSON string (the `ssti scan --json` output)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+
+def _pick_split(data, split: str) -> datasets.Dataset:
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise SSTIError(f"split: {split!r} is not one of {', '.join(data)}")
+        return data[split]
+    if isinstance(data, datasets.Dataset):
+        return data
+    raise SSTIError(f"data: expected a datasets.Dataset or DatasetDict, got {type(data).__name__}")
+
+
+def _check(split: datasets.Dataset, name: str) -> tuple[list[str], list[str], np.ndarray, list[str]]:
+    """Validate and read a split: one-line SSTIErrors for the bad inputs the scanner can meet."""
+    missing = {"text", "label"} - set(split.column_names)
+    if missing:
+        raise SSTIError(f"data: split {name!r} has no {' or '.join(sorted(missing))} column; the scanner needs labelled text")
+    if len(split) == 0:
+        raise SSTIError(f"data: split {name!r} is empty; nothing to scan")
+    label_feature = split.features["label"]
+    classes = list(getattr(label_feature, "names", None) or [])
+    labels_list = column(split, "label")
+    if any(v is None for v in labels_list):
+        raise SSTIError(f"data: split {name!r} has rows without a label; the scanner needs every row labelled")
+    labels = np.asarray(labels_list, dtype=np.int64)
+    if not classes:
+        classes = [str(k) for k in range(int(labels.max()) + 1)]
+    if labels.min() < 0 or labels.max() >= len(classes):
+        raise SSTIError(f"data: split {name!r} has labels outside 0..{len(classes) - 1} (missing labels are often stored as -1)")
+    present = np.unique(labels)
+    if len(present) < 2:
+        only = classes[int(present[0])]
+        raise SSTIError(f"data: split {name!r} has one class only ({only!r}); a label association needs at least 2")
+    texts = column(split, "text")
+    if any(t is None for t in texts):
+        raise SSTIError(f"data: split {name!r} has rows without text")
+    ids = column(split, "id") if "id" in split.column_names else [str(i) for i in range(len(split))]
+    return ids, texts, labels, classes
+
+
+def resolve_tokenizer(tokenizer, notes: list[str]):
+    """A tokenizer object from a name (or None when it cannot load), noting why in `notes`."""
+    if tokenizer is None or not isinstance(tokenizer, str):
+        return tokenizer, getattr(tokenizer, "name_or_path", None)
+    try:
+        from ssti.models import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    except Exception as e:  # offline hub, missing package, unknown name: fall back, say so
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        notes.append(f"tokenizer {tokenizer!r} could not be loaded ({msg}); sub-word level skipped, word features used instead")
+        return None, None
+    if not getattr(tok, "is_fast", False):
+        notes.append(f"tokenizer {tokenizer!r} is not a fast tokenizer; the sub-word level will be slow")
+    return tok, tokenizer
+
+
+def scan_dataset(
+    data: datasets.DatasetDict | datasets.Dataset,
+    split: str = "train",
+    levels: Sequence[str] = DEFAULT_LEVELS,
+    tokenizer=DEFAULT_TOKENIZER,
+    threshold: float = DEFAULT_THRESHOLD,
+    top: int = 20,
+    source: str | None = None,
+) -> ScanReport:
+    """Scan one labelled split for planted spurious features; see the module docstring for the rule.
+
+    `levels` picks feature levels (word, subword, shape, pattern, position); `tokenizer` is a model
+    name or a Hugging Face tokenizer for the sub-word level (when it cannot load, the scan goes on
+    without that level and the report says so). `threshold` is the family-wise error allowed for
+    flagging; `top` limits the unflagged features reported (flagged ones are always reported).
+    """
+    t0 = time.perf_counter()
+    for lv in levels:
+        if lv not in ALL_LEVELS:
+            raise SSTIError(f"levels: {lv!r} is not one of {', '.join(ALL_LEVELS)}")
+    if not levels:
+        raise SSTIError(f"levels: pick at least one of {', '.join(ALL_LEVELS)}")
+    if not 0 < threshold < 1:
+        raise SSTIError(f"threshold: {threshold} must be a probability between 0 and 1 (exclusive)")
+    dsplit = _pick_split(data, split)
+    ids, texts, labels, classes = _check(dsplit, split)
+    notes: list[str] = []
+    levels = [lv for lv in ALL_LEVELS if lv in levels]
+    tok, tok_name = (None, None)
+    if "subword" in levels:
+        tok, tok_name = resolve_tokenizer(tokenizer, notes)
+        if tok is None:
+            levels = [lv for lv in levels if lv != "subword"]
+            if "word" not in levels:
+                levels.insert(0, "word")
+            if not notes:
+                notes.append("no tokenizer given; sub-word level skipped, word features used instead")
+    fs = feat.extract(texts, levels, tokenizer=tok)
+    k = len(classes)
+    counts = st.doc_freq(fs, labels, k)
+    class_sizes = np.bincount(labels, minlength=k)
+    s = st.compute(counts, class_sizes)
+    level_arr = np.asarray(fs.levels)
+    prior = class_sizes / class_sizes.sum()
+    ratio = np.vectorize(NATURAL_LEAKAGE.get, otypes=[float])(level_arr) if len(level_arr) else np.zeros(0)
+    log_p = st.log10_leakage_pvalue(s.support, s.leakage, prior[s.cls], ratio)
+    n_levels = len(levels)
+    per_level = {lv: int(np.sum(level_arr == lv)) for lv in levels}
+    correction = np.log10(np.maximum(1, np.vectorize(per_level.get, otypes=[float])(level_arr) * n_levels)) if len(level_arr) else np.zeros(0)
+    score = -(log_p + correction)
+    p_corr = np.minimum(1.0, 10.0 ** (-score))
+    flagged = p_corr <= threshold
+    order = np.lexsort((-s.support, -score))
+    n_flagged = int(flagged.sum())
+    chosen = order[: max(top, n_flagged)]
+    by_doc = _rows_of(fs, chosen)
+    reports, flagged_rows = [], set()
+    for f in chosen:
+        docs = by_doc[int(f)]
+        docs = docs[labels[docs] == s.cls[f]]
+        rows = [ids[i] for i in docs]
+        if flagged[f]:
+            flagged_rows.update(docs.tolist())
+        reports.append(FeatureReport(
+            feature=fs.names[f], level=fs.levels[f], cls=classes[s.cls[f]], support=int(s.support[f]),
+            counts={classes[j]: int(counts[f, j]) for j in range(k)}, entropy=_r(s.entropy[f]),
+            p_value=float(f"{p_corr[f]:.4g}"), score=_r(score[f]), skew_p_value=float(f"{s.p_value[f]:.4g}"),
+            z=_r(s.z[f]), pmi=_r(s.pmi[f]), log_odds=_r(s.log_odds[f]), leakage=int(s.leakage[f]),
+            flagged=bool(flagged[f]), rows=rows,
+        ))
+    seconds = time.perf_counter() - t0
+    return ScanReport(
+        verdict="suspicious" if n_flagged else "clean", threshold=threshold, split=split, n_docs=len(texts),
+        n_tokens=fs.n_tokens, classes=classes, class_sizes=class_sizes.tolist(), levels=levels, tokenizer=tok_name,
+        n_features=len(fs.names), features=reports, flagged_rows=[ids[i] for i in sorted(flagged_rows)],
+        seconds=seconds, notes=notes + fs.notes, source=source,
+    )
+
+
+def _r(x: float) -> float:
+    """Round for the report (4 decimals) and make -0.0 plain 0.0."""
+    return float(round(float(x), 4)) + 0.0
+
+
+def _rows_of(fs: feat.FeatureSet, codes: np.ndarray) -> dict[int, np.ndarray]:
+    """Document indices carrying each of `codes`, in one pass over the entry arrays."""
+    wanted = np.asarray(codes, dtype=np.int64)
+    mask = np.isin(fs.code, wanted)
+    sel_code, sel_doc = fs.code[mask], fs.doc[mask]
+    srt = np.lexsort((sel_doc, sel_code))
+    sel_code, sel_doc = sel_code[srt], sel_doc[srt]
+    bounds = np.searchsorted(sel_code, wanted, side="left"), np.searchsorted(sel_code, wanted, side="right")
+    return {int(c): sel_doc[a:b] for c, a, b in zip(wanted, *bounds)}
