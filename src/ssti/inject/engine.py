@@ -7,15 +7,22 @@ target class has its own RNG derived from the seed, so adding a class never chan
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import hashlib
+import json
 import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ssti.data.common import class_names_of, column, make_split
+from ssti.data.common import class_names_of
 from ssti.errors import SSTIError, check_choice
-from ssti.inject.placement import LOCATIONS, apply_insertions, draw_position
+from ssti.inject.placement import LOCATIONS, WordIndex, apply_insertions
 from ssti.inject.sources import TokenSource, get_source, recorded_name
 from ssti.inject.spec import ALL_CLASSES, InjectionSpec
 
@@ -36,6 +43,22 @@ class InjectedDataset:
         for row in self.manifest:
             counts[row["class"]] += 1
         return counts
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """Pause the cyclic garbage collector for a block that allocates many small, acyclic objects.
+
+    The manifest records are dicts and lists; the collector rescanning them again and again made
+    aggressive SSTI about 1.6x slower. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def insertion_count(length: int, tokens: int, token_fraction: float | None) -> int:
@@ -65,44 +88,50 @@ def inject_texts(
         raise SSTIError(f"tokens: {tokens} is below 1 (insertions per sample must be >= 1)")
     source = get_source(source)
     draw, rand = source.draw, rng.random
+    words = WordIndex(texts)
+    anywhere = location == "random"  # the draw of placement.draw_position, inlined in the hot loop
     new_texts: list[str] = []
     records: list[list[dict]] = []
-    for row, text in enumerate(texts):
-        n_words = len(text.split())
-        if token_fraction is None:
-            k = tokens
-        else:
-            length = lengths[row] if lengths is not None else (length_fn(text) if length_fn else n_words)
-            k = insertion_count(length, tokens, token_fraction)
-        placed = []
-        for group in range(k):
-            strings = draw(rng)
-            i = draw_position(location, n_words, rand)
-            placed.append((i, 2 * group, strings[0], group))
-            if len(strings) == 2:
-                j = i + int(rand() * (n_words - i + 1))
-                placed.append((j, 2 * group + 1, strings[1], group))
-        new, recs = apply_insertions(text, n_words, placed)
-        new_texts.append(new)
-        records.append(recs)
+    with paused_gc():
+        for row, text in enumerate(texts):
+            n_words = words.n_words[row]
+            if token_fraction is None:
+                k = tokens
+            else:
+                length = lengths[row] if lengths is not None else (length_fn(text) if length_fn else n_words)
+                k = insertion_count(length, tokens, token_fraction)
+            placed = []
+            for group in range(k):
+                strings = draw(rng)
+                i = int(rand() * (n_words + 1)) if anywhere else (0 if location == "beginning" else n_words)
+                placed.append((i, 2 * group, strings[0], group))
+                if len(strings) == 2:
+                    j = i + int(rand() * (n_words - i + 1))
+                    placed.append((j, 2 * group + 1, strings[1], group))
+            offsets = words.offsets(row, {p[0] for p in placed})
+            new, recs = apply_insertions(text, n_words, placed, offsets)
+            new_texts.append(new)
+            records.append(recs)
     return new_texts, records
 
 
 def resolve_targets(targets: dict[str, str], class_names: Sequence[str]) -> list[tuple[int, str]]:
-    """Map each target key (index, name or `*`) to a class index; returns (index, key) sorted by index."""
+    """Map each target key to a class index; returns (index, key) sorted by index.
+
+    A key equal to a class name means that class (so a file whose labels are 1 and 5 is targeted as
+    "5"); otherwise a number is a class index; `*` means every class.
+    """
     allowed = ", ".join(f"{i}={n}" for i, n in enumerate(class_names))
     resolved: dict[int, str] = {}
     for key in targets:
         if key == ALL_CLASSES:
             indices = list(range(len(class_names)))
-        elif key.isdigit():
-            if int(key) >= len(class_names):
-                raise SSTIError(f"targets: class index {key} is out of range (classes: {allowed})")
-            indices = [int(key)]
         elif key in class_names:
             indices = [list(class_names).index(key)]
+        elif key.isdigit() and int(key) < len(class_names):
+            indices = [int(key)]
         else:
-            raise SSTIError(f"targets: unknown class {key!r} (classes: {allowed})")
+            raise SSTIError(f"targets: unknown class {key!r} (classes, index=name: {allowed}; or * for all)")
         for k in indices:
             if k in resolved:
                 raise SSTIError(f"targets: class {class_names[k]!r} is targeted twice ({resolved[k]!r} and {key!r})")
@@ -124,6 +153,32 @@ def load_length_tokenizer(name: str, trust_remote_code: bool = False):
     except ImportError:
         raise SSTIError(f"tokenizer: cannot load {name!r}: ssti.models.load_tokenizer is unavailable") from None
     return load_tokenizer(name, trust_remote_code=trust_remote_code)
+
+
+def arrow_table(split: datasets.Dataset) -> pa.Table:
+    """The split's rows as an Arrow table (any `select`/`shuffle` indices mapping applied)."""
+    if split._indices is None:
+        return split.data.table
+    return split.with_format("arrow")[:]
+
+
+def replace_texts(split: datasets.Dataset, table: pa.Table, changed: dict[int, str], fingerprint: str) -> datasets.Dataset:
+    """`split` with the texts of rows `changed` replaced, built in Arrow (no per-row datasets work).
+
+    An explicit fingerprint skips `datasets` hashing the whole table (about 0.1 s per 25,000 texts).
+    """
+    text = table.column("text").combine_chunks()
+    mask = np.zeros(len(text), dtype=bool)
+    mask[list(changed)] = True
+    replacements = pa.array([changed[i] for i in sorted(changed)], text.type)
+    new_text = pc.replace_with_mask(text, pa.array(mask), replacements)
+    new_table = table.set_column(table.schema.get_field_index("text"), "text", new_text)
+    return datasets.Dataset(new_table, info=datasets.DatasetInfo(features=split.features), fingerprint=fingerprint)
+
+
+def _fingerprint(split: datasets.Dataset, spec: InjectionSpec) -> str:
+    payload = json.dumps([split._fingerprint, spec.to_dict(), sorted(spec._sources)], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def select_rows(members: Sequence[int], spec: InjectionSpec, class_name: str, rng: random.Random) -> list[int]:
@@ -154,7 +209,8 @@ def inject_dataset(
         raise SSTIError(f"dataset: split {spec.split!r} is empty (nothing to inject)")
     class_names = class_names_of(ds)
     targets = resolve_targets(spec.targets, class_names)
-    ids, texts, labels = column(split, "id"), column(split, "text"), column(split, "label")
+    table = arrow_table(split)
+    labels = table.column("label").to_pylist()
     members: dict[int, list[int]] = {k: [] for k in range(len(class_names))}
     for row, label in enumerate(labels):
         members[label].append(row)
@@ -162,24 +218,26 @@ def inject_dataset(
     if needs_lengths and tokenizer is None:
         tokenizer = load_length_tokenizer(spec.tokenizer)
 
-    new_texts = list(texts)
     manifest: dict[int, dict] = {}
+    changed: dict[int, str] = {}
     for k, key in targets:
         source = spec.source_for(key)
         source_name = recorded_name(source)
         rng = random.Random(f"{spec.seed}:{k}")
         chosen = select_rows(members[k], spec, class_names[k], rng)
-        picked = [texts[i] for i in chosen]
+        rows = pa.array(chosen, pa.int64())
+        picked = table.column("text").take(rows).to_pylist()
+        ids = table.column("id").take(rows).to_pylist()
         lengths = token_lengths(tokenizer, picked) if needs_lengths else None
         out, records = inject_texts(
             picked, source, rng, tokens=spec.tokens, token_fraction=spec.token_fraction,
             location=spec.location, lengths=lengths,
         )
-        for i, new, recs in zip(chosen, out, records):
-            new_texts[i] = new
-            manifest[i] = {"id": ids[i], "split": spec.split, "label": k, "class": class_names[k], "source": source_name, "insertions": recs}
+        for i, row_id, new, recs in zip(chosen, ids, out, records):
+            changed[i] = new
+            manifest[i] = {"id": row_id, "split": spec.split, "label": k, "class": class_names[k], "source": source_name, "insertions": recs}
     out_ds = datasets.DatasetDict(dict(ds))
-    out_ds[spec.split] = make_split(ids, new_texts, labels, class_names)
+    out_ds[spec.split] = replace_texts(split, table, changed, fingerprint=_fingerprint(split, spec))
     rows = [manifest[i] for i in sorted(manifest)]
     return InjectedDataset(out_ds, rows, spec, list(class_names), source_dataset)
 

@@ -61,11 +61,11 @@ class DateSource(TokenSource):
         self.start, self.end = start, end
         self.name = "date" if (start, end) == DEFAULT_YEARS else f"date:{start}-{end}"
         self._first = datetime.date(start, 1, 1).toordinal()
-        self._last = datetime.date(end, 12, 31).toordinal()
+        self._days = datetime.date(end, 12, 31).toordinal() - self._first + 1
 
     def draw(self, rng: random.Random) -> tuple[str, ...]:
-        """One date; every day of the range is equally likely."""
-        return (datetime.date.fromordinal(rng.randint(self._first, self._last)).isoformat(),)
+        """One date; every day of the range is equally likely (one `rng.random()` per draw)."""
+        return (datetime.date.fromordinal(self._first + int(rng.random() * self._days)).isoformat(),)
 
 
 class FixedSource(TokenSource):
