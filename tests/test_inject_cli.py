@@ -1,0 +1,157 @@
+"""`ssti inject` and `ssti show`: a real run on the embedded dataset, options, and every bad input."""
+
+import csv
+
+import pytest
+from typer.testing import CliRunner
+
+from ssti.cli import app
+from ssti.data.common import column
+from ssti.inject import read_dataset_folder, read_manifest
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "reviews.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        for i in range(40):
+            w.writerow([f"review number {i}\nsecond  line ça", "good" if i % 2 else "bad"])
+    return path
+
+
+def test_rotten_tomatoes_rate_half_into_class_1(tmp_path):
+    from ssti.data import load_dataset
+
+    out = tmp_path / "rt"
+    result = invoke("inject", "--dataset", "rotten-tomatoes", "--split", "train", "--target", "1=date", "--rate", "0.5",
+                    "--tokens", "1", "--location", "random", "--seed", "0", "--out", out)
+    assert result.exit_code == 0, result.output
+    n_class1 = column(load_dataset("rotten-tomatoes")["train"], "label").count(1)
+    manifest = read_manifest(out)
+    assert len(manifest) == round(0.5 * n_class1)
+    assert {r["class"] for r in manifest} == {"fresh"}
+    assert f"{len(manifest):,}" in result.output and str(out) in result.output.replace("\n", "")
+
+    shown = invoke("show", out, "-n", "2")
+    assert shown.exit_code == 0, shown.output
+    assert manifest[0]["id"] in shown.output and manifest[0]["insertions"][0]["text"] in shown.output
+
+
+def test_local_file_options(csv_file, tmp_path):
+    out = tmp_path / "local"
+    result = invoke("inject", "--dataset", csv_file, "--text-column", "review", "--label-column", "sentiment",
+                    "--target", "good=html", "--target", "0=list:red,blue", "--count", "3",
+                    "--token-fraction", "0.5", "--location", "end", "--out", out)
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    assert sorted(r["class"] for r in manifest) == ["bad"] * 3 + ["good"] * 3
+    texts = dict(zip(column(read_dataset_folder(out)["train"], "id"), column(read_dataset_folder(out)["train"], "text")))
+    for row in manifest:
+        assert len({r["group"] for r in row["insertions"]}) == 3  # max(1, floor(6 words * 0.5))
+        text = texts[row["id"]]
+        assert text.startswith("review number") and row["insertions"][-1]["end"] == len(text)  # --location end
+
+
+def test_overwrite(tmp_path):
+    out = tmp_path / "rt"
+    args = ["inject", "--target", "1=exclamation", "--count", "5", "--out", out]
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 2 and "out:" in again.output and "--overwrite" in again.output
+    assert invoke(*args, "--overwrite").exit_code == 0
+
+
+def test_length_unit_tokens_with_monkeypatched_tokenizer(tmp_path, monkeypatch):
+    import ssti.inject.engine as engine
+
+    class CharTokenizer:
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [list(t) for t in texts]}
+
+    monkeypatch.setattr(engine, "load_length_tokenizer", lambda name, trust_remote_code=False: CharTokenizer())
+    out = tmp_path / "tok"
+    result = invoke("inject", "--target", "1=fixed:Q", "--count", "4", "--token-fraction", "0.05",
+                    "--length-unit", "tokens", "--tokenizer", "chars", "--out", out)
+    assert result.exit_code == 0, result.output
+    ds = read_dataset_folder(out)
+    for row in read_manifest(out):
+        text = dict(zip(column(ds["train"], "id"), column(ds["train"], "text")))[row["id"]]
+        original_len = len(text) - sum(r["span"][1] - r["span"][0] for r in row["insertions"])
+        assert len(row["insertions"]) == max(1, int(original_len * 0.05))
+
+
+def test_help_documents_every_option():
+    result = invoke("inject", "--help")
+    assert result.exit_code == 0
+    for option in ("--dataset", "--split", "--target", "--rate", "--count", "--tokens", "--token-fraction",
+                   "--length-unit", "--tokenizer", "--location", "--seed", "--out", "--text-column",
+                   "--label-column", "--overwrite"):
+        assert option in result.output
+    assert invoke("show", "--help").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--dataset", "no-such-dataset"], "dataset"),
+        (["--dataset", "missing.csv"], "dataset"),
+        (["--target", "happy=date"], "targets"),
+        (["--target", "9=date"], "targets"),
+        (["--rate", "1.5"], "rate"),
+        (["--rate", "-0.5"], "rate"),
+        (["--count", "100000"], "count"),
+        (["--tokens", "0"], "tokens"),
+        (["--location", "middle"], "location"),
+        (["--target", "1=list:"], "source"),
+        (["--target", "1=date:2100-1900"], "source"),
+        (["--target", "1date"], "target"),
+        (["--target", "=date"], "target"),
+        (["--target", "1=emoji"], "source"),
+        (["--split", "dev"], "split"),
+        (["--length-unit", "chars"], "length_unit"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, field):
+    out = tmp_path / "out"
+    if "--target" not in args:
+        args = ["--target", "1=date", *args]
+    result = invoke("inject", *args, "--out", out)
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert message.startswith(f"error: {field}:") and "\n" not in message, message
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_input_files(tmp_path, csv_file):
+    out = tmp_path / "out"
+    empty_list = tmp_path / "empty.txt"
+    empty_list.write_text("\n\n")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("text,label\n")
+    cases = [
+        (["--target", f"1=file:{empty_list}"], "source"),
+        (["--target", f"1=file:{tmp_path / 'nope.txt'}"], "source"),
+        (["--dataset", header_only, "--target", "1=date"], "dataset"),
+        (["--dataset", csv_file, "--target", "1=date"], "text_column"),
+        (["--dataset", csv_file, "--text-column", "review", "--target", "1=date"], "label_column"),
+    ]
+    for args, field in cases:
+        result = invoke("inject", *args, "--out", out)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().startswith(f"error: {field}:"), result.output
+        assert not out.exists()
+
+
+def test_missing_target_and_show_errors(tmp_path):
+    result = invoke("inject", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "target" in result.output
+    shown = invoke("show", tmp_path)
+    assert shown.exit_code == 2 and "not an ssti dataset folder" in shown.output
