@@ -2,7 +2,7 @@
 
 Two modes:
 - ``strip``: cut every occurrence of every flagged feature out of the rows that carry it, together with
-  one adjacent whitespace character (the one before it, else the one after), and keep every other
+  one adjacent whitespace character (the one after it, else the one before), and keep every other
   byte of every text — the inverse of how `ssti inject` inserts a word;
 - ``drop``: remove the flagged rows from the scanned split.
 
@@ -56,29 +56,46 @@ def feature_spans(text: str, f: FeatureReport) -> list[tuple[int, int]]:
 
 
 def with_space(text: str, a: int, b: int) -> tuple[int, int]:
-    """Widen span [a, b) by one whitespace character: the one before it, else the one after."""
-    if a > 0 and text[a - 1].isspace():
-        return a - 1, b
+    """Widen span [a, b) by one whitespace character: the one after it, else the one before.
+
+    That is the inverse of how `ssti inject` inserts a word ("TOKEN " before a word, " TOKEN" at the
+    end of a text), so stripping an injected token restores the original bytes, newlines included.
+    """
     if b < len(text) and text[b].isspace():
         return a, b + 1
+    if a > 0 and text[a - 1].isspace():
+        return a - 1, b
     return a, b
 
 
 def strip_text(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
-    """Cut `spans` (each widened by one separating space, overlaps merged) out of `text`."""
-    wide = sorted(with_space(text, a, b) for a, b in spans)
-    merged: list[list[int]] = []
-    for a, b in wide:
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
+    """Cut `spans` out of `text`: overlapping spans are merged first (a tag and its "<" are one cut),
+    cuts separated by whitespace only are joined, then each cut is widened by one separating space."""
+    merged = _merge(sorted(spans), touching=False)
+    grouped: list[list[int]] = []  # cuts separated by whitespace only ("<b> </b>") are one cut
+    for a, b in merged:
+        if grouped and not text[grouped[-1][1]:a].strip():
+            grouped[-1][1] = b
         else:
-            merged.append([a, b])
+            grouped.append([a, b])
+    merged = _merge(sorted(with_space(text, a, b) for a, b in grouped), touching=True)
     out, pos = [], 0
     for a, b in merged:
         out.append(text[pos:a])
         pos = b
     out.append(text[pos:])
     return "".join(out), [tuple(m) for m in merged]
+
+
+def _merge(spans, touching: bool) -> list[list[int]]:
+    """Union of sorted spans: overlapping ones (and, if `touching`, adjacent ones) become one."""
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and (a < merged[-1][1] or (touching and a == merged[-1][1])):
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return merged
 
 
 def clean_dataset(data: datasets.DatasetDict, report: ScanReport, mode: str) -> tuple[datasets.DatasetDict, list[dict], list[str]]:
@@ -97,7 +114,8 @@ def clean_dataset(data: datasets.DatasetDict, report: ScanReport, mode: str) -> 
             if r in drop:
                 manifest.append({"id": r, "split": report.split, "label": labels[i], "class": names[labels[i]], "action": "drop",
                                  "features": [f"{f.level}:{f.feature}" for f in flagged if r in set(f.rows)]})
-        new_split = split.select(keep)
+        table = split.data.table.take(pa.array(keep, pa.int64())) if split._indices is None else split.select(keep).flatten_indices().data.table
+        new_split = datasets.Dataset(table, info=datasets.DatasetInfo(features=split.features))
     else:
         if any(f.level == "subword" for f in flagged):
             notes.append("flagged sub-word features are not stripped (no character span); their rows are stripped of the other flagged features")

@@ -1,0 +1,123 @@
+"""ssti scan: planted features found at each level, clean data stays clean, statistics by hand."""
+
+from __future__ import annotations
+
+import math
+
+import datasets
+import numpy as np
+import pytest
+
+from ssti.data.common import make_split
+from ssti.scan import features as feat
+from ssti.scan import scan_dataset
+from ssti.scan import stats as st
+
+VOCAB = [f"w{i}" for i in range(300)] + ["film", "movie", "good", "bad", "plot", "actor", "scene", "story"]
+
+
+def corpus(rng: np.random.Generator, n: int = 1000, words: int = 15) -> tuple[list[str], list[int]]:
+    """n short texts of random vocabulary words, labels alternating 0/1 (no word predicts the label)."""
+    texts = [" ".join(rng.choice(VOCAB, size=words)) for _ in range(n)]
+    return texts, [i % 2 for i in range(n)]
+
+
+def split_of(texts, labels) -> datasets.Dataset:
+    return make_split([f"r{i}" for i in range(len(texts))], texts, labels, ["neg", "pos"])
+
+
+def plant(texts, labels, make_token, rng, n_rows=300, where="random"):
+    """Insert one token drawn by make_token(rng) into n_rows class-1 texts; returns the new texts and rows."""
+    rows = rng.choice([i for i, y in enumerate(labels) if y == 1], size=n_rows, replace=False)
+    out = list(texts)
+    for i in rows:
+        w = out[i].split(" ")
+        j = 0 if where == "first" else int(rng.integers(0, len(w) + 1))
+        w.insert(j, make_token(rng))
+        out[i] = " ".join(w)
+    return out, {f"r{i}" for i in rows}
+
+
+def date(rng):
+    return f"{rng.integers(1100, 2600):04d}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"
+
+
+@pytest.mark.parametrize("level,make_token,where,expect", [
+    ("word", lambda r: "zqx", "random", "zqx"),
+    ("shape", lambda r: f"AB-{r.integers(1000, 9999)}", "random", "AA-0000"),
+    ("pattern", date, "random", "date"),
+    ("pattern", lambda r: "<br>", "random", "html-tag"),
+    ("position", lambda r: "honestly", "first", "first-word:honestly"),
+])
+def test_planted_feature_found_at_each_level(level, make_token, where, expect):
+    rng = np.random.default_rng(1)
+    texts, labels = corpus(rng)
+    texts, rows = plant(texts, labels, make_token, rng, where=where)
+    rep = scan_dataset(split_of(texts, labels), levels=[level], tokenizer=None)
+    top = rep.features[0]
+    assert (top.feature, top.level, top.cls) == (expect, level, "pos")
+    assert top.flagged and rep.verdict == "suspicious"
+    assert set(rep.flagged_rows) == rows
+
+
+def test_planted_feature_found_at_subword_level():
+    from ssti.models import tiny_tokenizer
+
+    rng = np.random.default_rng(2)
+    texts, labels = corpus(rng)
+    texts, rows = plant(texts, labels, lambda r: "§", rng)
+    rep = scan_dataset(split_of(texts, labels), levels=["subword"], tokenizer=tiny_tokenizer())
+    assert rep.features[0].level == "subword" and rep.features[0].cls == "pos" and rep.features[0].flagged
+    assert set(rep.flagged_rows) == rows
+
+
+def test_clean_synthetic_dataset_gives_no_alarm():
+    rng = np.random.default_rng(3)
+    texts, labels = corpus(rng)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None)
+    assert rep.verdict == "clean" and not rep.flagged and rep.flagged_rows == []
+    assert all(f.p_value > 0.05 for f in rep.features)
+
+
+def test_statistics_match_hand_computation():
+    # feature a: 3 docs of class 0, 1 of class 1; feature b: 0 and 2. Classes: 6 and 4 docs.
+    counts = np.array([[3, 1], [0, 2]])
+    s = st.compute(counts, np.array([6, 4]))
+    # H(y|a) = -(3/4 log2 3/4 + 1/4 log2 1/4)
+    assert s.entropy[0] == pytest.approx(-(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
+    assert s.entropy[1] == pytest.approx(0.0)
+    # skew class and z: a -> class 0: (3 - 4*0.6) / sqrt(4*0.6*0.4); b -> class 1: (2 - 2*0.4) / sqrt(2*0.4*0.6)
+    assert list(s.cls) == [0, 1]
+    assert s.z[0] == pytest.approx((3 - 2.4) / math.sqrt(0.96))
+    assert s.z[1] == pytest.approx((2 - 0.8) / math.sqrt(0.48))
+    # exact binomial tails, Bonferroni over 2 features (two classes count as one test per feature)
+    p_a = sum(math.comb(4, j) * 0.6**j * 0.4 ** (4 - j) for j in (3, 4))
+    assert s.p_value[0] == pytest.approx(min(1, 2 * p_a))
+    assert s.p_value[1] == pytest.approx(2 * 0.4**2)
+    # PMI = log2(P(k|t) / P(k)); log odds ratio with +0.5
+    assert s.pmi[0] == pytest.approx(math.log2(0.75 / 0.6))
+    assert s.pmi[1] == pytest.approx(math.log2(1.0 / 0.4))
+    assert s.log_odds[1] == pytest.approx(math.log(2.5 / 2.5) - math.log(0.5 / 6.5))
+    assert list(s.leakage) == [1, 0]
+    # leakage test: P(Bin(2, 0.1 * 0.6) <= 0)
+    assert st.leakage_pvalue(np.array([2]), np.array([0]), np.array([0.4]), 0.1)[0] == pytest.approx((1 - 0.06) ** 2)
+
+
+def test_document_frequency_counts_each_document_once():
+    fs = feat.extract(["a a a b", "a", "b c"], levels=["word"])
+    counts = st.doc_freq(fs, np.array([0, 1, 1]), 2)
+    got = {fs.names[i]: counts[i].tolist() for i in range(len(fs.names))}
+    assert got == {"a": [1, 1], "b": [1, 1], "c": [0, 1]}
+
+
+def test_shapes_and_patterns():
+    assert feat.shape("1982-09-24") == feat.shape("2031-01-05") == "0000-00-00"
+    assert feat.shape("McDonald's") == "AaAaaaa'a"
+    assert feat.shape("Extraordinary") == "Aaaaa"
+    pats = feat.pattern_sets(["born 1982-09-24 in France", "see <b>this</b> at https://x.org !!", "a lone ! here", "red 😀 a@b.com"])
+    assert set(pats[0]) == {"date", "number", "country"}
+    assert {"html-tag", "url", "repeated-!"} <= set(pats[1])
+    assert pats[2] == ["lone-!"]
+    assert {"colour", "emoji", "email"} <= set(pats[3])
+    assert "country" not in feat.pattern_sets(["roast turkey for dinner"])[0]  # case-sensitive country names
+    assert "country" in feat.pattern_sets(["a trip to Bosnia and Herzegovina"])[0]  # multi-word names
