@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ssti.data import load_dataset
 from ssti.data.common import column, make_split
-from ssti.inject import InjectionSpec, get_source, inject_dataset, inject_texts, write_injected
+from ssti.inject import InjectionSpec, get_source, inject_dataset, inject_texts, make_spurious_test_set, write_injected
 
 REFERENCE_S = 1.9  # the authors' library, one date into 50% of class 1 of 25,000 IMDB-length texts
 VOCAB = (
@@ -85,7 +85,9 @@ def main() -> None:
     rows = []
     rows.append(("core inject_texts, 1 date, 50% of class 1", best_of(args.repeat, lambda: inject_texts(class1, date, random.Random(0)))))
     rows.append(("inject_dataset light (1 date, 50% of class 1)", best_of(args.repeat, lambda: inject_dataset(ds, light))))
+    rows.append(("core inject_texts, aggressive (10% of words)", best_of(args.repeat, lambda: inject_texts(class1, date, random.Random(0), token_fraction=0.1))))
     rows.append(("inject_dataset aggressive (10% of words)", best_of(args.repeat, lambda: inject_dataset(ds, aggressive))))
+    rows.append(("spurious test set: 1 date into 100% of 25,000", best_of(args.repeat, lambda: make_spurious_test_set(ds["train"], "date"))))
 
     tmp = Path(tempfile.mkdtemp(prefix="ssti-bench-"))
     try:
@@ -113,7 +115,7 @@ def main() -> None:
     n_injected = len(class1)
     print(f"\n{'what':52s} {'time (s)':>9s} {'texts/s':>10s} {'vs 1.9 s':>9s}")
     for name, t in rows:
-        rate = (n_injected if name.startswith("core") else n) / t
+        rate = (n_injected if name.startswith("core") else n) / t  # texts/s
         print(f"{name:52s} {t:9.3f} {rate:10,.0f} {REFERENCE_S / t:8.1f}x")
     print(f"\ntexts/s counts the {n:,} texts of the transform ({n_injected:,} injected; the core row: injected texts only).")
 

@@ -291,8 +291,10 @@ def test_spec_errors_are_one_line_ssti_errors(kwargs, field):
 def test_spec_allowed_values_are_named():
     with pytest.raises(SSTIError, match="'beginning', 'end' or 'random'"):
         InjectionSpec(targets={"1": "date"}, location="middle")
-    with pytest.raises(SSTIError, match="less than or equal to 1"):
+    with pytest.raises(SSTIError, match=r"rate: 2 is not allowed .*; allowed: a proportion in \[0, 1\]"):
         InjectionSpec(targets={"1": "date"}, rate=2)
+    with pytest.raises(SSTIError, match=r"tokens: 0 is not allowed .*; allowed: a whole number >= 1"):
+        InjectionSpec(targets={"1": "date"}, tokens=0)
 
 
 def test_spec_records_python_sources_by_name():

@@ -36,13 +36,16 @@ _WS_RANGES = _ranges([ord(c) for c in WHITESPACE])
 
 def is_space(codes: np.ndarray) -> np.ndarray:
     """Boolean mask of whitespace code points (uint8 latin-1 or uint32 code points)."""
-    mask = np.zeros(codes.shape, dtype=bool)
-    top = np.iinfo(codes.dtype).max
+    kind = codes.dtype.type
+    mask = None
     for lo, hi in _WS_RANGES:
-        if lo > top:
+        if lo > np.iinfo(codes.dtype).max:
             break
-        # unsigned wrap-around: (c - lo) <= (hi - lo) holds exactly for lo <= c <= hi
-        mask |= (codes - codes.dtype.type(lo)) <= (hi - lo)
+        if lo == hi:
+            hit = codes == kind(lo)
+        else:  # unsigned wrap-around: (c - lo) <= (hi - lo) holds exactly for lo <= c <= hi
+            hit = (codes - kind(lo)) <= kind(hi - lo)
+        mask = hit if mask is None else np.bitwise_or(mask, hit, out=mask)
     return mask
 
 

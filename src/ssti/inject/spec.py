@@ -16,15 +16,26 @@ from ssti.inject.sources import TokenSource, get_source, is_recorded_object, rec
 ALL_CLASSES = "*"
 
 
+ALLOWED = {
+    "rate": "a proportion in [0, 1]",
+    "count": "a whole number of rows >= 0",
+    "tokens": "a whole number >= 1",
+    "token_fraction": "a fraction in [0, 1]",
+    "seed": "a whole number",
+}
+
+
 def one_line(err: ValidationError) -> str:
-    """The first validation problem as `field: message (got value)`."""
+    """The first validation problem as `field: got value; allowed: ...` (our own messages kept as is)."""
     e = err.errors(include_url=False)[0]
     field = ".".join(str(x) for x in e["loc"]) or "spec"
     msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if isinstance(e.get("ctx", {}).get("error"), SSTIError):
         return msg
     got = e.get("input")
-    return f"{field}: {msg}" + ("" if isinstance(got, dict) or e["type"] == "value_error" else f" (got {got!r})")
+    if field in ALLOWED:
+        return f"{field}: {got!r} is not allowed ({msg}); allowed: {ALLOWED[field]}"
+    return f"{field}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})")
 
 
 class InjectionSpec(BaseModel):

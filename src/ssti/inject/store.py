@@ -56,7 +56,8 @@ def write_injected(result: InjectedDataset, out: str | Path, overwrite: bool = F
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / DATA_DIR).mkdir()
         for name, split in result.dataset.items():
-            pq.write_table(_plain_table(split), tmp / DATA_DIR / f"{name}.parquet", compression="zstd")
+            # snappy, dictionary-encoding only the labels: about 2x faster to write than zstd
+            pq.write_table(_plain_table(split), tmp / DATA_DIR / f"{name}.parquet", compression="snappy", use_dictionary=["label"])
         (tmp / MANIFEST_FILE).write_bytes(manifest_bytes(result.manifest))
         write_yaml(tmp / SPEC_FILE, meta)
         _public_modes(tmp)

@@ -6,13 +6,15 @@ alone steers the model. The seed is derived per source so the sets are reproduci
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from typing import Callable, Sequence
 
 import datasets
 
-from ssti.data.common import class_names_of, column, make_split
-from ssti.inject.engine import inject_texts, resolve_targets
+from ssti.data.common import class_names_of
+from ssti.inject.engine import arrow_table, inject_texts, replace_texts, resolve_targets
 from ssti.inject.sources import TokenSource, get_source, recorded_name
 from ssti.inject.spec import InjectionSpec
 
@@ -33,7 +35,8 @@ def make_spurious_test_set(
     source = get_source(source)
     name = recorded_name(source)
     class_names = class_names_of(split)
-    ids, texts, labels = column(split, "id"), column(split, "text"), column(split, "label")
+    table = arrow_table(split)
+    ids, texts, labels = (table.column(c).to_pylist() for c in ("id", "text", "label"))
     rng = random.Random(f"{seed}:spurious:{name}")
     new_texts, records = inject_texts(texts, source, rng, tokens=tokens, token_fraction=token_fraction, location=location)
     split_name = str(split.split) if split.split is not None else "test"
@@ -41,7 +44,9 @@ def make_spurious_test_set(
         {"id": i, "split": split_name, "label": y, "class": class_names[y], "source": name, "insertions": r}
         for i, y, r in zip(ids, labels, records)
     ]
-    return make_split(ids, new_texts, labels, class_names), manifest
+    key = json.dumps([split._fingerprint, name, location, tokens, token_fraction, seed])
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return replace_texts(split, table, dict(enumerate(new_texts)), fingerprint), manifest
 
 
 def spurious_test_sets(
