@@ -155,3 +155,13 @@ def test_missing_target_and_show_errors(tmp_path):
     assert result.exit_code == 2 and "target" in result.output
     shown = invoke("show", tmp_path)
     assert shown.exit_code == 2 and "not an ssti dataset folder" in shown.output
+
+
+def test_show_escapes_markup():
+    from ssti.inject.cli import highlight
+
+    text = "[bold]x[/] 1999-01-01 end"
+    markup = highlight(text, [{"text": "1999-01-01", "start": 11, "end": 21}])
+    from rich.text import Text
+
+    assert Text.from_markup(markup).plain == text

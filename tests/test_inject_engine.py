@@ -15,7 +15,7 @@ from ssti.inject.placement import WordIndex
 
 AWKWARD = [
     "a fine film", "", "   ", "loved it\n\nreally  loved it  \n", "\tleading tab", "ça alors, très bien",
-    "日本語 の テキスト", "x\u3000y\u2003 z\u00a0w", "one", "word " * 2000,
+    "日本語 の テキスト", "x\u3000y\u2003 z\u00a0w", "one", "word " * 2000, "bad \udcff bytes", "\x1cfile\x1dsep",
 ]
 
 
@@ -288,6 +288,14 @@ def test_spec_errors_are_one_line_ssti_errors(kwargs, field):
     assert message.startswith(field + ":") and "\n" not in message
 
 
+def test_spec_model_validate_gives_ssti_errors():
+    with pytest.raises(SSTIError, match=r"^rate: 3 is not allowed"):
+        InjectionSpec.model_validate({"targets": {"1": "date"}, "rate": 3})
+    with pytest.raises(SSTIError, match=r"^location: "):
+        InjectionSpec.model_validate({"targets": {"1": "date"}, "location": "x"})
+    assert InjectionSpec.model_validate({"targets": {"1": "date"}}).targets == {"1": "date"}
+
+
 def test_spec_allowed_values_are_named():
     with pytest.raises(SSTIError, match="'beginning', 'end' or 'random'"):
         InjectionSpec(targets={"1": "date"}, location="middle")
@@ -332,3 +340,11 @@ def test_spurious_test_sets_one_per_class():
     new, manifest = sets["neg"]
     assert len(manifest) == len(ds["test"]) and {r["source"] for r in manifest} == {"exclamation"}
     assert all(t.split()[-1] == "!" for t in column(new, "text"))
+
+
+def test_unlabelled_rows_are_never_targets():
+    train = make_split(["a", "b", "c"], ["x y", "z", "w"], [1, -1, 0], ["neg", "pos"])
+    result = inject_dataset(datasets.DatasetDict({"train": train}), InjectionSpec(targets={"*": "fixed:Q"}))
+    assert [r["id"] for r in result.manifest] == ["a", "c"]
+    _, manifest = make_spurious_test_set(train, "date")
+    assert [r["class"] for r in manifest] == ["pos", None, "neg"]

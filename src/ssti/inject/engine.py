@@ -213,7 +213,8 @@ def inject_dataset(
     labels = table.column("label").to_pylist()
     members: dict[int, list[int]] = {k: [] for k in range(len(class_names))}
     for row, label in enumerate(labels):
-        members[label].append(row)
+        if label in members:  # an unlabelled row (-1 or None) is never a target
+            members[label].append(row)
     needs_lengths = spec.length_unit == "tokens" and spec.token_fraction is not None
     if needs_lengths and tokenizer is None:
         tokenizer = load_length_tokenizer(spec.tokenizer)

@@ -65,7 +65,7 @@ class WordIndex:
         try:
             codes = np.frombuffer(joined.encode("latin-1"), dtype=np.uint8)
         except UnicodeEncodeError:
-            codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+            codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         space = is_space(codes)
         start = ~space
         start[1:] &= space[:-1]

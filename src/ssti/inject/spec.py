@@ -105,6 +105,14 @@ class InjectionSpec(BaseModel):
         return self
 
     @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> "InjectionSpec":
+        """pydantic's model_validate, with one-line SSTIErrors instead of ValidationError."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as e:
+            raise SSTIError(one_line(e)) from None
+
+    @classmethod
     def from_dict(cls, data: dict) -> "InjectionSpec":
         """Build from a plain mapping (e.g. YAML), with one-line SSTIErrors."""
         if not isinstance(data, dict):

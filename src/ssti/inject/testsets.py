@@ -41,7 +41,7 @@ def make_spurious_test_set(
     new_texts, records = inject_texts(texts, source, rng, tokens=tokens, token_fraction=token_fraction, location=location)
     split_name = str(split.split) if split.split is not None else "test"
     manifest = [
-        {"id": i, "split": split_name, "label": y, "class": class_names[y], "source": name, "insertions": r}
+        {"id": i, "split": split_name, "label": y, "class": class_names[y] if y is not None and 0 <= y < len(class_names) else None, "source": name, "insertions": r}
         for i, y, r in zip(ids, labels, records)
     ]
     key = json.dumps([split._fingerprint, name, location, tokens, token_fraction, seed])
