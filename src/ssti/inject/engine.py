@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import datasets
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ssti.data.common import class_names_of
 from ssti.errors import SSTIError, check_choice
 from ssti.inject.placement import LOCATIONS, WordIndex, apply_insertions
 from ssti.inject.sources import TokenSource, get_source, recorded_name
 from ssti.inject.spec import ALL_CLASSES, InjectionSpec
+from ssti.inject.tables import arrow_table, replace_texts, take_rows
 
 
 @dataclass
@@ -155,27 +153,6 @@ def load_length_tokenizer(name: str, trust_remote_code: bool = False):
     return load_tokenizer(name, trust_remote_code=trust_remote_code)
 
 
-def arrow_table(split: datasets.Dataset) -> pa.Table:
-    """The split's rows as an Arrow table (any `select`/`shuffle` indices mapping applied)."""
-    if split._indices is None:
-        return split.data.table
-    return split.with_format("arrow")[:]
-
-
-def replace_texts(split: datasets.Dataset, table: pa.Table, changed: dict[int, str], fingerprint: str) -> datasets.Dataset:
-    """`split` with the texts of rows `changed` replaced, built in Arrow (no per-row datasets work).
-
-    An explicit fingerprint skips `datasets` hashing the whole table (about 0.1 s per 25,000 texts).
-    """
-    text = table.column("text").combine_chunks()
-    mask = np.zeros(len(text), dtype=bool)
-    mask[list(changed)] = True
-    replacements = pa.array([changed[i] for i in sorted(changed)], text.type)
-    new_text = pc.replace_with_mask(text, pa.array(mask), replacements)
-    new_table = table.set_column(table.schema.get_field_index("text"), "text", new_text)
-    return datasets.Dataset(new_table, info=datasets.DatasetInfo(features=split.features), fingerprint=fingerprint)
-
-
 def _fingerprint(split: datasets.Dataset, spec: InjectionSpec) -> str:
     payload = json.dumps([split._fingerprint, spec.to_dict(), sorted(spec._sources)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -226,9 +203,7 @@ def inject_dataset(
         source_name = recorded_name(source)
         rng = random.Random(f"{spec.seed}:{k}")
         chosen = select_rows(members[k], spec, class_names[k], rng)
-        rows = pa.array(chosen, pa.int64())
-        picked = table.column("text").take(rows).to_pylist()
-        ids = table.column("id").take(rows).to_pylist()
+        picked, ids = take_rows(table, chosen, "text", "id")
         lengths = token_lengths(tokenizer, picked) if needs_lengths else None
         out, records = inject_texts(
             picked, source, rng, tokens=spec.tokens, token_fraction=spec.token_fraction,

@@ -14,9 +14,10 @@ from typing import Callable, Sequence
 import datasets
 
 from ssti.data.common import class_names_of
-from ssti.inject.engine import arrow_table, inject_texts, replace_texts, resolve_targets
+from ssti.inject.engine import inject_texts, resolve_targets
 from ssti.inject.sources import TokenSource, get_source, recorded_name
 from ssti.inject.spec import InjectionSpec
+from ssti.inject.tables import arrow_table, replace_texts
 
 
 def make_spurious_test_set(
