@@ -64,6 +64,9 @@ PATTERNS: dict[str, re.Pattern] = {
     # A lone "!" between spaces: how an inserted exclamation looks; attached ones ("great!") are prose.
     "lone-!": re.compile(r"(?<!\S)!(?!\S)"),
 }
+# Substrings without which a pattern cannot match (cheap pre-checks before the regex).
+GATES = {"html-tag": ("<",), "url": ("http", "www."), "email": ("@",), "repeated-!": ("!!",),
+         "repeated-?": ("??", "!?", "?!"), "repeated-.": ("....",), "lone-!": ("!",)}
 # Patterns whose spans `remove` can strip; country and colour names are found through word sets.
 NAME_LISTS = ("country", "colour")
 
@@ -201,15 +204,20 @@ def pattern_sets(texts: Sequence[str], words: Sequence[set] | None = None) -> li
     words = words if words is not None else word_sets(texts)
     country, colour = matcher("country"), matcher("colour")
     country_first = country.single | frozenset(country.multi)
-    checks = [(name, rx.search) for name, rx in PATTERNS.items()]
+    checks = [(name, rx.search, GATES.get(name)) for name, rx in PATTERNS.items()]
     digit = re.compile(r"\d").search
     out = []
     for text, wset in zip(texts, words):
         found = []
         has_digit = digit(text) is not None
-        for name, search in checks:
+        ascii_only = text.isascii()
+        for name, search, gate in checks:
             if name in ("date", "number") and not has_digit:
                 continue
+            if name == "emoji" and ascii_only:
+                continue
+            if gate is not None and not any(g in text for g in gate):
+                continue  # a substring test in C rules the regex out for most texts
             if search(text) is not None:
                 found.append(name)
         # Country names are capitalised: test the original-case words only when a lower-case hit exists.
@@ -240,14 +248,25 @@ def position_sets(texts: Sequence[str]) -> list[list[str]]:
     return out
 
 
-def subword_sets(texts: Sequence[str], tokenizer, batch_size: int = 2048) -> list[np.ndarray]:
-    """Per-document unique token ids from a fast tokenizer (batched, no special tokens)."""
-    out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i:i + batch_size]), add_special_tokens=False, return_attention_mask=False,
-                        return_token_type_ids=False)["input_ids"]
-        out.extend(np.unique(np.asarray(ids, dtype=np.int64)) for ids in enc)
-    return out
+def subword_sets(texts: Sequence[str], tokenizer) -> list[set]:
+    """Per-document sets of sub-word token ids, tokenising each *distinct* whitespace token once.
+
+    A document's sub-word ids are the union of the ids of its whitespace tokens, each encoded with a
+    leading space (as it appears mid-text). That is exact for tokenizers whose pre-tokenizer splits
+    at whitespace (byte-level BPE such as SmolLM2/Llama-3/GPT-2, WordPiece) except for the very first
+    word of a text, and it tokenises a corpus's vocabulary instead of its running text: 5-10x faster.
+    """
+    doc_tokens = [set(t.split()) for t in texts]
+    words = sorted(set().union(*doc_tokens)) if doc_tokens else []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    batch = [" " + w for w in words]
+    if backend is not None and hasattr(backend, "encode_batch_fast"):
+        ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
+    else:
+        ids = tokenizer(batch, add_special_tokens=False)["input_ids"] if batch else []
+    ids_of = dict(zip(words, ids))
+    get = ids_of.__getitem__
+    return [set(itertools.chain.from_iterable(map(get, d))) for d in doc_tokens]
 
 
 def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokenizer=None) -> FeatureSet:
@@ -275,14 +294,11 @@ def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokeni
         elif level == "subword":
             if tokenizer is None:
                 continue
-            arrays = subword_sets(texts, tokenizer)
-            lengths = np.fromiter(map(len, arrays), dtype=np.int64, count=len(arrays))
-            flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-            uniq, inv = np.unique(flat, return_inverse=True)
-            all_docs.append(np.repeat(np.arange(len(texts), dtype=np.int64), lengths))
-            all_codes.append(inv.astype(np.int64) + len(names))
-            names.extend(_token_names(tokenizer, uniq))
-            lv.extend(["subword"] * len(uniq))
+            docs, codes, level_names = _encode(subword_sets(texts, tokenizer), level, len(names))
+            all_docs.append(docs)
+            all_codes.append(codes)
+            names.extend(_token_names(tokenizer, np.asarray([int(n) for n in level_names], dtype=np.int64)))
+            lv.extend(["subword"] * len(level_names))
             continue
         docs, codes, level_names = _encode(sets, level, len(names))
         all_docs.append(docs)
