@@ -7,7 +7,6 @@ and seed give the same bytes. Read back as a contract-shaped DatasetDict by `sst
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import datasets
@@ -60,17 +59,7 @@ def write_injected(result: InjectedDataset, out: str | Path, overwrite: bool = F
             pq.write_table(_plain_table(split), tmp / DATA_DIR / f"{name}.parquet", compression="snappy", use_dictionary=["label"])
         (tmp / MANIFEST_FILE).write_bytes(manifest_bytes(result.manifest))
         write_yaml(tmp / SPEC_FILE, meta)
-        _public_modes(tmp)
     return out
-
-
-def _public_modes(folder: Path) -> None:
-    """Give the temp folder and files the usual umask modes (mkdtemp/mkstemp create them private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for path in folder.rglob("*"):
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def is_dataset_folder(path: str | Path) -> bool:
