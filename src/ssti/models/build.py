@@ -47,6 +47,15 @@ class Classifier:
     expected_trainable: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def autocast(self, device: torch.device, dtype: torch.dtype):
+        """Autocast for a forward pass: only when weights are fp32 and `dtype` is lower.
+
+        Frozen base weights already held in bf16 need none (PEFT runs the fp32 adapters on its own);
+        that skips re-casting every weight matrix at every step.
+        """
+        weights_dtype = next(self.module.backbone.parameters()).dtype
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32 and weights_dtype == torch.float32)
+
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text (template applied for the verbalizer), truncated to max_length."""
         if self.model_spec.head == "verbalizer":

@@ -1,0 +1,320 @@
+"""The fine-tuning loop, readable top to bottom.
+
+Texts are tokenised once; batches are length-grouped and padded only to their own longest row; the
+frozen base weights sit in bf16 where the hardware has fast bf16 (only LoRA and the head keep fp32
+master weights); every step is seeded by its index, so a run resumed from a checkpoint ends with
+exactly the weights of an uninterrupted one. Data parallel across processes (`accelerate launch`)
+needs no code change: each process takes its share of every global batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ssti import __version__
+from ssti.config import LoraSpec, ModelSpec, TrainSpec
+from ssti.data import class_names_of, column, load_dataset
+from ssti.errors import SSTIError
+from ssti.io import atomic_dir, read_yaml, write_json, write_yaml
+from ssti.models.build import Classifier, build_classifier, compute_dtype, save_classifier
+
+GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run reports (also written to metrics.json under "train")."""
+
+    run_dir: Path
+    steps: int
+    final_loss: float
+    real_tokens: int
+    seconds: float
+    tokens_per_second: float
+    trainable_parameters: int
+
+
+def run_config(data: str, model: ModelSpec, lora: LoraSpec, train: TrainSpec, extra: dict | None = None) -> dict[str, Any]:
+    """The resolved config of a training run as plain data (what config.yaml holds)."""
+    return {"data": data, "model": model.model_dump(), "lora": lora.model_dump(), "train": train.model_dump(), **(extra or {}),
+            "ssti_version": __version__}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A stable short hash of a resolved config (the version is left out: it does not change results)."""
+    body = {k: v for k, v in config.items() if k != "ssti_version"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def length_grouped_batches(lengths: np.ndarray, micro: int, per_step: int, steps: int, seed: int) -> list[list[np.ndarray]]:
+    """The micro-batches of every optimizer step, as row-index arrays.
+
+    Each epoch shuffles the rows (seeded by epoch), sorts windows of GROUP_CHUNK micro-batches by
+    length so rows of similar length share a batch (little padding), then shuffles the step order.
+    """
+    schedule: list[list[np.ndarray]] = []
+    epoch = 0
+    n = len(lengths)
+    while len(schedule) < steps:
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(n)
+        window = micro * GROUP_CHUNK
+        for start in range(0, n, window):
+            chunk = order[start:start + window]
+            order[start:start + window] = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        micro_batches = [order[i:i + micro] for i in range(0, n - micro + 1, micro)] or [order]
+        step_batches = [micro_batches[i:i + per_step] for i in range(0, len(micro_batches) - per_step + 1, per_step)] or [micro_batches]
+        for i in rng.permutation(len(step_batches)):
+            schedule.append(step_batches[i])
+        epoch += 1
+    return schedule[:steps]
+
+
+def pad_batch(token_ids: list[list[int]], rows: np.ndarray, pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad the given rows to their longest member: input ids and attention mask."""
+    width = max(len(token_ids[i]) for i in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, i in enumerate(rows):
+        seq = token_ids[i]
+        ids[j, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[j, :len(seq)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
+    """AdamW or Adafactor (the paper's) over the trainable parameters."""
+    if spec.optimizer == "adafactor":
+        return torch.optim.Adafactor(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def lr_factor(step: int, total: int, spec: TrainSpec) -> float:
+    """Linear warm-up to the peak, then cosine decay to zero (or constant)."""
+    warmup = int(round(spec.warmup_ratio * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    if spec.schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: LoraSpec | None = None,
+          train_spec: TrainSpec | None = None, resume: bool = False, overwrite: bool = False,
+          extra_config: dict | None = None, show_progress: bool = True) -> TrainResult:
+    """Fine-tune a classifier on `data` (a named dataset or an ssti folder) and write the run folder.
+
+    The folder gets config.yaml, adapter/ (PEFT adapter + head), train_log.jsonl, metrics.json and,
+    for injected data, the manifest and injection spec it trained on. With `resume`, training picks
+    up from the last checkpoint of the same config; a different config or a corrupt checkpoint is
+    refused rather than silently started over.
+    """
+    from accelerate import Accelerator
+
+    model, lora, spec = model or ModelSpec(), lora or LoraSpec(), train_spec or TrainSpec()
+    out = Path(out)
+    config = run_config(data, model, lora, spec, extra_config)
+    _prepare_run_dir(out, config, resume, overwrite)
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    device, world = accelerator.device, accelerator.num_processes
+    dtype = compute_dtype(spec.precision, device)
+    dataset = load_dataset(data)
+    class_names = class_names_of(dataset)
+    clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
+    clf.module.to(device)
+    if accelerator.is_main_process:
+        print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
+              f"base weights {str(dtype).replace('torch.', '')} on {device}")
+
+    texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
+    token_ids = clf.encode(texts)
+    lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
+    micro = min(spec.micro_batch_size or spec.batch_size, spec.batch_size)
+    if spec.batch_size % (micro * world):
+        raise SSTIError(f"train.batch_size: {spec.batch_size} is not a multiple of micro_batch_size x processes = {micro * world}")
+    per_step = spec.batch_size // micro  # micro-batches per step, over all processes
+    total = spec.total_steps(len(texts))
+    schedule = length_grouped_batches(lengths, micro, per_step, total, spec.seed)
+
+    params = [p for p in clf.module.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, spec)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, spec))
+    module, optimizer = accelerator.prepare(clf.module, optimizer)
+    start = _load_checkpoint(out, clf, optimizer, scheduler) if resume else 0
+
+    pad_id = clf.tokenizer.pad_token_id
+    log_path = out / "train_log.jsonl"
+    _truncate_log(log_path, start)
+    real_tokens, seconds, loss_value = 0, 0.0, float("nan")
+    module.train()
+    with _progress(show_progress and accelerator.is_main_process, total, start) as (bar, task), log_path.open("a") as log:
+        for step in range(start, total):
+            t0 = time.perf_counter()
+            mine = schedule[step][accelerator.process_index::world]
+            step_loss, step_tokens = 0.0, 0
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(spec.seed * 1_000_003 + step)  # dropout draws depend on the step only
+                for k, rows in enumerate(mine):
+                    ids, mask = pad_batch(token_ids, rows, pad_id, device)
+                    target = torch.as_tensor(labels[rows], device=device)
+                    sync = accelerator.no_sync(module) if k < len(mine) - 1 else _nullcontext()
+                    with sync, clf.autocast(device, dtype):
+                        logits = module(ids, mask)
+                    loss = F.cross_entropy(logits.float(), target, reduction="sum") * (world / spec.batch_size)
+                    accelerator.backward(loss)
+                    step_loss += loss.item() / world
+                    step_tokens += int(mask.sum())
+            if spec.grad_clip:
+                accelerator.clip_grad_norm_(params, spec.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            dt = time.perf_counter() - t0
+            real_tokens, seconds, loss_value = real_tokens + step_tokens * world, seconds + dt, step_loss
+            if accelerator.is_main_process:
+                log.write(json.dumps({"step": step + 1, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
+                                      "real_tokens": step_tokens * world, "seconds": round(dt, 4)}) + "\n")
+                log.flush()
+                bar.update(task, advance=1, loss=step_loss, tps=real_tokens / max(seconds, 1e-9))
+                if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
+                    _save_checkpoint(out, clf, optimizer, step + 1)
+
+    result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
+    if accelerator.is_main_process:
+        module.eval()
+        with atomic_dir(out / "adapter", overwrite=True) as tmp:
+            save_classifier(clf, tmp)
+        metrics = _read_metrics(out)
+        metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
+                            "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
+                            "resumed_from_step": start, "precision": str(dtype).replace("torch.", "")}
+        write_json(out / "metrics.json", metrics)
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _prepare_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> None:
+    """Create the run folder with config.yaml, or check that a resumed one has the same config."""
+    if out.exists() and (out / "config.yaml").exists():
+        if resume:
+            old = read_yaml(out / "config.yaml")
+            if config_hash(old) != config_hash(config):
+                changed = sorted(k for k in set(old) | set(config) if k != "ssti_version" and old.get(k) != config.get(k))
+                raise SSTIError(f"resume: {out} holds a run of another config (differs in: {', '.join(changed)}); use a new --out")
+            return
+        if not overwrite:
+            raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over)")
+        shutil.rmtree(out)
+    elif resume and out.exists() and any(out.iterdir()):
+        raise SSTIError(f"resume: {out} is not an ssti run folder (no config.yaml)")
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(out / "config.yaml", config)
+    data = Path(config["data"])
+    if data.is_dir():
+        for name in ("manifest.jsonl", "injection.yaml"):
+            if (data / name).exists():
+                shutil.copyfile(data / name, out / name)
+
+
+def _read_metrics(out: Path) -> dict:
+    path = out / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint we resume from)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Trainable weights and optimizer state as safetensors + JSON, written atomically."""
+    names = [n for n, p in clf.module.named_parameters() if p.requires_grad]
+    weights = {n: p.detach().float().contiguous() for n, p in clf.module.named_parameters() if p.requires_grad}
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, per_param in state["state"].items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{key}"] = value.detach().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    with atomic_dir(out / "checkpoint", overwrite=True) as tmp:
+        save_file(weights, tmp / "weights.safetensors")
+        if tensors:
+            save_file(tensors, tmp / "optimizer.safetensors")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "names": names, "param_groups": state["param_groups"], "scalars": scalars}))
+
+
+def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer, scheduler) -> int:
+    """Restore weights, optimizer and schedule from out/checkpoint; the step to continue from."""
+    folder = out / "checkpoint"
+    if not folder.exists():
+        if (out / "adapter").exists():
+            raise SSTIError(f"resume: {out} already finished training; nothing to resume")
+        return 0
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        weights = load_file(folder / "weights.safetensors")
+        params = dict(clf.module.named_parameters())
+        if set(weights) != set(meta["names"]) or any(weights[n].shape != params[n].shape for n in weights):
+            raise ValueError("weights do not match the model")
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+        tensors = load_file(folder / "optimizer.safetensors") if (folder / "optimizer.safetensors").exists() else {}
+        state: dict[int, dict] = {}
+        for flat, value in list(tensors.items()) + list(meta["scalars"].items()):
+            idx, key = flat.split(".", 1)
+            state.setdefault(int(idx), {})[key] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        step = int(meta["step"])
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise SSTIError(f"resume: the checkpoint in {folder} is corrupt ({str(e).splitlines()[0][:120]}); refusing to start over silently") from None
+    for _ in range(step):
+        scheduler.step()
+    return step
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _progress:
+    """A rich progress bar with loss and real tokens/s (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, start: int):
+        self.enabled, self.total, self.start = enabled, total, start
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                            TextColumn("{task.fields[tps]:.0f} tok/s"), TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.enabled)
+        self.bar.__enter__()
+        task = self.bar.add_task("train", total=self.total, completed=self.start, loss=float("nan"), tps=0.0)
+        return self.bar, task
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
