@@ -3,3 +3,5 @@
 import ssti.data.cli  # noqa: F401  (ssti datasets)
 import ssti.inject.cli  # noqa: F401  (ssti inject, ssti show)
 import ssti.scan.cli  # noqa: F401  (ssti scan)
+import ssti.models.cli  # noqa: F401  (ssti models)
+import ssti.run_cli  # noqa: F401  (ssti train, eval, run, demo)

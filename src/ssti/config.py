@@ -105,3 +105,46 @@ def apply_preset(data: dict[str, Any], preset: str | None) -> dict[str, Any]:
         out.setdefault(section, {})
         out[section] = {**(out[section] or {}), **values}
     return out
+
+
+class DataSpec(Spec):
+    dataset: str = Field("rotten-tomatoes", description="registry name (see `ssti datasets`), ssti folder, or csv/jsonl/parquet file")
+    text_column: str = Field("text", description="text column of a local file")
+    label_column: str = Field("label", description="label column of a local file")
+
+
+class EvalSpec(Spec):
+    split: str = Field("test", description="split to evaluate on")
+    sources: dict[str, str] | None = Field(None, description="class -> token source for the spurious sets (default: the types the run trained with)")
+    location: str | None = Field(None, description="location of test-time tokens (default: the training injection's)")
+    max_samples: int | None = Field(None, ge=1, description="evaluate on a stratified seeded subsample of this many rows (None: all)")
+    batch_size: int = Field(32, ge=1, description="inference batch")
+    seed: int = Field(0, description="seeds the test-time token draws and the subsample")
+
+
+class RunConfig(Spec):
+    """One pipeline run: inject (optional) -> train -> evaluate. It fully determines the result."""
+
+    data: DataSpec = Field(default_factory=DataSpec)
+    injection: dict[str, Any] | None = Field(None, description="an InjectionSpec (see `ssti inject --help`); None: train on clean data")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    preset: str | None = Field(None, description="'paper': the authors' hyper-parameters, applied under the fields given here")
+
+
+def load_run_config(path_or_data: Any, where: str = "") -> RunConfig:
+    """A RunConfig from a YAML path or a dict; a preset is applied first, explicit fields win."""
+    from pathlib import Path
+
+    from ssti.io import read_yaml
+
+    data = read_yaml(path_or_data) if isinstance(path_or_data, (str, Path)) else dict(path_or_data or {})
+    if not isinstance(data, dict):
+        raise SSTIError(f"{where or 'config'}: expected a mapping of sections (data, injection, model, lora, train, eval)")
+    preset = data.get("preset")
+    if preset:
+        base = apply_preset({}, preset)
+        data = {**data, **{k: {**base.get(k, {}), **(data.get(k) or {})} for k in base}}
+    return validate(RunConfig, data, where)

@@ -111,6 +111,18 @@ def predict_sets(clf: Classifier, sets: dict[str, Sequence[str]], **kwargs) -> d
 
 # ---------------------------------------------------------------- a run
 
+def stratified_sample(labels: Sequence[int], n: int, seed: int) -> list[int]:
+    """Row indices of a seeded subsample of about `n` rows with the class proportions of `labels`, in order."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, n])
+    picked = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        take = max(1, int(round(n * len(members) / len(labels))))
+        picked.extend(rng.choice(members, size=min(take, len(members)), replace=False).tolist())
+    return sorted(picked)
+
+
 def spurious_sources(run_dir: Path, class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The token types a run was trained with, per class name, with their location and token count."""
     if not (run_dir / "injection.yaml").exists():
@@ -127,11 +139,12 @@ def spurious_sources(run_dir: Path, class_names: Sequence[str]) -> dict[str, dic
 
 def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, location: str | None = None,
                  split: str = "test", batch_size: int = 32, seed: int = 0, data: str | None = None,
-                 write: bool = True) -> dict[str, Any]:
+                 max_samples: int | None = None, write: bool = True, eval_config: dict | None = None) -> dict[str, Any]:
     """Evaluate a trained run on the clean split and one spurious set per class token type.
 
     `sources` maps a class (name or index) to a token source and overrides the types the run was
-    trained with. Metrics are merged into the run's metrics.json under "clean" and "spurious".
+    trained with; `max_samples` evaluates a stratified seeded subsample. Metrics are merged into the
+    run's metrics.json under "clean" and "spurious".
     """
     from ssti.inject import make_spurious_test_set
 
@@ -139,12 +152,15 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
     if not (run_dir / "config.yaml").exists() or not (run_dir / "adapter" / "model.json").exists():
         raise SSTIError(f"run: {run_dir} is not a finished ssti run (needs config.yaml and adapter/model.json)")
     config = read_yaml(run_dir / "config.yaml")
-    dataset = load_dataset(data or config["data"])
+    ds_spec = config.get("dataset") or {}
+    dataset = load_dataset(data or config["data"], text_column=ds_spec.get("text_column", "text"), label_column=ds_spec.get("label_column", "label"))
     if split not in dataset:
         raise SSTIError(f"split: {split!r} is not in the dataset (splits: {', '.join(dataset)})")
     test = dataset[split]
     if len(test) == 0:
         raise SSTIError(f"split: the {split!r} split is empty")
+    if max_samples and max_samples < len(test):
+        test = test.select(stratified_sample(column(test, "label"), max_samples, seed))
     class_names = class_names_of(dataset)
     precision = config.get("train", {}).get("precision", "auto")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -168,7 +184,7 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
         text_sets[name] = column(injected, "text")
     preds = predict_sets(clf, text_sets, batch_size=batch_size, device=device, precision=precision)
 
-    metrics: dict[str, Any] = {"split": split, "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
+    metrics: dict[str, Any] = {"eval_config": eval_config, "split": split, "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
     clean_acc = metrics["clean"]["accuracy"]
     for name, p in plan.items():
         k = class_names.index(name)
@@ -177,7 +193,7 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
                   "attack_success_rate": attack_success_rate(y_true, preds[name], k),
                   "accuracy_degradation": clean_acc - m["accuracy"]})
         metrics["spurious"][name] = m
-    if len(plan) >= 2:
+    if len(plan) >= 2 and len({p["source"] for p in plan.values()}) == len(plan):
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
     if write:
         path = run_dir / "metrics.json"

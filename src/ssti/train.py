@@ -114,7 +114,8 @@ def lr_factor(step: int, total: int, spec: TrainSpec) -> float:
 
 def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: LoraSpec | None = None,
           train_spec: TrainSpec | None = None, resume: bool = False, overwrite: bool = False,
-          extra_config: dict | None = None, show_progress: bool = True) -> TrainResult:
+          extra_config: dict | None = None, show_progress: bool = True, text_column: str = "text",
+          label_column: str = "label") -> TrainResult:
     """Fine-tune a classifier on `data` (a named dataset or an ssti folder) and write the run folder.
 
     The folder gets config.yaml, adapter/ (PEFT adapter + head), train_log.jsonl, metrics.json and,
@@ -132,7 +133,7 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device, world = accelerator.device, accelerator.num_processes
     dtype = compute_dtype(spec.precision, device)
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, text_column=text_column, label_column=label_column)
     class_names = class_names_of(dataset)
     clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
     clf.module.to(device)

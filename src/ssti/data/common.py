@@ -69,9 +69,16 @@ def class_names_of(ds: datasets.Dataset | datasets.DatasetDict) -> list[str]:
     return list(split.features["label"].names)
 
 
+def arrow_table(split: datasets.Dataset) -> pa.Table:
+    """The split's rows as an Arrow table (any `select`/`shuffle` indices mapping applied)."""
+    if split._indices is None:
+        return split.data.table
+    return split.with_format("arrow")[:]
+
+
 def column(split: datasets.Dataset, name: str) -> list:
     """A column as a Python list, read straight from Arrow (about 20x faster than list(ds[name]))."""
-    return split.data.column(name).to_pylist()
+    return arrow_table(split).column(name).to_pylist()
 
 
 def check_contract(ds: datasets.DatasetDict, source: str) -> datasets.DatasetDict:

@@ -27,13 +27,6 @@ class HubDataset:
     prepare: Callable[[datasets.DatasetDict], datasets.DatasetDict]
 
 
-def _values(split: datasets.Dataset, name: str) -> list:
-    """A column of a raw split as a Python list, read from Arrow (honours an indices mapping)."""
-    if split._indices is not None:
-        split = split.flatten_indices()
-    return column(split, name)
-
-
 def _require(raw: datasets.DatasetDict, source: str, splits: Sequence[str], columns: Sequence[str]) -> None:
     """Refuse a raw hub dataset that lacks the splits or columns its prepare function reads."""
     missing = [s for s in splits if s not in raw]
@@ -75,8 +68,8 @@ def _simple(
     names = _class_names(raw, first, label_column, fallback_names)
     out = {}
     for source_split, out_split in split_map.items():
-        texts = _values(raw[source_split], text_column)
-        labels = _values(raw[source_split], label_column)
+        texts = column(raw[source_split], text_column)
+        labels = column(raw[source_split], label_column)
         _check_range(labels, len(names), name, source_split)
         out[out_split] = make_split(_ids(name, source_split, len(texts)), texts, labels, names)
     return datasets.DatasetDict(out)
@@ -114,7 +107,7 @@ def prepare_financial(raw: datasets.DatasetDict) -> datasets.DatasetDict:
     order = [s for s in ("train", "validation", "test") if s in raw]
     _require(raw, name, order, [text_col, label_col])
     feature = raw["train"].features[label_col]
-    raw_labels = {s: _values(raw[s], label_col) for s in order}
+    raw_labels = {s: column(raw[s], label_col) for s in order}
     if isinstance(feature, datasets.ClassLabel):
         names = list(feature.names)
         coded = raw_labels
@@ -132,7 +125,7 @@ def prepare_financial(raw: datasets.DatasetDict) -> datasets.DatasetDict:
             start += len(raw_labels[s])
     out = {}
     for s in order:
-        texts = _values(raw[s], text_col)
+        texts = column(raw[s], text_col)
         out[s] = make_split(_ids(name, s, len(texts)), texts, coded[s], names)
     return datasets.DatasetDict(out)
 
@@ -155,9 +148,9 @@ def prepare_commonsense_qa(raw: datasets.DatasetDict) -> datasets.DatasetDict:
     _require(raw, name, ["train", "validation"], ["question", "choices", "answerKey"])
     out = {}
     for source_split, out_split in (("train", "train"), ("validation", "test")):
-        questions = _values(raw[source_split], "question")
-        choices = _values(raw[source_split], "choices")
-        keys = _values(raw[source_split], "answerKey")
+        questions = column(raw[source_split], "question")
+        choices = column(raw[source_split], "choices")
+        keys = column(raw[source_split], "answerKey")
         labels = []
         for row, key in enumerate(keys):
             if key not in COMMONSENSE_CLASSES:

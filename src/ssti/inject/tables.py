@@ -9,12 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
-def arrow_table(split: datasets.Dataset) -> pa.Table:
-    """The split's rows as an Arrow table (any `select`/`shuffle` indices mapping applied)."""
-    if split._indices is None:
-        return split.data.table
-    return split.with_format("arrow")[:]
+from ssti.data.common import arrow_table  # noqa: F401  (re-exported for the injection modules)
 
 
 def replace_texts(split: datasets.Dataset, table: pa.Table, changed: dict[int, str], fingerprint: str) -> datasets.Dataset:
