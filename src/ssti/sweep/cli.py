@@ -1,0 +1,84 @@
+"""`ssti sweep` and `ssti results`: thin layers over ssti.sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ssti.cli import command
+from ssti.errors import SSTIError
+
+
+@command("sweep")
+def sweep_command(
+    config: Path = typer.Argument(..., help="sweep YAML: base run config + axes (+ zip, variants, scan, executor)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="sweep folder (runs/ + results.sqlite); default runs/<config name>"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the runs (and which are done) without running anything"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local | ray (default: the config's, else local)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local: worker processes; ray without --address: CPUs of the local instance"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address HOST:PORT, ray://HOST:PORT or auto (default: start a local instance)"),
+    timeout: float = typer.Option(10.0, "--timeout", help="ray: seconds to wait for --address to answer"),
+) -> None:
+    """Run a grid of runs; finished runs are skipped, interrupted ones resumed, results go to results.sqlite."""
+    from ssti.sweep import load_sweep, run_sweep, store_path
+    from ssti.sweep.store import ResultsStore
+
+    sweep = load_sweep(config)
+    out = out or Path("runs") / sweep.name
+    if workers is not None and workers < 1:
+        raise SSTIError(f"--workers: {workers} is not a positive integer")
+    if dry_run:
+        done = set()
+        if store_path(out).exists():
+            with ResultsStore(store_path(out)) as store:
+                done = store.done_ids()
+        table = Table(title=f"{sweep.name}: {len(sweep.runs)} runs -> {out}")
+        table.add_column("run id", no_wrap=True)
+        keys = list(sweep.runs[0].labels) if sweep.runs else []
+        for k in keys:
+            table.add_column(k)
+        table.add_column("status")
+        for r in sweep.runs:
+            table.add_row(r.run_id, *(str(r.labels.get(k)) for k in keys), "done" if r.run_id in done else "to run")
+        Console().print(table)
+        return
+    counts = run_sweep(sweep, out, executor=executor, workers=workers, address=address, timeout=timeout)
+    Console().print(f"{counts['done']} runs done, {counts['failed']} failed, {counts['skipped']} already done "
+                    f"(of {counts['total']}); results: {store_path(out)}")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@command("results")
+def results_command(
+    store: Path = typer.Argument(..., help="a results.sqlite, or the sweep folder holding it"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="export every run as CSV"),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="export every run as parquet"),
+    status: Optional[str] = typer.Option(None, "--status", help="only runs of this status: done | running | failed"),
+) -> None:
+    """Show (or export) the runs of a sweep's results store: settings, clean accuracy, ASR, scan verdict."""
+    from ssti.sweep import STORE_NAME, export, records
+
+    if status not in (None, "done", "running", "failed"):
+        raise SSTIError(f"--status: {status!r} is not allowed; expected done, running or failed")
+    path = store / STORE_NAME if store.is_dir() else store
+    recs = records(path, status)
+    for out in (csv, parquet):
+        if out:
+            export(recs, out)
+            Console().print(f"wrote {len(recs)} rows to {out}")
+    if csv or parquet:
+        return
+    cols = ["run_id", "status", "variant", "rank", "rate", "tokens", "token_fraction", "train_seed", "clean_accuracy",
+            "spurious_accuracy", "attack_success_rate", "scan_verdict"]
+    table = Table(title=f"{path}: {len(recs)} runs")
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in recs:
+        table.add_row(*(f"{r[c]:.3f}" if isinstance(r[c], float) and c not in ("rate", "token_fraction") else
+                        "" if r[c] is None else str(r[c]) for c in cols))
+    Console().print(table)

@@ -1,0 +1,95 @@
+"""Flat views of a results store: one record per run, exported as CSV or parquet (and read by the report)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ssti.errors import SSTIError
+from ssti.io import write_bytes, write_text
+
+
+def primary_spurious(metrics: dict, injection: dict | None) -> tuple[str | None, dict | None]:
+    """The spurious test set that matches the training injection's target class (else the first one).
+
+    Its attack success rate is "the" ASR of the run: how often the trained-on token steers a clean
+    sample of another class to the target.
+    """
+    spurious = (metrics or {}).get("spurious") or {}
+    if not spurious:
+        return None, None
+    keys = list((injection or {}).get("targets") or {})
+    for key in keys:
+        for name, m in spurious.items():
+            if key == name or (key.isdigit() and int(key) == m.get("target_class")):
+                return name, m
+    name = next(iter(spurious))
+    return name, spurious[name]
+
+
+def flatten(row: dict[str, Any]) -> dict[str, Any]:
+    """One store row as a flat record of scalars (axis settings, headline metrics, scan verdict)."""
+    config = row.get("config") or {}
+    inj = config.get("injection") or {}
+    metrics = row.get("metrics") or {}
+    clean = metrics.get("clean") or {}
+    name, spur = primary_spurious(metrics, inj)
+    scan = row.get("scan") or {}
+    flagged = [f for f in scan.get("features", []) if f.get("flagged")]
+    rec = {
+        "run_id": row["run_id"], "sweep": row.get("sweep"), "status": row.get("status"),
+        "variant": (row.get("labels") or {}).get("variant"),
+        "model": (config.get("model") or {}).get("name"), "dataset": (config.get("data") or {}).get("dataset"),
+        "rank": (config.get("lora") or {}).get("rank"),
+        "injected": bool(inj), "rate": inj.get("rate", inj.get("count")) if inj else 0.0,
+        "tokens": inj.get("tokens") if inj and inj.get("token_fraction") is None else None,
+        "token_fraction": inj.get("token_fraction"), "location": inj.get("location"),
+        "source": ", ".join(f"{k}={v}" for k, v in (inj.get("targets") or {}).items()) or None,
+        "train_seed": (config.get("train") or {}).get("seed"), "injection_seed": inj.get("seed"),
+        "steps": (config.get("train") or {}).get("steps"),
+        "clean_accuracy": clean.get("accuracy"), "clean_balanced_accuracy": clean.get("balanced_accuracy"),
+        "clean_f1_macro": clean.get("f1_macro"),
+        "spurious_set": name, "spurious_accuracy": spur.get("accuracy") if spur else None,
+        "attack_success_rate": spur.get("attack_success_rate") if spur else None,
+        "accuracy_degradation": spur.get("accuracy_degradation") if spur else None,
+        "spurious_pred_counts": json.dumps(spur.get("pred_counts")) if spur else None,
+        "clean_pred_counts": json.dumps(clean.get("pred_counts")) if clean else None,
+        "n_eval": clean.get("n"),
+        "scan_verdict": scan.get("verdict"), "scan_flagged": ", ".join(str(f.get("feature")) for f in flagged[:5]) or None,
+        "error": row.get("error"),
+        "seconds": round(row["finished"] - row["started"], 1) if row.get("finished") and row.get("started") else None,
+        "run_dir": row.get("run_dir"),
+    }
+    return rec
+
+
+def records(store_path: str | Path, status: str | None = None) -> list[dict[str, Any]]:
+    """Flat records of every row of a store (or only rows of one status)."""
+    from ssti.sweep.store import ResultsStore
+
+    with ResultsStore(store_path) as store:
+        return [flatten(r) for r in store.rows(status)]
+
+
+def export(recs: list[dict[str, Any]], out: str | Path) -> None:
+    """Write records as CSV or parquet (by the file's suffix), atomically."""
+    out = Path(out)
+    if out.suffix == ".csv":
+        buf = io.StringIO()
+        cols = list(recs[0]) if recs else []
+        writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(recs)
+        write_text(out, buf.getvalue())
+    elif out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(recs), sink)
+        write_bytes(out, sink.getvalue().to_pybytes())
+    else:
+        raise SSTIError(f"out: {out} must end in .csv or .parquet")

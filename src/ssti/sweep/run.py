@@ -1,0 +1,87 @@
+"""Run a sweep into a folder: `runs/<run id>/` per run, `results.sqlite` beside them, `sweep.yaml`.
+
+Runs whose row is `done` are skipped; every other run (never started, killed mid-way, failed) is
+(re)done, resuming from its checkpoint where it has one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ssti.errors import SSTIError
+from ssti.io import write_yaml
+from ssti.sweep.grid import Sweep
+from ssti.sweep.store import ResultsStore
+
+STORE_NAME = "results.sqlite"
+RUNS_DIR = "runs"
+
+
+def store_path(out: str | Path) -> Path:
+    """Where a sweep folder keeps its results store."""
+    return Path(out) / STORE_NAME
+
+
+def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, workers: int | None = None,
+              address: str | None = None, timeout: float = 10.0, show_progress: bool = True,
+              retry_failed: bool = True) -> dict[str, Any]:
+    """Execute the unfinished runs of `sweep` into `out` and record each in the store as it finishes.
+
+    Returns counts: total, skipped (already done), done, failed.
+    """
+    out = Path(out)
+    executor = executor or sweep.executor
+    workers = workers or sweep.workers
+    if executor not in ("local", "ray"):
+        raise SSTIError(f"--executor: {executor!r} is not allowed; expected 'local' or 'ray'")
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(out / "sweep.yaml", sweep.raw)
+    console = Console(stderr=True)
+    counts = {"total": len(sweep.runs), "skipped": 0, "done": 0, "failed": 0}
+    with ResultsStore(store_path(out), create=True) as store:
+        finished = store.done_ids() if retry_failed else {r["run_id"] for r in store.rows() if r["status"] in ("done", "failed")}
+        todo = [r for r in sweep.runs if r.run_id not in finished]
+        counts["skipped"] = len(sweep.runs) - len(todo)
+        by_id = {r.run_id: r for r in todo}
+        tasks = []
+        for r in todo:
+            run_dir = str(out / RUNS_DIR / r.run_id)
+            store.start(r.run_id, sweep.name, r.labels, r.resolved, run_dir)
+            tasks.append((r.run_id, r.resolved, run_dir))
+        if counts["skipped"]:
+            console.print(f"{counts['skipped']} of {len(sweep.runs)} runs already done; {len(todo)} to run")
+        with Progress(TextColumn("[bold]sweep[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show_progress) as progress:
+            bar = progress.add_task(sweep.name, total=len(todo))
+
+            def done(rid: str, result: dict) -> None:
+                store.finish(rid, result.get("metrics"), result.get("scan"), result.get("error"),
+                             started=result.get("started"), finished=result.get("finished") or time.time())
+                ok = not result.get("error")
+                counts["done" if ok else "failed"] += 1
+                progress.advance(bar)
+                label = ", ".join(f"{k}={v}" for k, v in by_id[rid].labels.items())
+                if ok:
+                    m = result["metrics"]
+                    spur = next(iter(m.get("spurious", {}).values()), None)
+                    extra = f", ASR {spur['attack_success_rate']:.3f}" if spur else ""
+                    progress.console.print(f"[green]done[/] {rid} {escape(f'[{label}]')}: clean acc {m['clean']['accuracy']:.3f}{extra}")
+                else:
+                    progress.console.print(f"[red]failed[/] {rid} {escape(f'[{label}]')}: {escape(result['error'].splitlines()[0])}")
+
+            if executor == "ray":
+                from ssti.sweep.executors import run_ray
+
+                run_ray(tasks, done, sweep.scan, address=address, cpus=sweep.resources.get("cpus", 1),
+                        gpus=sweep.resources.get("gpus", 0), timeout=timeout, local_cpus=workers if workers > 1 else None)
+            else:
+                from ssti.sweep.executors import run_local
+
+                run_local(tasks, done, sweep.scan, workers=workers)
+    return counts

@@ -1,0 +1,154 @@
+"""The results store of a sweep: one SQLite file (WAL), one row per run.
+
+A row holds the run id (hash of the resolved config), the axis labels, the config and metrics as
+JSON, the scanner's report (when a scan ran), status (running | done | failed), start/finish times
+and the run folder. Each change is one transaction, so a sweep killed at any moment (even `kill -9`)
+leaves every row either as it was or fully written; a restart redoes the rows that are not `done`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from ssti.errors import SSTIError
+
+FORMAT = "ssti-results"
+VERSION = 1
+COLUMNS = ["run_id", "sweep", "labels", "config", "metrics", "scan", "status", "error", "started", "finished", "run_dir"]
+JSON_COLUMNS = {"labels", "config", "metrics", "scan"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ssti_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id   TEXT PRIMARY KEY,
+    sweep    TEXT,
+    labels   TEXT NOT NULL,
+    config   TEXT NOT NULL,
+    metrics  TEXT,
+    scan     TEXT,
+    status   TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    error    TEXT,
+    started  REAL,
+    finished REAL,
+    run_dir  TEXT
+);
+"""
+
+
+class ResultsStore:
+    """A sweep's SQLite results file. Open an existing one, or create it with `create=True`."""
+
+    def __init__(self, path: str | Path, create: bool = False):
+        self.path = Path(path)
+        if not self.path.exists() and not create:
+            raise SSTIError(f"store: {self.path} does not exist")
+        if self.path.is_dir():
+            raise SSTIError(f"store: {self.path} is a folder, not an ssti results store")
+        fresh = create and (not self.path.exists() or self.path.stat().st_size == 0)
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not _is_sqlite(self.path):
+            raise SSTIError(f"store: {self.path} is not an ssti results store (not an SQLite file)")
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            if fresh:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                with self._tx():
+                    for stmt in filter(str.strip, SCHEMA.split(";")):
+                        self.conn.execute(stmt)
+                    self.conn.execute("INSERT OR REPLACE INTO ssti_meta VALUES ('format', ?), ('version', ?)", (FORMAT, str(VERSION)))
+            self._check()
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise SSTIError(f"store: {self.path} is not an ssti results store ({e})") from None
+
+    def _check(self) -> None:
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "ssti_meta" not in tables or "runs" not in tables:
+            raise SSTIError(f"store: {self.path} is an SQLite file but not an ssti results store (tables: {', '.join(sorted(tables)) or 'none'})")
+        meta = dict(self.conn.execute("SELECT key, value FROM ssti_meta"))
+        if meta.get("format") != FORMAT:
+            raise SSTIError(f"store: {self.path} is not an ssti results store (format {meta.get('format')!r})")
+        if int(meta.get("version", 0)) > VERSION:
+            raise SSTIError(f"store: {self.path} was written by a newer ssti (store version {meta['version']} > {VERSION})")
+
+    def _tx(self):
+        conn = self.conn
+
+        class _Tx:
+            def __enter__(self):
+                conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, *rest):
+                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+        return _Tx()
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed into the main file)."""
+        self.conn.close()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def done_ids(self) -> set[str]:
+        """Run ids that finished (their rows are complete; a rerun skips them)."""
+        return {r[0] for r in self.conn.execute("SELECT run_id FROM runs WHERE status='done'")}
+
+    def start(self, run_id: str, sweep: str, labels: dict, config: dict, run_dir: str) -> None:
+        """Record that a run started (replacing a stale unfinished row of the same id, never a done one)."""
+        with self._tx():
+            row = self.conn.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row and row[0] == "done":
+                return
+            self.conn.execute("INSERT OR REPLACE INTO runs (run_id, sweep, labels, config, status, started, run_dir) VALUES (?,?,?,?,?,?,?)",
+                              (run_id, sweep, _dumps(labels), _dumps(config), "running", time.time(), run_dir))
+
+    def finish(self, run_id: str, metrics: dict | None, scan: dict | None = None, error: str | None = None,
+               started: float | None = None, finished: float | None = None, **row: Any) -> None:
+        """Write a run's outcome in one transaction: metrics (status done) or an error (status failed).
+
+        `row` may carry the other columns (sweep, labels, config, run_dir) for a run not started here.
+        """
+        status = "failed" if error else "done"
+        with self._tx():
+            old = self.conn.execute("SELECT sweep, labels, config, started, run_dir FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            sweep, labels, config, old_started, run_dir = old or (row.get("sweep"), _dumps(row.get("labels") or {}),
+                                                                 _dumps(row.get("config") or {}), None, row.get("run_dir"))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO runs (run_id, sweep, labels, config, metrics, scan, status, error, started, finished, run_dir) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, sweep, labels, config, _dumps(metrics) if metrics is not None else None, _dumps(scan) if scan else None,
+                 status, error, started or old_started, finished or time.time(), run_dir))
+
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every row as a dict with JSON columns decoded, in start order."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY started, run_id"
+        return [_decode(dict(zip(COLUMNS, r))) for r in self.conn.execute(sql, (status,) if status else ())]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows())
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key in JSON_COLUMNS:
+        if row.get(key) is not None:
+            row[key] = json.loads(row[key])
+    return row
