@@ -1,0 +1,72 @@
+"""`ssti report`: a static HTML page with the paper's table and figures for a sweep or a folder of runs.
+
+The page (index.html) sits beside its figures (PNG shown, SVG linked) and a CSV of every run; it
+needs no server and no network. Each figure is shown with the config that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssti import __version__
+from ssti.errors import SSTIError
+from ssti.io import write_text
+from ssti.report.data import ReportData, load
+from ssti.report.figures import proportion_figure, rank_figure
+from ssti.report.tables import results_table, scan_table, table1, trend_table
+from ssti.report.template import TEMPLATE
+
+
+def build_report(source: str | Path, out: str | Path) -> Path:
+    """Write the report of the finished runs under `source` into folder `out`; return index.html's path."""
+    from ssti.sweep.results import export
+
+    data = load(source)
+    if not data.records:
+        raise SSTIError(f"runs: {source} has no finished runs yet ({data.unfinished} unfinished); nothing to report")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    recs = data.records
+    config_text = _config_text(data)
+    figures = []
+    fig1 = proportion_figure(recs, out)
+    figures.append({"id": "fig1", "title": "Figure 1 analogue: accuracy degradation and attack success against the proportion injected",
+                    "files": fig1, "caption": "One line per LoRA rank; one row per SSTI mode. Proportion 0 = runs trained without SSTI "
+                    "(if any). Error bars: standard deviation over seeds. Paper (rank 1, IMDB): degradation grows with the proportion.",
+                    "missing": "the runs do not vary the proportion injected", "config": config_text})
+    fig2 = rank_figure(recs, out)
+    figures.append({"id": "fig_rank", "title": "Reliance on the token against LoRA rank: light vs aggressive SSTI, clean accuracy alongside",
+                    "files": fig2, "caption": "Top: attack success rate; middle: accuracy degradation; bottom: clean accuracy; one column "
+                    "per proportion. Error bars: standard deviation over seeds. Paper: with light SSTI reliance grows with rank; "
+                    "with aggressive SSTI larger ranks are more robust.",
+                    "missing": "the runs have fewer than two LoRA ranks", "config": config_text})
+    tables = [("Table 1 analogue: predicted classes on a test set where every sample carries the token", table1(recs, data.class_names),
+               "Mean over seeds of the predicted-class counts (largest rank of each setting), then the paper's IMDB rows (rank 64)."),
+              ("Trends with LoRA rank (findings 2 and 3)", trend_table(recs),
+               "A change smaller than the seed spread (or 0.02) is called flat."),
+              ("Every setting", results_table(recs), "Mean ± standard deviation over seeds.")]
+    scan = scan_table(recs)
+    if scan:
+        tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))
+    export(recs, out / "runs.csv")
+    html = TEMPLATE.render(
+        title=f"SSTI report: {Path(str(source)).name}", source=str(source), n_runs=len(recs), unfinished=data.unfinished,
+        models=sorted({str(r["model"]) for r in recs}), datasets=sorted({str(r["dataset"]) for r in recs}),
+        figures=figures, tables=[{"title": t, "table": tab, "note": note} for t, tab, note in tables],
+        config=config_text, version=__version__, when=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    write_text(out / "index.html", html)
+    return out / "index.html"
+
+
+def _config_text(data: ReportData) -> str:
+    """The sweep config (or the run configs) as YAML, shown under every figure."""
+    return yaml.safe_dump(data.config, sort_keys=False, default_flow_style=None, width=100) if data.config else "(no config recorded)"
+
+
+def describe(data: Any) -> str:  # pragma: no cover - convenience for notebooks
+    """A one-line summary of what a report would show."""
+    return f"{len(data.records)} finished runs ({data.unfinished} unfinished) from {data.source}"

@@ -1,0 +1,22 @@
+"""`ssti report`: a thin layer over ssti.report.build_report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ssti.cli import command
+
+
+@command("report")
+def report_command(
+    runs: Path = typer.Argument(..., help="a sweep folder (with results.sqlite), a results.sqlite, or a folder of run folders"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for index.html, the figures (PNG + SVG) and runs.csv"),
+) -> None:
+    """Write a static HTML report: Table 1 analogue, Figure 1 analogue, rank curves, scanner verdicts."""
+    from ssti.report import build_report
+
+    index = build_report(runs, out)
+    Console().print(f"report: {index}")

@@ -1,0 +1,112 @@
+"""What a report is drawn from: flat run records from a sweep's store, a store file, or run folders.
+
+Every source gives the same records (see `ssti.sweep.results.flatten`) plus a `mode` (light,
+aggressive, or the variant name) and the config that produced the runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ssti.errors import SSTIError
+from ssti.io import read_yaml
+from ssti.sweep.results import flatten
+
+
+@dataclass
+class ReportData:
+    """The records of finished runs, where they came from, and the config(s) behind them."""
+
+    source: str
+    records: list[dict[str, Any]]
+    config: dict[str, Any]
+    unfinished: int = 0
+    class_names: list[str] = field(default_factory=list)
+
+
+def mode_of(rec: dict[str, Any]) -> str:
+    """The SSTI mode of a run: its variant name, else light (one token) / aggressive (a fraction) / clean."""
+    if rec.get("variant"):
+        return str(rec["variant"])
+    if not rec.get("injected"):
+        return "no SSTI"
+    if rec.get("token_fraction"):
+        return f"aggressive ({rec['token_fraction']:g})"
+    return "light" if rec.get("tokens") == 1 else f"{rec.get('tokens')} tokens"
+
+
+def load(path: str | Path) -> ReportData:
+    """Records of the finished runs under `path`: a sweep folder, a results.sqlite, or a folder of runs."""
+    from ssti.sweep import STORE_NAME, ResultsStore
+
+    path = Path(path)
+    if not path.exists():
+        raise SSTIError(f"runs: {path} does not exist")
+    store = path / STORE_NAME if path.is_dir() else path
+    if store.is_file():
+        with ResultsStore(store) as s:
+            rows = s.rows()
+        sweep_yaml = store.parent / "sweep.yaml"
+        config = read_yaml(sweep_yaml) if sweep_yaml.exists() else {}
+        done = [r for r in rows if r["status"] == "done" and r.get("metrics")]
+        recs = [_with_mode(flatten(r)) for r in done]
+        names = list(((done[0]["metrics"].get("clean") or {}).get("per_class") or {})) if done else []
+        return ReportData(str(path), recs, config, unfinished=len(rows) - len(done), class_names=names)
+    return _from_run_folders(path)
+
+
+def _from_run_folders(path: Path) -> ReportData:
+    """Records of run folders (config.yaml + metrics.json) at or below `path`, e.g. `ssti demo`'s output."""
+    folders = sorted(p.parent for p in path.rglob("metrics.json") if (p.parent / "config.yaml").exists())
+    if not folders:
+        raise SSTIError(f"runs: {path} holds no results store ({'results.sqlite'}) and no finished run folders "
+                        f"(config.yaml + metrics.json)")
+    recs, configs, names = [], {}, []
+    for folder in folders:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        if "clean" not in metrics:
+            continue
+        cfg = read_yaml(folder / "config.yaml")
+        config = {"data": cfg.get("dataset") or {"dataset": cfg.get("data")}, "injection": cfg.get("injection"),
+                  "model": cfg.get("model"), "lora": cfg.get("lora"), "train": cfg.get("train")}
+        name = str(folder.relative_to(path)) if folder != path else folder.name
+        row = {"run_id": name, "sweep": path.name, "status": "done", "labels": {}, "config": config, "metrics": metrics,
+               "run_dir": str(folder)}
+        recs.append(_with_mode(flatten(row)))
+        configs[name] = config
+        names = names or list(metrics["clean"].get("per_class") or {})
+    return ReportData(str(path), recs, {"runs": configs}, class_names=names)
+
+
+def _with_mode(rec: dict[str, Any]) -> dict[str, Any]:
+    rec["mode"] = mode_of(rec)
+    return rec
+
+
+def aggregate(recs: list[dict[str, Any]], keys: list[str], value: str) -> list[dict[str, Any]]:
+    """Mean, standard deviation (over seeds / repeats) and count of `value` per group of `keys`."""
+    groups: dict[tuple, list[float]] = {}
+    for r in recs:
+        v = r.get(value)
+        if v is None:
+            continue
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(float(v))
+    out = []
+    for key, values in groups.items():
+        a = np.asarray(values)
+        out.append({**dict(zip(keys, key)), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)})
+    return sorted(out, key=lambda g: tuple(sort_key(g[k]) for k in keys))
+
+
+def sort_key(v: Any) -> tuple:
+    """Sort numbers numerically, then strings, then None (mixed-type group keys)."""
+    if v is None:
+        return (2, 0, "")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, v, "")
+    return (1, 0, str(v))

@@ -1,0 +1,109 @@
+"""The report's figures (matplotlib, Agg backend), each saved as PNG and SVG.
+
+- proportion: Figure 1 analogue: accuracy degradation and attack success rate against the proportion
+  of the target class injected, one line per LoRA rank, one row of panels per SSTI mode.
+- rank: attack success rate and clean accuracy against LoRA rank, light vs aggressive SSTI side by
+  side, one panel column per proportion; error bars are the standard deviation over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ssti.report.data import aggregate, sort_key  # noqa: E402
+
+COLOURS = ["#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#30343f", "#e07a5f"]
+
+
+def _save(fig, folder: Path, name: str) -> dict[str, str]:
+    """Write `fig` as PNG (for the page) and SVG (for papers); return both file names."""
+    from ssti.io import write_bytes
+    import io
+
+    files = {}
+    for ext in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=110, bbox_inches="tight")
+        write_bytes(folder / f"{name}.{ext}", buf.getvalue())
+        files[ext] = f"{name}.{ext}"
+    plt.close(fig)
+    return files
+
+
+def _values(recs: list[dict[str, Any]], key: str) -> list[Any]:
+    """Distinct values of `key`, sorted (modes: light first, then aggressive, then the rest)."""
+    if key == "mode":
+        first = {"no SSTI": 0, "light": 1}
+        return sorted({r.get(key) for r in recs}, key=lambda m: (first.get(m, 2 if str(m).startswith("aggressive") else 3), str(m)))
+    return sorted({r.get(key) for r in recs}, key=sort_key)
+
+
+def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
+    """Figure 1 analogue; None when the runs do not vary the proportion injected."""
+    injected = [r for r in recs if r["injected"]]
+    clean = [r for r in recs if not r["injected"]]
+    rates = _values(injected, "rate")
+    if len(rates) + (1 if clean else 0) < 2:
+        return None
+    modes = _values(injected, "mode")
+    ranks = _values(recs, "rank")
+    fig, axes = plt.subplots(len(modes), 2, figsize=(10, 3.4 * len(modes)), squeeze=False)
+    for i, mode in enumerate(modes):
+        rows = [r for r in injected if r["mode"] == mode] + [{**r, "rate": 0.0, "mode": mode} for r in clean]
+        for j, (metric, label) in enumerate([("accuracy_degradation", "accuracy degradation"), ("attack_success_rate", "attack success rate")]):
+            ax = axes[i][j]
+            for k, rank in enumerate(ranks):
+                g = aggregate([r for r in rows if r["rank"] == rank], ["rate"], metric)
+                if not g:
+                    continue
+                ax.errorbar([x["rate"] for x in g], [x["mean"] for x in g], yerr=[x["std"] for x in g], marker="o",
+                            capsize=3, color=COLOURS[k % len(COLOURS)], label=f"rank {rank}")
+            ax.set_xlabel("proportion of the target class injected")
+            ax.set_ylabel(label)
+            ax.set_title(f"{mode}: {label}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if metric == "attack_success_rate":
+                ax.set_ylim(-0.03, 1.03)
+        axes[i][1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, folder, "fig1_proportion")
+
+
+def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
+    """Rank curves, light vs aggressive, with clean accuracy alongside; None with fewer than 2 ranks."""
+    injected = [r for r in recs if r["injected"]]
+    ranks = _values(injected, "rank")
+    if len(ranks) < 2:
+        return None
+    rates = _values(injected, "rate")
+    modes = _values(injected, "mode")
+    metrics = [("attack_success_rate", "attack success rate"), ("accuracy_degradation", "accuracy degradation"),
+               ("clean_accuracy", "clean accuracy")]
+    fig, axes = plt.subplots(len(metrics), len(rates), figsize=(max(5.0, 4.6 * len(rates)), 2.9 * len(metrics)), squeeze=False)
+    for j, rate in enumerate(rates):
+        for i, (metric, label) in enumerate(metrics):
+            ax = axes[i][j]
+            for k, mode in enumerate(modes):
+                g = aggregate([r for r in injected if r["rate"] == rate and r["mode"] == mode], ["rank"], metric)
+                if not g:
+                    continue
+                ax.errorbar([x["rank"] for x in g], [x["mean"] for x in g], yerr=[x["std"] for x in g], marker="o",
+                            capsize=3, color=COLOURS[k % len(COLOURS)], label=mode)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ranks, [str(r) for r in ranks])
+            ax.set_xlabel("LoRA rank")
+            ax.set_ylabel(label)
+            ax.set_title(f"{label}, {100 * rate:g}% of the target class injected", fontsize=9)
+            ax.grid(alpha=0.3)
+            if metric != "accuracy_degradation":
+                ax.set_ylim(-0.03, 1.03)
+            if i == 0:
+                ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, folder, "fig_rank")

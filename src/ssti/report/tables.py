@@ -1,0 +1,115 @@
+"""The report's tables as plain rows (header + cells), computed from run records."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from ssti.report.data import aggregate, sort_key
+
+# PAPER.md section 4 (IMDB test, 25,000 reviews, LoRA rank 64, light SSTI, every test sample injected).
+PAPER_TABLE1 = [("paper: fine-tuned without SSTI", (14003, 10997)), ("paper: SSTI, class-0 token (100%)", (24686, 314)),
+                ("paper: SSTI, class-1 token (100%)", (512, 24488))]
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    """'mean ± std' (std over seeds; just the mean for one run)."""
+    if not values:
+        return "-"
+    a = np.asarray(values, dtype=float)
+    return f"{a.mean():.{digits}f}" + (f" ± {a.std(ddof=1):.{digits}f}" if len(a) > 1 else "")
+
+
+def _groups(recs: list[dict[str, Any]], keys: list[str]) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    return sorted(groups.items(), key=lambda kv: tuple(sort_key(v) for v in kv[0]))
+
+
+def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
+    """Table 1 analogue: predicted-class counts on the test set where every sample carries the token.
+
+    One row per SSTI mode, token type and proportion at the largest rank of that group (the paper
+    used rank 64), averaged over seeds, followed by the paper's IMDB rows for reference.
+    """
+    names = class_names or ["class 0", "class 1"]
+    header = ["model", "rank", "runs"] + [f"predicted {n}" for n in names] + ["clean accuracy", "accuracy with token", "attack success rate"]
+    rows = []
+    for (mode, source, rate), group in _groups(recs, ["mode", "source", "rate"]):
+        top = max(r["rank"] for r in group)
+        group = [r for r in group if r["rank"] == top and r.get("spurious_pred_counts")]
+        if not group:
+            continue
+        counts = np.mean([json.loads(r["spurious_pred_counts"]) for r in group], axis=0)
+        n = group[0]["n_eval"] or counts.sum()
+        title = "fine-tuned without SSTI" if mode == "no SSTI" else f"SSTI {mode}, {source}, {rate:g} of the class"
+        rows.append([title, top, len(group)] + [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
+                    + [_ms([r["clean_accuracy"] for r in group]), _ms([r["spurious_accuracy"] for r in group]),
+                       _ms([r["attack_success_rate"] for r in group]) if mode != "no SSTI" else "-"])
+    for title, counts in PAPER_TABLE1:
+        cells = [f"{c} ({100 * c / 25000:.1f}%)" for c in counts] if len(names) == 2 else ["-"] * len(names)
+        rows.append([title, 64, "-"] + cells + ["-", "-", "-"])
+    return {"id": "table1", "header": header, "rows": rows}
+
+
+def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every setting of the sweep (mode x proportion x rank), mean ± std over seeds."""
+    header = ["mode", "proportion", "rank", "runs", "clean accuracy", "accuracy with token", "accuracy degradation", "attack success rate"]
+    rows = []
+    for (mode, rate, rank), group in _groups(recs, ["mode", "rate", "rank"]):
+        rows.append([mode, f"{rate:g}", rank, len(group), _ms([r["clean_accuracy"] for r in group]),
+                     _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
+                     _ms([r["accuracy_degradation"] for r in group if r["accuracy_degradation"] is not None]),
+                     _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None])])
+    return {"id": "results", "header": header, "rows": rows}
+
+
+def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Attack success rate from the smallest to the largest rank per mode and proportion, with its direction.
+
+    A change smaller than the spread over seeds is called flat: the paper's findings 2 and 3 are about
+    the direction of this trend for light vs aggressive SSTI.
+    """
+    header = ["mode", "proportion", "ASR per rank (mean over seeds)", "smallest -> largest rank", "Spearman ρ (rank, ASR)", "trend"]
+    rows = []
+    injected = [r for r in recs if r["injected"] and r["attack_success_rate"] is not None]
+    for (mode, rate), group in _groups(injected, ["mode", "rate"]):
+        agg = aggregate(group, ["rank"], "attack_success_rate")
+        if len(agg) < 2:
+            continue
+        first, last = agg[0], agg[-1]
+        diff = last["mean"] - first["mean"]
+        noise = max(first["std"], last["std"], 0.02)
+        trend = "flat (within seed spread)" if abs(diff) <= noise else ("rises with rank" if diff > 0 else "falls with rank")
+        rho = spearman([r["rank"] for r in group], [r["attack_success_rate"] for r in group])
+        rows.append([mode, f"{rate:g}", ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
+                     f"{first['mean']:.3f} -> {last['mean']:.3f} ({diff:+.3f})", "-" if rho is None else f"{rho:+.2f}", trend])
+    return {"id": "trends", "header": header, "rows": rows}
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman rank correlation (None when either side is constant)."""
+    from scipy.stats import spearmanr
+
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def scan_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The scanner's verdicts on the injected training sets, per mode and proportion; None if nothing was scanned."""
+    scanned = [r for r in recs if r.get("scan_verdict")]
+    if not scanned:
+        return None
+    header = ["mode", "proportion", "scanned training sets", "verdict", "features flagged (most frequent)"]
+    rows = []
+    for (mode, rate), group in _groups(scanned, ["mode", "rate"]):
+        verdicts = Counter(r["scan_verdict"] for r in group)
+        feats = Counter(f.strip() for r in group for f in (r.get("scan_flagged") or "").split(",") if f.strip())
+        rows.append([mode, f"{rate:g}", len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
+                     ", ".join(f for f, _ in feats.most_common(4)) or "-"])
+    return {"id": "scan", "header": header, "rows": rows}

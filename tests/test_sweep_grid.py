@@ -1,0 +1,122 @@
+"""Grid expansion, run ids and the bad inputs of sweep configs."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ssti.cli import app
+from ssti.errors import SSTIError
+from ssti.sweep import expand, load_sweep, run_id
+from ssti.sweep.grid import check_path, resolve_config, set_path
+from ssti.train import config_hash
+
+from _sweep_helpers import tiny_sweep
+
+
+def test_expansion_counts_order_and_labels(tmp_path):
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 4, 16), rates=(0.5, 1.0), seeds=(0, 1), variants=True))
+    assert len(sweep.runs) == 2 * 3 * 2 * 2  # seeds x ranks x rates x variants
+    first = sweep.runs[0]
+    assert first.labels == {"train.seed": 0, "injection.seed": 0, "lora.rank": 1, "injection.rate": 0.5, "variant": "light"}
+    # zip groups are outermost: the first half of the runs is the whole grid for seed 0
+    assert {r.labels["train.seed"] for r in sweep.runs[:12]} == {0}
+    # values land in the configs
+    agg = [r for r in sweep.runs if r.labels["variant"] == "aggressive"][0]
+    assert agg.config.injection["token_fraction"] == 0.3 and agg.config.lora.rank == 1
+    seeds = {(r.config.train.seed, r.config.injection["seed"]) for r in sweep.runs}
+    assert seeds == {(0, 0), (1, 1)}  # zipped, not crossed
+    assert len({r.run_id for r in sweep.runs}) == len(sweep.runs)
+
+
+def test_run_id_is_hash_of_resolved_config_and_stable(tmp_path):
+    raw = tiny_sweep(tmp_path)
+    a = expand(raw).runs[0]
+    assert a.run_id == config_hash(resolve_config(a.config)) == run_id(a.config)
+    # spelling out defaults or reordering keys does not change the id
+    raw2 = copy.deepcopy(raw)
+    raw2["base"]["lora"] = {"targets": "qv", "dropout": 0.05, "rank": 2}
+    raw2["base"]["injection"]["split"] = "train"
+    assert expand(raw2).runs[0].run_id == a.run_id
+    # any change of a setting is a new run
+    raw3 = copy.deepcopy(raw)
+    raw3["base"]["train"]["steps"] = 4
+    assert expand(raw3).runs[0].run_id != a.run_id
+    # and the id does not depend on the process (hash randomisation, import order)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    code = f"from ssti.sweep import load_sweep; print(load_sweep({str(path)!r}).runs[0].run_id)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": "123"}, check=True)
+    assert out.stdout.strip() == load_sweep(path).runs[0].run_id
+
+
+def test_duplicate_configs_are_one_run(tmp_path):
+    raw = tiny_sweep(tmp_path, ranks=(2, 2))
+    assert len(expand(raw).runs) == 1
+
+
+def test_set_path_does_not_mutate():
+    base = {"lora": {"rank": 1}}
+    out = set_path(base, "lora.rank", 4)
+    assert out == {"lora": {"rank": 4}} and base == {"lora": {"rank": 1}}
+    assert set_path({}, "eval.sources.fresh", "date") == {"eval": {"sources": {"fresh": "date"}}}
+
+
+@pytest.mark.parametrize("path, words", [
+    ("lora.rnk", ["lora.rnk", "rank", "alpha", "dropout"]),
+    ("optimizer", ["data", "injection", "lora", "train"]),
+    ("injection.rat", ["rate", "token_fraction", "location"]),
+    ("train.seed.x", ["no sub-fields"]),
+])
+def test_unknown_axis_names_existing_fields(tmp_path, path, words):
+    raw = tiny_sweep(tmp_path)
+    raw["axes"] = {path: [1, 2]}
+    with pytest.raises(SSTIError) as e:
+        expand(raw)
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words)
+
+
+def test_dict_fields_accept_any_key():
+    check_path("injection.targets.0")
+    check_path("eval.sources.fresh")
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda r: r["axes"].update({"lora.rank": []}), "empty"),
+    (lambda r: r.update({"zip": [{"train.seed": [0, 1], "injection.seed": [0]}]}), "different lengths"),
+    (lambda r: r.update({"variants": {}}), "variants"),
+    (lambda r: r.update({"axis": {}}), "unknown key"),
+    (lambda r: r["axes"].update({"lora.rank": [-1]}), "lora.rank"),
+    (lambda r: r["base"].update({"injection": None}), "base.injection is null"),
+    (lambda r: r.update({"executor": "slurm"}), "executor"),
+    (lambda r: r.update({"workers": 0}), "workers"),
+    (lambda r: r.pop("base"), "base"),
+])
+def test_bad_sweeps_are_one_line_errors(tmp_path, mutate, match):
+    raw = tiny_sweep(tmp_path)
+    mutate(raw)
+    with pytest.raises(SSTIError, match=match) as e:
+        expand(raw)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_dry_run_lists_runs_and_bad_axis_exits_2(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(tiny_sweep(tmp_path, ranks=(1, 4))))
+    res = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    for r in load_sweep(path).runs:
+        assert r.run_id in res.output
+    assert res.output.count("to run") == 2
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+    bad = tiny_sweep(tmp_path)
+    bad["axes"] = {"lora.rnak": [1]}
+    path.write_text(yaml.safe_dump(bad))
+    res = CliRunner().invoke(app, ["sweep", str(path), "--dry-run"])
+    assert res.exit_code == 2 and "lora.rnak" in res.output and "rank" in res.output
