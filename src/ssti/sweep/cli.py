@@ -22,6 +22,7 @@ def sweep_command(
     workers: Optional[int] = typer.Option(None, "--workers", help="local: worker processes; ray without --address: CPUs of the local instance"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address HOST:PORT, ray://HOST:PORT or auto (default: start a local instance)"),
     timeout: float = typer.Option(10.0, "--timeout", help="ray: seconds to wait for --address to answer"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="local: torch CPU threads per run (1 on a busy shared machine)"),
 ) -> None:
     """Run a grid of runs; finished runs are skipped, interrupted ones resumed, results go to results.sqlite."""
     from ssti.sweep import load_sweep, run_sweep, store_path
@@ -31,6 +32,8 @@ def sweep_command(
     out = out or Path("runs") / sweep.name
     if workers is not None and workers < 1:
         raise SSTIError(f"--workers: {workers} is not a positive integer")
+    if threads is not None and threads < 1:
+        raise SSTIError(f"--threads: {threads} is not a positive integer")
     if dry_run:
         done = set()
         if store_path(out).exists():
@@ -46,7 +49,7 @@ def sweep_command(
             table.add_row(r.run_id, *(str(r.labels.get(k)) for k in keys), "done" if r.run_id in done else "to run")
         Console().print(table)
         return
-    counts = run_sweep(sweep, out, executor=executor, workers=workers, address=address, timeout=timeout)
+    counts = run_sweep(sweep, out, executor=executor, workers=workers, address=address, timeout=timeout, threads=threads)
     Console().print(f"{counts['done']} runs done, {counts['failed']} failed, {counts['skipped']} already done "
                     f"(of {counts['total']}); results: {store_path(out)}")
     if counts["failed"]:
@@ -73,11 +76,12 @@ def results_command(
             Console().print(f"wrote {len(recs)} rows to {out}")
     if csv or parquet:
         return
-    cols = ["run_id", "status", "variant", "rank", "rate", "tokens", "token_fraction", "train_seed", "clean_accuracy",
-            "spurious_accuracy", "attack_success_rate", "scan_verdict"]
+    cols = {"run_id": "run id", "status": "status", "variant": "variant", "rank": "rank", "rate": "rate", "tokens": "tokens",
+            "token_fraction": "fraction", "train_seed": "seed", "clean_accuracy": "clean acc", "spurious_accuracy": "acc w/ token",
+            "attack_success_rate": "ASR", "scan_verdict": "scan"}
     table = Table(title=f"{path}: {len(recs)} runs")
-    for c in cols:
-        table.add_column(c, overflow="fold")
+    for c, title in cols.items():
+        table.add_column(title, no_wrap=c == "run_id")
     for r in recs:
         table.add_row(*(f"{r[c]:.3f}" if isinstance(r[c], float) and c not in ("rate", "token_fraction") else
                         "" if r[c] is None else str(r[c]) for c in cols))

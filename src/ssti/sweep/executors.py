@@ -22,14 +22,17 @@ Task = tuple[str, dict, str]
 Done = Callable[[str, dict], None]
 
 
-def run_local(tasks: Iterable[Task], done: Done, scan: bool, workers: int = 1) -> None:
-    """Run tasks in this process (workers=1) or in `workers` spawned processes; call `done` per result."""
+def run_local(tasks: Iterable[Task], done: Done, scan: bool, workers: int = 1, threads: int | None = None) -> None:
+    """Run tasks in this process (workers=1) or in `workers` spawned processes; call `done` per result.
+
+    `threads` caps torch's CPU threads per run (default: all cores, shared out among the workers).
+    """
     tasks = list(tasks)
     if workers <= 1:
         for rid, config, run_dir in tasks:
-            done(rid, execute(config, run_dir, scan))
+            done(rid, execute(config, run_dir, scan, threads))
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(execute, config, run_dir, scan, threads): rid for rid, config, run_dir in tasks}
         for future in as_completed(futures):

@@ -14,6 +14,7 @@ variants:                    # optional: named overrides, one more grid dimensio
 scan: false                  # scan each injected training set with `ssti scan`
 executor: local              # local | ray (the CLI's --executor wins)
 workers: 1                   # local: worker processes
+threads: null                # local: torch CPU threads per run (default: the cores shared among workers)
 resources: {cpus: 1, gpus: 0}  # ray: per run
 ```
 
@@ -35,7 +36,7 @@ from ssti.errors import SSTIError
 from ssti.io import read_yaml
 from ssti.train import config_hash
 
-SWEEP_KEYS = {"base", "axes", "zip", "variants", "scan", "executor", "workers", "resources", "name"}
+SWEEP_KEYS = {"base", "axes", "zip", "variants", "scan", "executor", "workers", "threads", "resources", "name"}
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Sweep:
     executor: str = "local"
     workers: int = 1
     resources: dict[str, float] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
+    threads: int | None = None
 
 
 def resolve_config(config: RunConfig) -> dict[str, Any]:
@@ -199,8 +201,11 @@ def expand(raw: dict[str, Any], name: str = "sweep") -> Sweep:
     workers = raw.get("workers", 1)
     if not isinstance(workers, int) or workers < 1:
         raise SSTIError(f"workers: {workers!r} is not a positive integer")
+    threads = raw.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise SSTIError(f"threads: {threads!r} is not a positive integer")
     return Sweep(str(raw.get("name") or name), list(runs.values()), raw, scan=bool(raw.get("scan", False)),
-                 executor=executor, workers=workers, resources=resources)
+                 executor=executor, workers=workers, resources=resources, threads=threads)
 
 
 def load_sweep(path: str | Path | dict) -> Sweep:

@@ -30,10 +30,11 @@ def store_path(out: str | Path) -> Path:
 
 def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, workers: int | None = None,
               address: str | None = None, timeout: float = 10.0, show_progress: bool = True,
-              retry_failed: bool = True) -> dict[str, Any]:
+              retry_failed: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Execute the unfinished runs of `sweep` into `out` and record each in the store as it finishes.
 
-    Returns counts: total, skipped (already done), done, failed.
+    `threads` caps torch's CPU threads per local run (on a shared machine, 1 thread per run avoids
+    the slowdown of oversubscribed cores). Returns counts: total, skipped (already done), done, failed.
     """
     out = Path(out)
     executor = executor or sweep.executor
@@ -83,5 +84,5 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
             else:
                 from ssti.sweep.executors import run_local
 
-                run_local(tasks, done, sweep.scan, workers=workers)
+                run_local(tasks, done, sweep.scan, workers=workers, threads=threads or sweep.threads)
     return counts

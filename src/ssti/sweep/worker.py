@@ -6,6 +6,7 @@ raises for a failed run, the failure comes back as `error` and the sweep goes on
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from pathlib import Path
@@ -32,7 +33,9 @@ def execute(config: dict[str, Any], run_dir: str, scan: bool = False, threads: i
 
         run_config = load_run_config(config)
         try:
-            result["metrics"] = run_pipeline(run_config, run_dir, overwrite=True, show_progress=show_progress)
+            metrics = run_pipeline(run_config, run_dir, overwrite=True, show_progress=show_progress)
+            path = Path(run_dir) / "metrics.json"  # the whole file: evaluation plus the training summary
+            result["metrics"] = json.loads(path.read_text()) if path.exists() else metrics
             if scan and run_config.injection:
                 result["scan"] = scan_training_set(Path(run_dir) / INJECTED_DATA, run_config.model.name)
         except SSTIError as e:
