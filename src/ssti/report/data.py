@@ -55,7 +55,7 @@ def load(path: str | Path) -> ReportData:
         config = read_yaml(sweep_yaml) if sweep_yaml.exists() else {}
         done = [r for r in rows if r["status"] == "done" and r.get("metrics")]
         recs = [_with_mode(flatten(r)) for r in done]
-        names = list(((done[0]["metrics"].get("clean") or {}).get("per_class") or {})) if done else []
+        names = class_names(done[0]["metrics"]) if done else []
         return ReportData(str(path), recs, config, unfinished=len(rows) - len(done), class_names=names)
     return _from_run_folders(path)
 
@@ -79,8 +79,37 @@ def _from_run_folders(path: Path) -> ReportData:
                "run_dir": str(folder)}
         recs.append(_with_mode(flatten(row)))
         configs[name] = config
-        names = names or list(metrics["clean"].get("per_class") or {})
+        names = names or class_names(metrics)
     return ReportData(str(path), recs, {"runs": configs}, class_names=names)
+
+
+def class_names(metrics: dict[str, Any]) -> list[str]:
+    """The class names in index order, recovered from a metrics.json.
+
+    metrics.json is written with sorted keys, so `per_class` is in alphabetical, not index, order.
+    Each spurious set names its target class with its index; the other classes are placed by their
+    support (the confusion matrix's row sums), falling back to alphabetical order on ties.
+    """
+    clean = metrics.get("clean") or {}
+    per_class = clean.get("per_class") or {}
+    k = len(per_class)
+    out: list[str | None] = [None] * k
+    for name, m in (metrics.get("spurious") or {}).items():
+        i = m.get("target_class")
+        if isinstance(i, int) and 0 <= i < k and name in per_class and out[i] is None and name not in out:
+            out[i] = name
+    rows = [sum(r) for r in clean.get("confusion_matrix") or []]
+    left = [n for n in per_class if n not in out]
+    for i in range(k):
+        if out[i] is None and len(rows) == k:
+            match = [n for n in left if per_class[n].get("support") == rows[i]]
+            if len(match) == 1:
+                out[i] = match[0]
+                left.remove(match[0])
+    for i in range(k):
+        if out[i] is None:
+            out[i] = left.pop(0)
+    return [str(n) for n in out]
 
 
 def _with_mode(rec: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,184 @@
+"""`ssti report`: the HTML is parsed and every table and figure is checked, from a synthetic store, a
+real tiny sweep and a folder of run folders."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ssti.cli import app
+from ssti.errors import SSTIError
+from ssti.io import write_yaml
+from ssti.report import build_report
+from ssti.report.data import class_names
+from ssti.sweep import ResultsStore, expand, run_sweep
+
+from _sweep_helpers import tiny_sweep
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """Collects the tables (header + rows of cell text), figures (img src) and links of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, dict] = {}
+        self.figures: dict[str, str] = {}
+        self.missing: list[str] = []
+        self.links: list[str] = []
+        self.pre: list[str] = []
+        self._table = self._figure = None
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._in_pre = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("data-table")
+            self.tables[self._table] = {"header": [], "rows": []}
+        elif tag == "tr" and self._table:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "figure":
+            self._figure = a.get("data-figure")
+        elif tag == "img" and self._figure:
+            self.figures[self._figure] = a["src"]
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        elif tag == "p" and a.get("data-figure-missing"):
+            self.missing.append(a["data-figure-missing"])
+        elif tag == "pre":
+            self._in_pre, self.pre = True, self.pre + [""]
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            t = self.tables[self._table]
+            (t["rows"] if t["header"] else t["header"]).extend([self._row] if t["header"] else self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag == "figure":
+            self._figure = None
+        elif tag == "pre":
+            self._in_pre = False
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._in_pre:
+            self.pre[-1] += data
+
+
+def parse(index: Path) -> Page:
+    page = Page()
+    page.feed(index.read_text())
+    return page
+
+
+def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0)) -> Path:
+    """A store of made-up finished runs: light SSTI rises with rank, aggressive falls (known answers)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_yaml(folder / "sweep.yaml", {"name": "fake", "base": {"model": {"name": "smollm2-135m"}}, "axes": {"lora.rank": list(ranks)}})
+    with ResultsStore(folder / "results.sqlite", create=True) as s:
+        for seed in seeds:
+            for rank in ranks:
+                for rate in rates:
+                    for mode, tf in (("light", None), ("aggressive", 0.2)):
+                        sign = 1 if mode == "light" else -1
+                        asr = float(np.clip(0.5 + sign * 0.1 * np.log2(rank) / 2 + 0.1 * rate + rng.normal(0, 0.01), 0, 1))
+                        n, p1 = 300, int(300 * (0.4 + 0.6 * asr))
+                        cfg = {"data": {"dataset": "rotten-tomatoes"}, "model": {"name": "smollm2-135m"}, "lora": {"rank": rank},
+                               "train": {"seed": seed, "steps": 40},
+                               "injection": {"targets": {"1": "date"}, "rate": rate, "tokens": 1, "token_fraction": tf,
+                                             "location": "random", "seed": seed}}
+                        m = {"clean": {"accuracy": 0.8 - 0.1 * rate, "n": n, "pred_counts": [150, 150], "per_class": {"rotten": {}, "fresh": {}}},
+                             "spurious": {"fresh": {"accuracy": 0.8 - 0.3 * asr, "attack_success_rate": asr, "accuracy_degradation": 0.3 * asr,
+                                                    "pred_counts": [n - p1, p1], "target_class": 1}}}
+                        scan = {"verdict": "suspicious", "features": [{"feature": "0000-00-00", "flagged": True}]}
+                        s.finish(f"{mode}-{rank}-{rate}-{seed}", m, scan, started=1.0, finished=2.0, sweep="fake",
+                                 labels={"variant": mode}, config=cfg, run_dir="x")
+        s.start("unfinished", "fake", {}, {"lora": {"rank": 1}}, "y")
+    return folder
+
+
+def check_assets(out: Path, page: Page) -> None:
+    for fig, src in page.figures.items():
+        assert (out / src).read_bytes()[:8] == PNG, fig
+        svg = src.replace(".png", ".svg")
+        assert svg in page.links and (out / svg).read_text().lstrip().startswith("<?xml")
+    for href in page.links:
+        if not href.startswith("#"):
+            assert (out / href).exists(), href
+
+
+def test_report_from_a_store_has_every_table_and_figure(tmp_path):
+    src = fake_store(tmp_path / "sweep")
+    index = build_report(src, tmp_path / "report")
+    page = parse(index)
+    assert set(page.figures) == {"fig1", "fig_rank"} and not page.missing
+    assert set(page.tables) == {"table1", "trends", "results", "scan"}
+    check_assets(tmp_path / "report", page)
+    t1 = page.tables["table1"]
+    assert t1["header"][:5] == ["model", "rank", "runs", "predicted rotten", "predicted fresh"]
+    assert any(r[0].startswith("paper: SSTI, class-1") and r[4].startswith("24488") for r in t1["rows"])
+    ours = [r for r in t1["rows"] if not r[0].startswith("paper")]
+    assert len(ours) == 4 and all(r[1] == "64" and r[2] == "2" for r in ours)  # largest rank, 2 seeds
+    trends = {(r[0], r[1]): r[-1] for r in page.tables["trends"]["rows"]}
+    assert trends[("light", "0.5")] == "rises with rank" and trends[("aggressive", "1")] == "falls with rank"
+    assert len(page.tables["results"]["rows"]) == 2 * 2 * 4
+    assert all(r[2] == "8" and r[3] == "suspicious: 8" for r in page.tables["scan"]["rows"]) and "0000-00-00" in page.tables["scan"]["rows"][0][-1]
+    assert "1 not finished yet" in index.read_text()
+    assert any("lora.rank" in p for p in page.pre)  # the config beside each figure
+    csv = (tmp_path / "report" / "runs.csv").read_text().splitlines()
+    # class names in index order although metrics.json sorts per_class alphabetically
+    assert class_names({"clean": {"per_class": {"fresh": {"support": 5}, "rotten": {"support": 7}}, "confusion_matrix": [[4, 3], [1, 4]]},
+                        "spurious": {}}) == ["rotten", "fresh"]
+    assert len(csv) == 1 + 32
+
+
+def test_report_of_a_real_tiny_sweep_and_of_run_folders(tmp_path):
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2), rates=(0.5, 1.0), scan=True))
+    run_sweep(sweep, tmp_path / "sw", show_progress=False)
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "sw"), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    page = parse(tmp_path / "rep" / "index.html")
+    assert set(page.figures) == {"fig1", "fig_rank"} and {"table1", "trends", "results", "scan"} <= set(page.tables)
+    check_assets(tmp_path / "rep", page)
+    assert len(page.tables["results"]["rows"]) == 4
+    # the same runs as plain run folders (no store): the report still has its tables and figures
+    index = build_report(tmp_path / "sw" / "runs", tmp_path / "rep2")
+    page2 = parse(index)
+    assert set(page2.figures) == {"fig1", "fig_rank"} and len(page2.tables["results"]["rows"]) == 4
+
+
+def test_missing_figures_are_said_not_hidden(tmp_path):
+    src = fake_store(tmp_path / "sweep", seeds=(0,), ranks=(8,), rates=(0.5,))
+    page = parse(build_report(src, tmp_path / "report"))
+    assert page.figures == {} and set(page.missing) == {"fig1", "fig_rank"}
+    assert "table1" in page.tables and "results" in page.tables
+
+
+def test_bad_report_inputs(tmp_path):
+    with pytest.raises(SSTIError, match="does not exist"):
+        build_report(tmp_path / "nope", tmp_path / "r")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SSTIError, match="no results store"):
+        build_report(tmp_path / "empty", tmp_path / "r")
+    with ResultsStore(tmp_path / "s.sqlite", create=True) as s:
+        s.start("a", "x", {}, {}, "d")
+    with pytest.raises(SSTIError, match="no finished runs"):
+        build_report(tmp_path / "s.sqlite", tmp_path / "r")
+    (tmp_path / "junk.sqlite").write_text("not a database")
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "junk.sqlite"), "-o", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "not an ssti results store" in res.output
