@@ -133,9 +133,10 @@ def aggregate(recs: list[dict[str, Any]], keys: list[str], value: str) -> list[d
 
 
 def sort_key(v: Any) -> tuple:
-    """Sort numbers numerically, then strings, then None (mixed-type group keys)."""
+    """Sort numbers numerically, then strings (SSTI modes: none, light, aggressive, others), then None."""
     if v is None:
         return (2, 0, "")
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return (0, v, "")
-    return (1, 0, str(v))
+    first = {"no SSTI": 0, "light": 1}
+    return (1, first.get(v, 2 if str(v).startswith("aggressive") else 3), str(v))

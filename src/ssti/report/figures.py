@@ -38,9 +38,6 @@ def _save(fig, folder: Path, name: str) -> dict[str, str]:
 
 def _values(recs: list[dict[str, Any]], key: str) -> list[Any]:
     """Distinct values of `key`, sorted (modes: light first, then aggressive, then the rest)."""
-    if key == "mode":
-        first = {"no SSTI": 0, "light": 1}
-        return sorted({r.get(key) for r in recs}, key=lambda m: (first.get(m, 2 if str(m).startswith("aggressive") else 3), str(m)))
     return sorted({r.get(key) for r in recs}, key=sort_key)
 
 

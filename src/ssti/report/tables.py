@@ -46,7 +46,7 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
             continue
         counts = np.mean([json.loads(r["spurious_pred_counts"]) for r in group], axis=0)
         n = group[0]["n_eval"] or counts.sum()
-        title = "fine-tuned without SSTI" if mode == "no SSTI" else f"SSTI {mode}, {source}, {rate:g} of the class"
+        title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {100 * rate:g}% of the class"
         rows.append([title, top, len(group)] + [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
                     + [_ms([r["clean_accuracy"] for r in group]), _ms([r["spurious_accuracy"] for r in group]),
                        _ms([r["attack_success_rate"] for r in group]) if mode != "no SSTI" else "-"])
@@ -54,6 +54,15 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         cells = [f"{c} ({100 * c / 25000:.1f}%)" for c in counts] if len(names) == 2 else ["-"] * len(names)
         rows.append([title, 64, "-"] + cells + ["-", "-", "-"])
     return {"id": "table1", "header": header, "rows": rows}
+
+
+def _source_text(source: str | None) -> str:
+    """'1=date' -> 'date in class 1'."""
+    parts = []
+    for item in (source or "").split(", "):
+        cls, _, src = item.partition("=")
+        parts.append(f"{src} in class {cls}" if src else item)
+    return ", ".join(parts) or "-"
 
 
 def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
