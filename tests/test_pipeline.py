@@ -1,0 +1,65 @@
+"""`ssti run` and `ssti demo` end to end on a tiny model."""
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from ssti.cli import app
+
+TINY = {
+    "base": {
+        "data": {"dataset": "rotten-tomatoes"},
+        "model": {"name": "tiny-random-llama", "max_length": 64},
+        "lora": {"rank": 2, "targets": "qv"},
+        "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 0},
+        "eval": {"max_samples": 20, "sources": {"rotten": "date", "fresh": "date"}},
+    },
+    "runs": {"clean": {"injection": None}, "dates": {"injection": {"targets": {"fresh": "date"}, "rate": 1.0}}},
+}
+
+
+def test_run_config_end_to_end_and_skip_when_done(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "dates" / "metrics.json").read_text())
+    assert metrics["clean"]["n"] == 20 and "fresh" in metrics["spurious"]
+    assert (tmp_path / "out" / "dates" / "data" / "manifest.jsonl").exists()
+    mtime = (tmp_path / "out" / "dates" / "adapter" / "model.json").stat().st_mtime
+    again = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert again.exit_code == 0 and (tmp_path / "out" / "dates" / "adapter" / "model.json").stat().st_mtime == mtime
+    TINY["base"]["train"]["lr"] = 0.5
+    path.write_text(yaml.safe_dump(TINY))
+    changed = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert changed.exit_code == 2 and "another config" in changed.output
+    TINY["base"]["train"].pop("lr")
+
+
+def test_bad_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"lora": {"rank": "big"}}))
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "lora.rank" in result.output
+
+
+def test_demo_on_tiny_model(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--model", "tiny-random-llama", "--steps", "2", "--eval-samples", "20", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "d" / "table1.md").read_text()
+    assert "24686" in table and "SSTI, class-1 token (50%, seamless)" in table
+    assert all((tmp_path / "d" / r / "metrics.json").exists() for r in ("no-ssti", "date-class0-100", "date-class1-100", "date-class1-50"))
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    from ssti.pipeline import expand_runs
+
+    for path in Path(__file__).parent.parent.glob("configs/*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if "axes" in data:  # sweep configs are checked by the sweep tests
+            continue
+        assert expand_runs(data)

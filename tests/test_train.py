@@ -1,0 +1,127 @@
+"""The training loop: run folder, batching, schedule, resume and its refusals (tiny random models)."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from ssti.cli import app
+from ssti.config import LoraSpec, ModelSpec, TrainSpec
+from ssti.errors import SSTIError
+from ssti.train import length_grouped_batches, lr_factor, train
+
+MODEL = ModelSpec(name="tiny-random-llama", max_length=64)
+LORA = LoraSpec(rank=2, targets="qv")
+
+
+def spec(**kw):
+    return TrainSpec(**{"steps": 6, "batch_size": 4, "micro_batch_size": 2, "checkpoint_every": 0, **kw})
+
+
+def test_run_folder(tmp_path):
+    result = train("rotten-tomatoes", tmp_path / "run", MODEL, LORA, spec(), show_progress=False)
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists() and (run / "adapter" / "adapter_model.safetensors").exists()
+    assert (run / "adapter" / "head.safetensors").exists() and not (run / "checkpoint").exists()
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 7))
+    metrics = json.loads((run / "metrics.json").read_text())["train"]
+    assert metrics["steps"] == 6 and metrics["real_tokens"] == result.real_tokens > 0
+
+
+def test_length_grouping_pads_little_and_covers_rows():
+    lengths = np.random.default_rng(0).integers(1, 200, size=400)
+    schedule = length_grouped_batches(lengths, micro=8, per_step=2, steps=25, seed=0)
+    rows = np.concatenate([b for step in schedule for b in step])
+    assert len(rows) == 400 and len(set(rows.tolist())) == 400  # one epoch: every row once
+    waste = sum(len(b) * lengths[b].max() - lengths[b].sum() for step in schedule for b in step)
+    assert waste < 0.1 * lengths.sum()
+    assert [x.tolist() for s in schedule for x in s] == [x.tolist() for s in length_grouped_batches(lengths, 8, 2, 25, 0) for x in s]
+
+
+def test_schedule_warmup_then_cosine():
+    s = TrainSpec(warmup_ratio=0.1)
+    assert lr_factor(0, 100, s) == pytest.approx(0.1)
+    assert lr_factor(9, 100, s) == pytest.approx(1.0)
+    assert lr_factor(55, 100, s) == pytest.approx(0.5, abs=0.02)
+    assert lr_factor(99, 100, s) < 0.01
+
+
+def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
+    import ssti.train as train_module
+
+    train("rotten-tomatoes", tmp_path / "whole", MODEL, LORA, spec(checkpoint_every=2), show_progress=False)
+    real_save = train_module._save_checkpoint
+
+    def save_then_die(out, clf, optimizer, step):
+        real_save(out, clf, optimizer, step)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train("rotten-tomatoes", tmp_path / "cut", MODEL, LORA, spec(checkpoint_every=2), show_progress=False)
+    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    result = train("rotten-tomatoes", tmp_path / "cut", MODEL, LORA, spec(checkpoint_every=2), resume=True, show_progress=False)
+    assert result.steps == 6
+    for name in ("adapter_model.safetensors", "head.safetensors"):
+        a, b = load_file(tmp_path / "whole" / "adapter" / name), load_file(tmp_path / "cut" / "adapter" / name)
+        for key in a:
+            assert (a[key] == b[key]).all(), key
+    log = [json.loads(line)["step"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert log == list(range(1, 7))
+
+
+def test_resume_refusals(tmp_path):
+    out = tmp_path / "run"
+    train("rotten-tomatoes", out, MODEL, LORA, spec(), show_progress=False)
+    with pytest.raises(SSTIError, match="already holds a run"):
+        train("rotten-tomatoes", out, MODEL, LORA, spec(), show_progress=False)
+    with pytest.raises(SSTIError, match="another config .*train"):
+        train("rotten-tomatoes", out, MODEL, LORA, spec(lr=0.5), resume=True, show_progress=False)
+    (out / "checkpoint").mkdir()
+    (out / "checkpoint" / "state.json").write_text("{not json")
+    with pytest.raises(SSTIError, match="corrupt"):
+        train("rotten-tomatoes", out, MODEL, LORA, spec(), resume=True, show_progress=False)
+
+
+def test_batch_must_split_into_micro_batches(tmp_path):
+    with pytest.raises(SSTIError, match="batch_size"):
+        train("rotten-tomatoes", tmp_path / "r", MODEL, LORA, spec(batch_size=5, micro_batch_size=2), show_progress=False)
+
+
+def test_cli_train_and_errors(tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["train", "--data", "rotten-tomatoes", "--model", "tiny-random-bert", "--targets", "qv", "--rank", "2",
+                             "--steps", "2", "--batch-size", "4", "--max-length", "32", "--out", str(tmp_path / "r")])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["train", "--data", "rotten-tomatoes", "--model", "nope", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "model: 'nope'" in bad.output
+    bad = runner.invoke(app, ["train", "--data", "rotten-tomatoes", "--rank", "-1", "--out", str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "lora.rank" in bad.output
+    bad = runner.invoke(app, ["train", "--data", "rotten-tomatoes", "--optimizer", "sgd", "--out", str(tmp_path / "z")])
+    assert bad.exit_code == 2 and "train.optimizer" in bad.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_paper_preset():
+    from ssti.config import apply_preset
+
+    cfg = apply_preset({"train": {"lr": 1}}, "paper")
+    assert cfg["train"]["optimizer"] == "adafactor" and cfg["train"]["batch_size"] == 128 and cfg["model"]["head"] == "paper"
+    with pytest.raises(SSTIError, match="preset"):
+        apply_preset({}, "nope")
+
+
+def test_adafactor_and_full_finetune(tmp_path):
+    train("rotten-tomatoes", tmp_path / "r", MODEL, LoraSpec(rank=0), spec(optimizer="adafactor", steps=2), show_progress=False)
+    assert (tmp_path / "r" / "adapter" / "backbone.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_smollm2_trains_a_few_steps(tmp_path):
+    result = train("rotten-tomatoes", tmp_path / "r", ModelSpec(max_length=32), LoraSpec(rank=4, targets="qv"),
+                   TrainSpec(steps=2, batch_size=4, checkpoint_every=0), show_progress=False)
+    assert result.real_tokens > 0 and np.isfinite(result.final_loss)
