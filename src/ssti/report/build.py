@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -66,7 +65,3 @@ def _config_text(data: ReportData) -> str:
     """The sweep config (or the run configs) as YAML, shown under every figure."""
     return yaml.safe_dump(data.config, sort_keys=False, default_flow_style=None, width=100) if data.config else "(no config recorded)"
 
-
-def describe(data: Any) -> str:  # pragma: no cover - convenience for notebooks
-    """A one-line summary of what a report would show."""
-    return f"{len(data.records)} finished runs ({data.unfinished} unfinished) from {data.source}"

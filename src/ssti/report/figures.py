@@ -43,7 +43,7 @@ def _values(recs: list[dict[str, Any]], key: str) -> list[Any]:
 
 def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
     """Figure 1 analogue; None when the runs do not vary the proportion injected."""
-    injected = [r for r in recs if r["injected"]]
+    injected = [r for r in recs if r["injected"] and r["rate"] is not None]
     clean = [r for r in recs if not r["injected"]]
     rates = _values(injected, "rate")
     if len(rates) + (1 if clean else 0) < 2:
@@ -74,7 +74,7 @@ def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str
 
 def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
     """Rank curves, light vs aggressive, with clean accuracy alongside; None with fewer than 2 ranks."""
-    injected = [r for r in recs if r["injected"]]
+    injected = [r for r in recs if r["injected"] and r["rate"] is not None]
     ranks = _values(injected, "rank")
     if len(ranks) < 2:
         return None

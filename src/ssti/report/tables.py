@@ -39,7 +39,7 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
     names = class_names or ["class 0", "class 1"]
     header = ["model", "rank", "runs"] + [f"predicted {n}" for n in names] + ["clean accuracy", "accuracy with token", "attack success rate"]
     rows = []
-    for (mode, source, rate), group in _groups(recs, ["mode", "source", "rate"]):
+    for (mode, source, rate), group in _groups([r for r in recs if r["rate"] is not None], ["mode", "source", "rate"]):
         top = max(r["rank"] for r in group)
         group = [r for r in group if r["rank"] == top and r.get("spurious_pred_counts")]
         if not group:
@@ -56,6 +56,11 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
     return {"id": "table1", "header": header, "rows": rows}
 
 
+def _rate(rate: float | None) -> str:
+    """A proportion as written in the config ('-' for runs that inject a row count)."""
+    return "-" if rate is None else f"{rate:g}"
+
+
 def _source_text(source: str | None) -> str:
     """'1=date' -> 'date in class 1'."""
     parts = []
@@ -70,7 +75,7 @@ def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     header = ["mode", "proportion", "rank", "runs", "clean accuracy", "accuracy with token", "accuracy degradation", "attack success rate"]
     rows = []
     for (mode, rate, rank), group in _groups(recs, ["mode", "rate", "rank"]):
-        rows.append([mode, f"{rate:g}", rank, len(group), _ms([r["clean_accuracy"] for r in group]),
+        rows.append([mode, _rate(rate), rank, len(group), _ms([r["clean_accuracy"] for r in group]),
                      _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
                      _ms([r["accuracy_degradation"] for r in group if r["accuracy_degradation"] is not None]),
                      _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None])])
@@ -95,9 +100,9 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
         noise = max(first["std"], last["std"], 0.02)
         trend = "flat (within seed spread)" if abs(diff) <= noise else ("rises with rank" if diff > 0 else "falls with rank")
         rho = spearman([r["rank"] for r in group], [r["attack_success_rate"] for r in group])
-        rows.append([mode, f"{rate:g}", ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
+        rows.append([mode, _rate(rate), ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
                      f"{first['mean']:.3f} -> {last['mean']:.3f} ({diff:+.3f})", "-" if rho is None else f"{rho:+.2f}", trend])
-    return {"id": "trends", "header": header, "rows": rows}
+    return {"id": "trends", "header": header, "rows": rows, "empty": "no setting has runs at two or more LoRA ranks"}
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
@@ -119,6 +124,6 @@ def scan_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
     for (mode, rate), group in _groups(scanned, ["mode", "rate"]):
         verdicts = Counter(r["scan_verdict"] for r in group)
         feats = Counter(f.strip() for r in group for f in (r.get("scan_flagged") or "").split(",") if f.strip())
-        rows.append([mode, f"{rate:g}", len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
+        rows.append([mode, _rate(rate), len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
                      ", ".join(f for f, _ in feats.most_common(4)) or "-"])
     return {"id": "scan", "header": header, "rows": rows}

@@ -42,6 +42,7 @@ _SOURCE = r"""<!doctype html>
 <thead><tr>{% for h in tab.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in tab.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</tbody>
 </table></div>
+{% if not tab.rows %}<p class="missing">No rows: {{ tab.empty or "nothing to show for these runs" }}.</p>{% endif %}
 <p class="note">{{ t.note }}</p>
 {% endfor %}
 
@@ -64,6 +65,7 @@ _SOURCE = r"""<!doctype html>
 <thead><tr>{% for h in tab.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in tab.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</tbody>
 </table></div>
+{% if not tab.rows %}<p class="missing">No rows: {{ tab.empty or "nothing to show for these runs" }}.</p>{% endif %}
 <p class="note">{{ t.note }}</p>
 {% endfor %}
 

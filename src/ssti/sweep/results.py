@@ -44,7 +44,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "variant": (row.get("labels") or {}).get("variant"),
         "model": (config.get("model") or {}).get("name"), "dataset": (config.get("data") or {}).get("dataset"),
         "rank": (config.get("lora") or {}).get("rank"),
-        "injected": bool(inj), "rate": inj.get("rate", inj.get("count")) if inj else 0.0,
+        "injected": bool(inj), "rate": _proportion(inj),
         "tokens": inj.get("tokens") if inj and inj.get("token_fraction") is None else None,
         "token_fraction": inj.get("token_fraction"), "location": inj.get("location"),
         "source": ", ".join(f"{k}={v}" for k, v in (inj.get("targets") or {}).items()) or None,
@@ -64,6 +64,15 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "run_dir": row.get("run_dir"),
     }
     return rec
+
+
+def _proportion(inj: dict) -> float | None:
+    """The proportion of the target class injected: 0 without injection, None when given as a row count."""
+    if not inj:
+        return 0.0
+    if inj.get("rate") is not None:
+        return float(inj["rate"])
+    return None if inj.get("count") is not None else 1.0
 
 
 def records(store_path: str | Path, status: str | None = None) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ leaves every row either as it was or fully written; a restart redoes the rows th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -77,17 +78,16 @@ class ResultsStore:
         if int(meta.get("version", 0)) > VERSION:
             raise SSTIError(f"store: {self.path} was written by a newer ssti (store version {meta['version']} > {VERSION})")
 
-    def _tx(self):
-        conn = self.conn
-
-        class _Tx:
-            def __enter__(self):
-                conn.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, exc_type, *rest):
-                conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-        return _Tx()
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any error)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed into the main file)."""
