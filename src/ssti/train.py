@@ -83,15 +83,15 @@ def length_grouped_batches(lengths: np.ndarray, micro: int, per_step: int, steps
 
 
 def pad_batch(token_ids: list[list[int]], rows: np.ndarray, pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad the given rows to their longest member: input ids and attention mask."""
-    width = max(len(token_ids[i]) for i in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for j, i in enumerate(rows):
-        seq = token_ids[i]
-        ids[j, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+    """Right-pad the given rows to their longest member: input ids and attention mask (one copy each)."""
+    seqs = [token_ids[i] for i in rows]
+    width = max(map(len, seqs))
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for j, seq in enumerate(seqs):
+        ids[j, :len(seq)] = seq
         mask[j, :len(seq)] = 1
-    return ids.to(device), mask.to(device)
+    return torch.from_numpy(ids).to(device, non_blocking=True), torch.from_numpy(mask).to(device, non_blocking=True)
 
 
 def make_optimizer(params: list[torch.nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
@@ -166,7 +166,7 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
             for step in range(start, total):
                 t0 = time.perf_counter()
                 mine = schedule[step][accelerator.process_index::world]
-                step_loss, step_tokens = 0.0, 0
+                step_loss, step_tokens = torch.zeros((), device=device), 0
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     torch.manual_seed(spec.seed * 1_000_003 + step)  # dropout draws depend on the step only
                     for k, rows in enumerate(mine):
@@ -177,13 +177,14 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
                             logits = module(ids, mask)
                         loss = F.cross_entropy(logits.float(), target, reduction="sum") * (world / spec.batch_size)
                         accelerator.backward(loss)
-                        step_loss += loss.item() / world
-                        step_tokens += int(mask.sum())
+                        step_loss += loss.detach() / world
+                        step_tokens += int(lengths[rows].sum())  # from the CPU lengths: no device sync
                 if spec.grad_clip:
                     accelerator.clip_grad_norm_(params, spec.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                step_loss = step_loss.item()  # the step's one device sync
                 dt = time.perf_counter() - t0
                 real_tokens, seconds, loss_value = real_tokens + step_tokens * world, seconds + dt, step_loss
                 if accelerator.is_main_process:
