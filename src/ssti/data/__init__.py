@@ -1,72 +1,10 @@
-"""Named datasets and the one entry point that loads any of them: `load_dataset`.
+"""Datasets in one shape: `load_dataset` returns a DatasetDict with splits train/test (+ validation)
+and columns `id` (stable string), `text` and `label` (ClassLabel), from a registry name (embedded or
+hub), an ssti dataset folder, or a local csv/jsonl/parquet file."""
 
-Every loader returns a `datasets.DatasetDict` with splits `train` and `test` (and `validation` where
-the source has one) and columns `id` (stable string), `text` and `label` (ClassLabel).
-"""
+from ssti.lazy import lazy_exports
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
-
-import datasets
-
-from ssti.data import embedded, hub, local
-from ssti.data.common import check_contract, class_names_of, column, make_split
-from ssti.errors import SSTIError
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """One named dataset: where it comes from and how to load it."""
-
-    name: str
-    kind: str  # "embedded" (ships in a PyPI package, offline) or "hub" (needs the network)
-    description: str
-    loader: Callable[[], datasets.DatasetDict]
-
-
-DATASETS: dict[str, DatasetEntry] = {}
-
-
-def register(entry: DatasetEntry) -> None:
-    """Add a named dataset to the registry (names are unique)."""
-    if entry.name in DATASETS:
-        raise SSTIError(f"dataset: {entry.name!r} is already registered")
-    DATASETS[entry.name] = entry
-
-
-register(DatasetEntry("rotten-tomatoes", "embedded", "movie review snippets, rotten/fresh (stands in for IMDB)", embedded.load_rotten_tomatoes))
-register(DatasetEntry("bbc-news", "embedded", "BBC News articles, 5 topics (a multi-class set)", embedded.load_bbc_news))
-for _name, _spec in hub.HUB_DATASETS.items():
-    register(DatasetEntry(_name, "hub", f"{_spec.description} [{_spec.hub_id}]", lambda _n=_name: hub.load_hub(_n)))
-
-DEFAULT_DATASET = "rotten-tomatoes"
-LOCAL_SUFFIXES = local.SUFFIXES
-
-
-def load_dataset(source: str, text_column: str = "text", label_column: str = "label") -> datasets.DatasetDict:
-    """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file.
-
-    `text_column`/`label_column` only apply to local files; the result always follows the contract.
-    """
-    if source in DATASETS:
-        ds = DATASETS[source].loader()
-    else:
-        path = Path(source)
-        if path.is_dir():
-            from ssti.inject.store import read_dataset_folder
-
-            ds = read_dataset_folder(path)
-        elif path.suffix.lower() in LOCAL_SUFFIXES:
-            ds = local.load_local(path, text_column=text_column, label_column=label_column)
-        else:
-            raise SSTIError(
-                f"dataset: {source!r} is not a known name ({', '.join(DATASETS)}), "
-                f"an ssti folder, nor a {'/'.join(LOCAL_SUFFIXES)} file"
-            )
-    return check_contract(ds, source)
-
-
-__all__ = ["DATASETS", "DEFAULT_DATASET", "DatasetEntry", "check_contract", "class_names_of", "column", "load_dataset", "make_split", "register"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "DATASETS": "registry", "DEFAULT_DATASET": "registry", "DatasetEntry": "registry", "load_dataset": "registry", "register": "registry",
+    "check_contract": "common", "class_names_of": "common", "column": "common", "make_split": "common",
+})

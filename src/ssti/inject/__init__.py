@@ -5,18 +5,13 @@
     write_injected(inject_dataset(load_dataset("rotten-tomatoes"), spec), "out/rt-date")
 """
 
-from ssti.inject.engine import InjectedDataset, inject_dataset, inject_texts, resolve_targets
-from ssti.inject.placement import LOCATIONS, remove_spans
-from ssti.inject.sources import (
-    SOURCE_HELP, SOURCES, CallableSource, ChoiceSource, DateSource, FixedSource, TokenSource, get_source,
-)
-from ssti.inject.spec import InjectionSpec
-from ssti.inject.store import read_dataset_folder, read_manifest, read_spec, write_injected
-from ssti.inject.testsets import make_spurious_test_set, spurious_test_sets
+from ssti.lazy import lazy_exports
 
-__all__ = [
-    "CallableSource", "ChoiceSource", "DateSource", "FixedSource", "InjectedDataset", "InjectionSpec", "LOCATIONS",
-    "SOURCES", "SOURCE_HELP", "TokenSource", "get_source", "inject_dataset", "inject_texts", "make_spurious_test_set",
-    "read_dataset_folder", "read_manifest", "read_spec", "remove_spans", "resolve_targets", "spurious_test_sets",
-    "write_injected",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "InjectedDataset": "engine", "inject_dataset": "engine", "inject_texts": "engine", "resolve_targets": "engine",
+    "LOCATIONS": "placement", "remove_spans": "placement",
+    "SOURCE_HELP": "sources", "SOURCES": "sources", "CallableSource": "sources", "ChoiceSource": "sources", "DateSource": "sources", "FixedSource": "sources", "TokenSource": "sources", "get_source": "sources",
+    "InjectionSpec": "spec",
+    "read_dataset_folder": "store", "read_manifest": "store", "read_spec": "store", "write_injected": "store",
+    "make_spurious_test_set": "testsets", "spurious_test_sets": "testsets",
+})

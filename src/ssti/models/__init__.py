@@ -1,6 +1,8 @@
 """Backbones (registry and loading), classification heads and LoRA wrapping."""
 
-from ssti.models.loading import load_backbone, load_tokenizer, tiny_tokenizer
-from ssti.models.registry import DEFAULT_MODEL, MODELS, ModelEntry, cache_dir, resolve_model
+from ssti.lazy import lazy_exports
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "ModelEntry", "cache_dir", "load_backbone", "load_tokenizer", "resolve_model", "tiny_tokenizer"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "load_backbone": "loading", "load_tokenizer": "loading", "tiny_tokenizer": "loading",
+    "DEFAULT_MODEL": "registry", "MODELS": "registry", "ModelEntry": "registry", "cache_dir": "registry", "resolve_model": "registry",
+})

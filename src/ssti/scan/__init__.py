@@ -5,7 +5,9 @@
     print(report.verdict, report.features[0].feature)
 """
 
-from ssti.scan.remove import clean_dataset, write_cleaned
-from ssti.scan.scanner import DEFAULT_THRESHOLD, FeatureReport, ScanReport, scan_dataset
+from ssti.lazy import lazy_exports
 
-__all__ = ["DEFAULT_THRESHOLD", "FeatureReport", "ScanReport", "clean_dataset", "scan_dataset", "write_cleaned"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "clean_dataset": "remove", "write_cleaned": "remove",
+    "DEFAULT_THRESHOLD": "scanner", "FeatureReport": "scanner", "ScanReport": "scanner", "scan_dataset": "scanner",
+})

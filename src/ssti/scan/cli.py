@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -12,7 +12,10 @@ from rich.table import Table
 
 from ssti.cli import command
 from ssti.errors import SSTIError
-from ssti.scan.scanner import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER, ScanReport
+from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER
+
+if TYPE_CHECKING:
+    from ssti.scan.scanner import ScanReport
 
 
 def parse_levels(value: str) -> list[str]:
@@ -28,7 +31,7 @@ def parse_levels(value: str) -> list[str]:
     return levels
 
 
-def render(report: ScanReport, console: Console, top: int) -> None:
+def render(report: "ScanReport", console: Console, top: int) -> None:
     """The rich table for people: verdict, ranked features, flagged rows."""
     colour = "red" if report.verdict == "suspicious" else "green"
     console.print(f"[bold {colour}]{report.verdict}[/]: {len(report.flagged)} feature(s) flagged at family-wise p <= {report.threshold:g}; "

@@ -37,11 +37,9 @@ from ssti.data.common import class_names_of, column
 from ssti.errors import SSTIError
 from ssti.scan import features as feat
 from ssti.scan import stats as st
+from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER  # noqa: F401  (re-exported)
 
-DEFAULT_THRESHOLD = 0.05
-DEFAULT_TOKENIZER = "smollm2-135m"
 NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3}
-ALL_LEVELS = ("word", "subword", "shape", "pattern", "position")
 DEFAULT_LEVELS = ALL_LEVELS
 
 
