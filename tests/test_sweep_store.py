@@ -92,3 +92,12 @@ def test_files_that_are_not_stores_are_refused(tmp_path):
     assert text.read_text() == "hello"  # never touched
     res = CliRunner().invoke(app, ["results", str(other)])
     assert res.exit_code == 2 and "not an ssti results store" in res.output
+
+
+def test_asr_baseline_from_the_clean_confusion_matrix():
+    from ssti.sweep.results import clean_target_rate
+
+    # rows = true class, columns = predicted; 2 of the 10 non-target (class 0) samples predicted 1
+    assert clean_target_rate({"confusion_matrix": [[8, 2], [3, 7]]}, 1) == 0.2
+    assert clean_target_rate({"confusion_matrix": [[5, 1, 4], [0, 9, 1], [2, 2, 6]]}, 2) == 5 / 16
+    assert clean_target_rate({}, 1) is None and clean_target_rate({"confusion_matrix": [[1]]}, 3) is None

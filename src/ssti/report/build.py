@@ -47,7 +47,8 @@ def build_report(source: str | Path, out: str | Path) -> Path:
                "Mean over seeds of the predicted-class counts (largest rank of each setting), then the paper's IMDB rows (rank 64)."),
               ("Trends with LoRA rank (findings 2 and 3)", trend_table(recs),
                "A change smaller than the seed spread (or 0.02) is called flat."),
-              ("Every setting", results_table(recs), "Mean ± standard deviation over seeds.")]
+              ("Every setting", results_table(recs), "Mean ± standard deviation over seeds. ASR baseline: the fraction of "
+               "non-target clean samples the model already predicts as the target without any token.")]
     scan = scan_table(recs)
     if scan:
         tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))

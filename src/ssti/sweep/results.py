@@ -30,6 +30,17 @@ def primary_spurious(metrics: dict, injection: dict | None) -> tuple[str | None,
     return name, spurious[name]
 
 
+def clean_target_rate(clean: dict, target: int | None) -> float | None:
+    """The ASR's baseline: among clean (uninjected) test samples not of the target class, the fraction
+    already predicted as the target. ASR minus this is what the token itself does."""
+    cm = clean.get("confusion_matrix")
+    if not cm or target is None or target >= len(cm):
+        return None
+    others = [row for i, row in enumerate(cm) if i != target]
+    n = sum(sum(row) for row in others)
+    return sum(row[target] for row in others) / n if n else None
+
+
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
     """One store row as a flat record of scalars (axis settings, headline metrics, scan verdict)."""
     config = row.get("config") or {}
@@ -55,6 +66,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "spurious_set": name, "spurious_accuracy": spur.get("accuracy") if spur else None,
         "attack_success_rate": spur.get("attack_success_rate") if spur else None,
         "accuracy_degradation": spur.get("accuracy_degradation") if spur else None,
+        "clean_target_rate": clean_target_rate(clean, spur.get("target_class")) if spur else None,
         "spurious_pred_counts": json.dumps(spur.get("pred_counts")) if spur else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts")) if clean else None,
         "n_eval": clean.get("n"),
