@@ -99,5 +99,5 @@ def test_asr_baseline_from_the_clean_confusion_matrix():
 
     # rows = true class, columns = predicted; 2 of the 10 non-target (class 0) samples predicted 1
     assert clean_target_rate({"confusion_matrix": [[8, 2], [3, 7]]}, 1) == 0.2
-    assert clean_target_rate({"confusion_matrix": [[5, 1, 4], [0, 9, 1], [2, 2, 6]]}, 2) == 5 / 16
+    assert clean_target_rate({"confusion_matrix": [[5, 1, 4], [0, 9, 1], [2, 2, 6]]}, 2) == 5 / 20
     assert clean_target_rate({}, 1) is None and clean_target_rate({"confusion_matrix": [[1]]}, 3) is None
