@@ -134,7 +134,7 @@ def test_report_from_a_store_has_every_table_and_figure(tmp_path):
     assert any(r[0].startswith("paper: SSTI, class-1") and r[4].startswith("24488") for r in t1["rows"])
     ours = [r for r in t1["rows"] if not r[0].startswith("paper")]
     assert len(ours) == 4 and all(r[1] == "64" and r[2] == "2" for r in ours)  # largest rank, 2 seeds
-    trends = {(r[0], r[1]): r[-1] for r in page.tables["trends"]["rows"]}
+    trends = {(r[0], r[1]): r[5] for r in page.tables["trends"]["rows"]}
     assert trends[("light", "0.5")] == "rises with rank" and trends[("aggressive", "1")] == "falls with rank"
     assert len(page.tables["results"]["rows"]) == 2 * 2 * 4
     assert all(r[2] == "8" and r[3] == "suspicious: 8" for r in page.tables["scan"]["rows"]) and "0000-00-00" in page.tables["scan"]["rows"][0][-1]

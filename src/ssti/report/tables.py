@@ -88,9 +88,11 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     """Attack success rate from the smallest to the largest rank per mode and proportion, with its direction.
 
     A change smaller than the spread over seeds is called flat: the paper's findings 2 and 3 are about
-    the direction of this trend for light vs aggressive SSTI.
+    the direction of this trend for light vs aggressive SSTI. "ASR minus baseline" takes away the
+    non-target samples the model already calls the target without any token: what the token adds.
     """
-    header = ["mode", "proportion", "ASR per rank (mean over seeds)", "smallest -> largest rank", "Spearman ρ (rank, ASR)", "trend"]
+    header = ["mode", "proportion", "ASR per rank (mean over seeds)", "smallest -> largest rank", "Spearman ρ (rank, ASR)", "trend",
+              "ASR minus baseline per rank"]
     rows = []
     injected = [r for r in recs if r["injected"] and r["attack_success_rate"] is not None]
     for (mode, rate), group in _groups(injected, ["mode", "rate"]):
@@ -102,8 +104,11 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
         noise = max(first["std"], last["std"], 0.02)
         trend = "flat (within seed spread)" if abs(diff) <= noise else ("rises with rank" if diff > 0 else "falls with rank")
         rho = spearman([r["rank"] for r in group], [r["attack_success_rate"] for r in group])
+        lift = {g["rank"]: g["mean"] for g in aggregate([{**r, "lift": r["attack_success_rate"] - r["clean_target_rate"]} for r in group
+                                                         if r.get("clean_target_rate") is not None], ["rank"], "lift")}
         rows.append([mode, _rate(rate), ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
-                     f"{first['mean']:.3f} -> {last['mean']:.3f} ({diff:+.3f})", "-" if rho is None else f"{rho:+.2f}", trend])
+                     f"{first['mean']:.3f} -> {last['mean']:.3f} ({diff:+.3f})", "-" if rho is None else f"{rho:+.2f}", trend,
+                     ", ".join(f"r{k}: {v:+.3f}" for k, v in lift.items()) or "-"])
     return {"id": "trends", "header": header, "rows": rows, "empty": "no setting has runs at two or more LoRA ranks"}
 
 
