@@ -200,6 +200,7 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
         merged = json.loads(path.read_text()) if path.exists() else {}
         merged.update(metrics)
         write_json(path, merged)
+        return merged
     return metrics
 
 

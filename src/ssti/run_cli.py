@@ -9,20 +9,6 @@ import typer
 from rich.console import Console
 
 from ssti.cli import command
-from ssti.errors import SSTIError
-
-
-def parse_class_map(values: list[str] | None, option: str) -> dict[str, str] | None:
-    """Parse repeated CLASS=SOURCE options into a dict."""
-    if not values:
-        return None
-    out = {}
-    for v in values:
-        key, sep, source = v.partition("=")
-        if not sep or not key.strip() or not source.strip():
-            raise SSTIError(f"{option}: {v!r} is not CLASS=SOURCE (CLASS an index or name, SOURCE e.g. date, list:a,b)")
-        out[key.strip()] = source.strip()
-    return out
 
 
 @command("train")
@@ -88,7 +74,9 @@ def eval_command(
     test set where every sample carries the token. Writes metrics.json in the run folder."""
     from ssti.evaluate import evaluate_run, metrics_table
 
-    metrics = evaluate_run(run_dir, sources=parse_class_map(source, "--source"), location=location, split=split,
+    from ssti.inject.cli import parse_targets
+
+    metrics = evaluate_run(run_dir, sources=parse_targets(source, "source") if source else None, location=location, split=split,
                            batch_size=batch_size, seed=seed, max_samples=max_samples)
     Console().print(metrics_table(metrics, list(metrics["clean"]["per_class"]), title=str(run_dir)))
     if not metrics["spurious"]:

@@ -14,18 +14,18 @@ from ssti.errors import SSTIError
 from ssti.inject.sources import SOURCE_HELP
 
 
-def parse_targets(values: list[str]) -> dict[str, str]:
-    """`CLASS=SOURCE` strings -> {class: source}; a malformed one is a one-line SSTIError."""
+def parse_targets(values: list[str], field: str = "target") -> dict[str, str]:
+    """`CLASS=SOURCE` strings (of option --`field`) -> {class: source}; a malformed one is a one-line SSTIError."""
     out: dict[str, str] = {}
     for value in values:
         cls, sep, src = value.partition("=")
         if not sep or not cls.strip() or not src.strip():
-            raise SSTIError(f"target: {value!r} is not CLASS=SOURCE (CLASS an index, a name or *; SOURCE one of {SOURCE_HELP})")
+            raise SSTIError(f"{field}: {value!r} is not CLASS=SOURCE (CLASS an index, a name or *; SOURCE one of {SOURCE_HELP})")
         if cls.strip() in out:
-            raise SSTIError(f"target: class {cls.strip()!r} is given twice")
+            raise SSTIError(f"{field}: class {cls.strip()!r} is given twice")
         out[cls.strip()] = src.strip()
     if not out:
-        raise SSTIError("target: give at least one --target CLASS=SOURCE, e.g. --target 1=date")
+        raise SSTIError(f"{field}: give at least one --{field} CLASS=SOURCE, e.g. --{field} 1=date")
     return out
 
 

@@ -48,13 +48,15 @@ class Classifier:
     notes: list[str] = field(default_factory=list)
 
     def autocast(self, device: torch.device, dtype: torch.dtype):
-        """Autocast for a forward pass: only when weights are fp32 and `dtype` is lower.
+        """Autocast for a forward pass, where it pays.
 
-        Frozen base weights already held in bf16 need none (PEFT runs the fp32 adapters on its own);
-        that skips re-casting every weight matrix at every step.
+        On CUDA always for bf16: the fp32 adapters then run on tensor cores too. On a CPU only when the
+        weights are fp32: frozen base weights already held in bf16 need none (PEFT runs the fp32
+        adapters itself), which skips re-casting every weight matrix at every step.
         """
         weights_dtype = next(self.module.backbone.parameters()).dtype
-        return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32 and weights_dtype == torch.float32)
+        wanted = dtype != torch.float32 and (device.type == "cuda" or weights_dtype == torch.float32)
+        return torch.autocast(device.type, dtype=dtype, enabled=wanted)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text (template applied for the verbalizer), truncated to max_length."""
