@@ -26,6 +26,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inject_speed.py
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/scan_speed.py
+	$(PY) benchmarks/scan_quality.py
 
 clean:
 	rm -rf $(VENV) runs
