@@ -135,3 +135,16 @@ def test_smollm2_round_trip(tmp_path):
     save_classifier(clf, tmp_path / "adapter")
     after = logits_of(load_classifier(tmp_path / "adapter", base_dtype=torch.bfloat16))
     torch.testing.assert_close(before, after)
+
+
+def test_load_run_gives_the_trained_predictions(tmp_path):
+    import ssti
+    from ssti.config import TrainSpec
+    from ssti.evaluate import predict
+    from ssti.train import train
+
+    train("rotten-tomatoes", tmp_path / "r", ModelSpec(name="tiny-random-llama", max_length=32), LoraSpec(rank=2, targets="qv"),
+          TrainSpec(steps=2, batch_size=4, checkpoint_every=0), show_progress=False)
+    clf = ssti.load_run(tmp_path / "r")
+    assert clf.class_names == ["rotten", "fresh"]
+    assert (predict(clf, TEXTS) == predict(ssti.load_run(tmp_path / "r"), TEXTS)).all()

@@ -7,4 +7,15 @@ __version__ = "0.1.0"
 
 from ssti.errors import SSTIError  # noqa: E402
 
-__all__ = ["SSTIError", "__version__"]
+
+def load_run(run_dir):
+    """The trained classifier of a run folder (backbone + saved adapter + head), ready to predict.
+
+    `ssti.evaluate.predict(clf, texts)` gives its predicted classes.
+    """
+    from ssti.models.build import load_run as _load_run
+
+    return _load_run(run_dir)
+
+
+__all__ = ["SSTIError", "__version__", "load_run"]

@@ -18,7 +18,7 @@ import torch
 from ssti.data import class_names_of, column, load_dataset
 from ssti.errors import SSTIError
 from ssti.io import read_yaml, write_json
-from ssti.models.build import Classifier, compute_dtype, load_classifier
+from ssti.models.build import Classifier, compute_dtype, load_run
 from ssti.train import pad_batch
 
 CHUNK_ROWS = 4096
@@ -163,8 +163,7 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
         test = test.select(stratified_sample(column(test, "label"), max_samples, seed))
     class_names = class_names_of(dataset)
     precision = config.get("train", {}).get("precision", "auto")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    clf = load_classifier(run_dir / "adapter", base_dtype=compute_dtype(precision, device))
+    clf = load_run(run_dir, precision)
     if class_names != clf.class_names:
         raise SSTIError(f"data: classes {class_names} do not match the model's head {clf.class_names}")
 
@@ -182,7 +181,7 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
     for name, p in plan.items():
         injected, _ = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=seed)
         text_sets[name] = column(injected, "text")
-    preds = predict_sets(clf, text_sets, batch_size=batch_size, device=device, precision=precision)
+    preds = predict_sets(clf, text_sets, batch_size=batch_size, precision=precision)
 
     metrics: dict[str, Any] = {"eval_config": eval_config, "split": split, "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
     clean_acc = metrics["clean"]["accuracy"]

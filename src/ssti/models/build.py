@@ -177,3 +177,15 @@ def load_classifier(folder: str | Path, base_dtype: torch.dtype = torch.float32)
         raise SSTIError(f"run: cannot load the saved model in {folder}: {str(e).splitlines()[0]}") from None
     module.eval()
     return Classifier(module, tokenizer, entry, model_spec, lora_spec, meta["class_names"], peft_model)
+
+
+def load_run(run_dir: str | Path, precision: str | None = None) -> Classifier:
+    """The classifier a run folder trained, its base weights in the precision the run used (or `precision`)."""
+    from ssti.io import read_yaml
+
+    run_dir = Path(run_dir)
+    if precision is None:
+        config = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else {}
+        precision = (config or {}).get("train", {}).get("precision", "auto")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return load_classifier(run_dir / "adapter", base_dtype=compute_dtype(precision, device))
