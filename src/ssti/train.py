@@ -9,6 +9,7 @@ needs no code change: each process takes its share of every global batch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -172,7 +173,7 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
                     for k, rows in enumerate(mine):
                         ids, mask = pad_batch(token_ids, rows, pad_id, device)
                         target = torch.as_tensor(labels[rows], device=device)
-                        sync = accelerator.no_sync(module) if k < len(mine) - 1 else _nullcontext()
+                        sync = accelerator.no_sync(module) if k < len(mine) - 1 else contextlib.nullcontext()
                         with sync, clf.autocast(device, dtype):
                             logits = module(ids, mask)
                         loss = F.cross_entropy(logits.float(), target, reduction="sum") * (world / spec.batch_size)
@@ -299,14 +300,6 @@ def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise SSTIError(f"resume: the checkpoint in {folder} is corrupt ({str(e).splitlines()[0][:120]}); refusing to start over silently") from None
     return step
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _progress:
