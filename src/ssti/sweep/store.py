@@ -1,8 +1,8 @@
 """The results store of a sweep: one SQLite file (WAL), one row per run.
 
 A row holds the run id (hash of the resolved config), the axis labels, the config and metrics as
-JSON, the scanner's report (when a scan ran), status (running | done | failed), start/finish times
-and the run folder. Each change is one transaction, so a sweep killed at any moment (even `kill -9`)
+JSON, the scanner's report (when a scan ran), status (running: handed to an executor, queued or
+running; done; failed), start/finish times and the run folder. Each change is one transaction, so a sweep killed at any moment (even `kill -9`)
 leaves every row either as it was or fully written; a restart redoes the rows that are not `done`.
 """
 
