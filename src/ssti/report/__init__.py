@@ -4,7 +4,6 @@
     build_report("runs/findings", "runs/findings/report")   # -> runs/findings/report/index.html
 """
 
-from ssti.report.build import build_report
-from ssti.report.data import load
+from ssti.lazy import lazy_exports
 
-__all__ = ["build_report", "load"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {"build_report": "build", "load": "data"})

@@ -4,10 +4,11 @@
     counts = run_sweep(load_sweep("configs/findings-cpu.yaml"), "runs/findings")
 """
 
-from ssti.sweep.grid import Sweep, SweepRun, expand, load_sweep, run_id
-from ssti.sweep.results import export, flatten, records
-from ssti.sweep.run import STORE_NAME, run_sweep, store_path
-from ssti.sweep.store import ResultsStore
+from ssti.lazy import lazy_exports
 
-__all__ = ["STORE_NAME", "ResultsStore", "Sweep", "SweepRun", "expand", "export", "flatten", "load_sweep", "records",
-           "run_id", "run_sweep", "store_path"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "Sweep": "grid", "SweepRun": "grid", "expand": "grid", "load_sweep": "grid", "run_id": "grid",
+    "export": "results", "flatten": "results", "records": "results",
+    "STORE_NAME": "run", "run_sweep": "run", "store_path": "run",
+    "ResultsStore": "store",
+})
