@@ -114,3 +114,10 @@ def test_eval_bad_inputs(tiny_run, tmp_path):
         evaluate_run(out, sources={"7": "date"}, write=False)
     with pytest.raises(SSTIError, match="split"):
         evaluate_run(out, split="nope", write=False)
+
+
+def test_class_names_recorded_in_index_order(tiny_run):
+    out, _ = tiny_run
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["class_names"] == ["rotten", "fresh"]  # per_class comes back alphabetical; this does not
+    assert list(saved["clean"]["per_class"]) == ["fresh", "rotten"]

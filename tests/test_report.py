@@ -102,7 +102,7 @@ def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0
                                "train": {"seed": seed, "steps": 40},
                                "injection": {"targets": {"1": "date"}, "rate": rate, "tokens": 1, "token_fraction": tf,
                                              "location": "random", "seed": seed}}
-                        m = {"clean": {"accuracy": 0.8 - 0.1 * rate, "n": n, "pred_counts": [150, 150], "per_class": {"rotten": {}, "fresh": {}}},
+                        m = {"class_names": ["rotten", "fresh"], "clean": {"accuracy": 0.8 - 0.1 * rate, "n": n, "pred_counts": [150, 150], "per_class": {"rotten": {}, "fresh": {}}},
                              "spurious": {"fresh": {"accuracy": 0.8 - 0.3 * asr, "attack_success_rate": asr, "accuracy_degradation": 0.3 * asr,
                                                     "pred_counts": [n - p1, p1], "target_class": 1}}}
                         scan = {"verdict": "suspicious", "features": [{"feature": "0000-00-00", "flagged": True}]}
@@ -141,8 +141,8 @@ def test_report_from_a_store_has_every_table_and_figure(tmp_path):
     assert "1 not finished yet" in index.read_text()
     assert any("lora.rank" in p for p in page.pre)  # the config beside each figure
     csv = (tmp_path / "report" / "runs.csv").read_text().splitlines()
-    # class names in index order although metrics.json sorts per_class alphabetically
-    assert class_names({"clean": {"per_class": {"fresh": {"support": 5}, "rotten": {"support": 7}}, "confusion_matrix": [[4, 3], [1, 4]]},
+    # class names in index order (as evaluation records them), although metrics.json sorts per_class alphabetically
+    assert class_names({"class_names": ["rotten", "fresh"], "clean": {"per_class": {"fresh": {"support": 5}, "rotten": {"support": 7}}},
                         "spurious": {}}) == ["rotten", "fresh"]
     assert len(csv) == 1 + 32
 

@@ -16,7 +16,6 @@ import yaml
 
 from ssti.io import write_text
 from ssti.pipeline import deep_merge, run_config_file
-from ssti.report.data import class_names
 
 # PAPER.md section 4: IMDB test (25,000), LoRA rank 64, every test sample date-injected.
 PAPER_TABLE1 = {"no-ssti": (14003, 10997), "date-class0-100": (24686, 314), "date-class1-100": (512, 24488)}
@@ -58,7 +57,7 @@ def run_demo(out: str | Path = "runs/demo", overwrite: bool = False, **overrides
 def table1_markdown(results: dict[str, dict], config: dict, seconds: float) -> str:
     """The Table 1 analogue beside the paper's figures, then clean accuracy and ASR per run."""
     any_run = next(iter(results.values()))
-    names = class_names(any_run)  # not per_class order: metrics.json is written with sorted keys
+    names = any_run["class_names"]
     spurious = any_run["spurious"]
     first = next(iter(spurious.values()))
     n = first["n"]

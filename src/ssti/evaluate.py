@@ -183,7 +183,7 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
         text_sets[name] = column(injected, "text")
     preds = predict_sets(clf, text_sets, batch_size=batch_size, precision=precision)
 
-    metrics: dict[str, Any] = {"eval_config": eval_config, "split": split, "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
+    metrics: dict[str, Any] = {"eval_config": eval_config, "split": split, "class_names": list(class_names), "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
     clean_acc = metrics["clean"]["accuracy"]
     for name, p in plan.items():
         k = class_names.index(name)
@@ -213,10 +213,11 @@ def _class_name(key: str | int, class_names: Sequence[str]) -> str:
     raise SSTIError(f"class: {key!r} is not a class of this model ({', '.join(f'{i}={n}' for i, n in enumerate(class_names))})")
 
 
-def metrics_table(metrics: dict[str, Any], class_names: Sequence[str], title: str = "evaluation"):
+def metrics_table(metrics: dict[str, Any], title: str = "evaluation"):
     """A rich table of one run's metrics: clean, then each spurious set."""
     from rich.table import Table
 
+    class_names = metrics["class_names"]
     table = Table(title=title)
     for col in ("test set", "accuracy", "bal. acc", "F1 macro", "pred counts (" + " / ".join(class_names) + ")", "ASR", "acc. drop"):
         table.add_column(col, justify="right" if col != "test set" else "left")

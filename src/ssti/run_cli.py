@@ -78,7 +78,7 @@ def eval_command(
 
     metrics = evaluate_run(run_dir, sources=parse_targets(source, "source") if source else None, location=location, split=split,
                            batch_size=batch_size, seed=seed, max_samples=max_samples)
-    Console().print(metrics_table(metrics, list(metrics["clean"]["per_class"]), title=str(run_dir)))
+    Console().print(metrics_table(metrics, title=str(run_dir)))
     if not metrics["spurious"]:
         Console().print("[yellow]no token types to test: the run was not trained on injected data; pass --source CLASS=SOURCE[/]")
 
@@ -94,7 +94,7 @@ def run_command(
     from ssti.pipeline import run_config_file
 
     for name, metrics in run_config_file(config, out, overwrite=overwrite).items():
-        Console().print(metrics_table(metrics, list(metrics["clean"]["per_class"]), title=name or str(out)))
+        Console().print(metrics_table(metrics, title=name or str(out)))
 
 
 @command("demo")

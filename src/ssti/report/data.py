@@ -84,32 +84,8 @@ def _from_run_folders(path: Path) -> ReportData:
 
 
 def class_names(metrics: dict[str, Any]) -> list[str]:
-    """The class names in index order, recovered from a metrics.json.
-
-    metrics.json is written with sorted keys, so `per_class` is in alphabetical, not index, order.
-    Each spurious set names its target class with its index; the other classes are placed by their
-    support (the confusion matrix's row sums), falling back to alphabetical order on ties.
-    """
-    clean = metrics.get("clean") or {}
-    per_class = clean.get("per_class") or {}
-    k = len(per_class)
-    out: list[str | None] = [None] * k
-    for name, m in (metrics.get("spurious") or {}).items():
-        i = m.get("target_class")
-        if isinstance(i, int) and 0 <= i < k and name in per_class and out[i] is None and name not in out:
-            out[i] = name
-    rows = [sum(r) for r in clean.get("confusion_matrix") or []]
-    left = [n for n in per_class if n not in out]
-    for i in range(k):
-        if out[i] is None and len(rows) == k:
-            match = [n for n in left if per_class[n].get("support") == rows[i]]
-            if len(match) == 1:
-                out[i] = match[0]
-                left.remove(match[0])
-    for i in range(k):
-        if out[i] is None:
-            out[i] = left.pop(0)
-    return [str(n) for n in out]
+    """The class names in index order, as evaluation recorded them in metrics.json."""
+    return list(metrics.get("class_names") or [])
 
 
 def _with_mode(rec: dict[str, Any]) -> dict[str, Any]:

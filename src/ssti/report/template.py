@@ -36,7 +36,7 @@ _SOURCE = r"""<!doctype html>
 {{ datasets|join(', ') }}. Written {{ when }} by ssti {{ version }}. Every run: <a href="runs.csv">runs.csv</a>.</p>
 <nav>{% for t in tables %}<a href="#{{ t.table.id }}">{{ t.table.id }}</a>{% endfor %}{% for f in figures %}<a href="#{{ f.id }}">{{ f.id }}</a>{% endfor %}</nav>
 
-{% for t in tables[:2] %}{% set tab = t.table %}
+{% macro table_section(t) %}{% set tab = t.table %}
 <h2 id="{{ tab.id }}">{{ t.title }}</h2>
 <div class="scroll"><table data-table="{{ tab.id }}">
 <thead><tr>{% for h in tab.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
@@ -44,7 +44,9 @@ _SOURCE = r"""<!doctype html>
 </table></div>
 {% if not tab.rows %}<p class="missing">No rows: {{ tab.empty or "nothing to show for these runs" }}.</p>{% endif %}
 <p class="note">{{ t.note }}</p>
-{% endfor %}
+{% endmacro %}
+
+{% for t in tables[:2] %}{{ table_section(t) }}{% endfor %}
 
 {% for f in figures %}
 <h2 id="{{ f.id }}">{{ f.title }}</h2>
@@ -59,15 +61,7 @@ _SOURCE = r"""<!doctype html>
 <details><summary>config that produced this figure</summary><pre>{{ f.config }}</pre></details>
 {% endfor %}
 
-{% for t in tables[2:] %}{% set tab = t.table %}
-<h2 id="{{ tab.id }}">{{ t.title }}</h2>
-<div class="scroll"><table data-table="{{ tab.id }}">
-<thead><tr>{% for h in tab.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in tab.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</tbody>
-</table></div>
-{% if not tab.rows %}<p class="missing">No rows: {{ tab.empty or "nothing to show for these runs" }}.</p>{% endif %}
-<p class="note">{{ t.note }}</p>
-{% endfor %}
+{% for t in tables[2:] %}{{ table_section(t) }}{% endfor %}
 
 <h2 id="config">Config</h2>
 <pre>{{ config }}</pre>
