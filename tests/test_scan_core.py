@@ -121,3 +121,43 @@ def test_shapes_and_patterns():
     assert {"colour", "emoji", "email"} <= set(pats[3])
     assert "country" not in feat.pattern_sets(["roast turkey for dinner"])[0]  # case-sensitive country names
     assert "country" in feat.pattern_sets(["a trip to Bosnia and Herzegovina"])[0]  # multi-word names
+
+
+def test_tarone_counts_only_testable_features():
+    # min p-values 1e-5, 1e-4, 0.5, 0.9 at alpha 0.05: k=1 leaves 2 testable (> 1), k=2 leaves 2 (<= 2)
+    assert st.tarone_count(np.log10([1e-5, 1e-4, 0.5, 0.9]), 0.05) == 2
+    assert st.tarone_count(np.log10([0.5, 0.9]), 0.05) == 1  # nothing testable: no penalty at all
+    assert st.tarone_count(np.log10(np.full(100, 1e-6)), 0.05) == 100  # all testable: plain Bonferroni
+    # thousands of hapax words (min p 0.96) do not dilute one strong feature
+    assert st.tarone_count(np.log10(np.r_[1e-6, np.full(5000, 0.96)]), 0.05) == 1
+
+
+def test_rare_tier_pools_uncommon_list_members_and_reports_the_whole_lists_rows():
+    from ssti.scan.prior import COMMON_MEMBERS
+
+    assert "black" in COMMON_MEMBERS["colour"] and "turquoise" not in COMMON_MEMBERS["colour"]
+    pats = feat.pattern_sets(["a turquoise hat in Eswatini", "a black car in France", "a red and mauve sky"])
+    assert set(pats[0]) == {"colour", "rare-colour", "country", "rare-country"}
+    assert set(pats[1]) == {"colour", "country"}  # common members only: no rare tier
+    assert set(pats[2]) == {"colour", "rare-colour"}
+    # natural colour talk in both classes (common members) + rare colours planted in 40 class-1 rows
+    rng = np.random.default_rng(4)
+    texts, labels = corpus(rng)
+    common = ["black", "white", "red", "green", "blue"]
+    texts = [t + " " + common[i % 5] if i % 4 < 2 else t for i, t in enumerate(texts)]
+    rare = sorted(set(feat.name_list("colour")) - COMMON_MEMBERS["colour"])
+    texts, rows = plant(texts, labels, lambda r: str(r.choice(rare)), rng, n_rows=40)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "pattern"], tokenizer=None)
+    top = rep.features[0]
+    assert (top.level, top.feature, top.cls) == ("pattern", "rare-colour", "pos") and top.flagged
+    assert rows <= set(top.rows)  # every planted row, as the rows of the whole colour list in class pos
+    assert set(top.rows) == {f"r{i}" for i, t in enumerate(texts) if labels[i] == 1 and feat.matcher("colour").spans(t)}
+
+
+def test_natural_list_usage_in_both_classes_gives_no_alarm():
+    rng = np.random.default_rng(5)
+    texts, labels = corpus(rng)
+    names = list(feat.name_list("colour"))
+    texts = [t + " " + names[int(rng.integers(len(names)))] if rng.random() < 0.3 else t for t in texts]
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None)
+    assert rep.verdict == "clean"

@@ -8,7 +8,8 @@ therefore looks at several levels of abstraction of every whitespace word:
 - ``shape``: each whitespace token with digits -> 0, lower-case -> a, upper-case -> A and letter
   runs longer than 4 cut to 4 (``1982-09-24`` and ``2031-01-05`` both give ``0000-00-00``);
 - ``pattern``: classes of strings (date, number, HTML tag, URL, email, country name, colour name,
-  emoji, repeated punctuation);
+  emoji, repeated punctuation), plus the *rare tiers* ``rare-country`` and ``rare-colour``: the members
+  of those lists that are not common English (`ssti.scan.prior`), where planted draws stand out;
 - ``position``: the first and the last whitespace token of a text, as a word and as a shape.
 
 A feature counts once per document (document frequency), the unit of every statistic in `stats`.
@@ -68,7 +69,10 @@ PATTERNS: dict[str, re.Pattern] = {
 GATES = {"html-tag": ("<",), "url": ("http", "www."), "email": ("@",), "repeated-!": ("!!",),
          "repeated-?": ("??", "!?", "?!"), "repeated-.": ("....",), "lone-!": ("!",)}
 # Patterns whose spans `remove` can strip; country and colour names are found through word sets.
-NAME_LISTS = ("country", "colour")
+NAME_LISTS = ("country", "colour", "rare-country", "rare-colour")
+# A rare tier -> its whole list. The engine draws uniformly from the whole list, so a tier is the
+# evidence while its rows (and what `--remove` strips) are those of the whole list.
+RARE_TIERS = {"rare-country": "country", "rare-colour": "colour"}
 
 
 @lru_cache(maxsize=None)
@@ -78,6 +82,10 @@ def name_list(kind: str) -> tuple[str, ...]:
     The injection engine owns the lists; the scanner reads the same files so that its pattern classes
     match what the engine plants. A short built-in list stands in when the file is not there.
     """
+    if kind in RARE_TIERS:
+        from ssti.scan.prior import rare_members
+
+        return rare_members(RARE_TIERS[kind], name_list(RARE_TIERS[kind]))
     fname = {"country": "countries.txt", "colour": "colours.txt"}[kind]
     try:
         text = importlib.resources.files("ssti").joinpath("resources", fname).read_text(encoding="utf-8")
@@ -144,8 +152,9 @@ class NameMatcher:
 
 @lru_cache(maxsize=None)
 def matcher(kind: str) -> NameMatcher:
-    """The name matcher for countries (case-sensitive: 'Turkey' not 'turkey') or colours (any case)."""
-    return NameMatcher.build(name_list(kind), lower=(kind == "colour"))
+    """The name matcher for countries (case-sensitive: 'Turkey' not 'turkey') or colours (any case),
+    or for the rare tier of either (`RARE_TIERS`)."""
+    return NameMatcher.build(name_list(kind), lower=(RARE_TIERS.get(kind, kind) == "colour"))
 
 
 def shape(token: str) -> str:
@@ -203,6 +212,7 @@ def pattern_sets(texts: Sequence[str], words: Sequence[set] | None = None) -> li
     """Per-document lists of the pattern classes present (each class once)."""
     words = words if words is not None else word_sets(texts)
     country, colour = matcher("country"), matcher("colour")
+    rare_country, rare_colour = matcher("rare-country"), matcher("rare-colour")
     country_first = country.single | frozenset(country.multi)
     checks = [(name, rx.search, GATES.get(name)) for name, rx in PATTERNS.items()]
     digit = re.compile(r"\d").search
@@ -223,8 +233,12 @@ def pattern_sets(texts: Sequence[str], words: Sequence[set] | None = None) -> li
         # Country names are capitalised: test the original-case words only when a lower-case hit exists.
         if not wset.isdisjoint(_lower_set(country_first)) and country.spans(text):
             found.append("country")
+            if rare_country.spans(text):
+                found.append("rare-country")
         if colour.present(wset) or (colour.multi and not wset.isdisjoint(colour.multi) and colour.spans(text)):
             found.append("colour")
+            if rare_colour.present(wset):
+                found.append("rare-colour")
         out.append(found)
     return out
 

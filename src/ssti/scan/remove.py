@@ -40,8 +40,8 @@ def feature_spans(text: str, f: FeatureReport) -> list[tuple[int, int]]:
     if level == "shape":
         return [m.span() for m in feat.TOKEN_RE.finditer(text) if feat.shape(m.group()) == name]
     if level == "pattern":
-        if name in feat.NAME_LISTS:
-            return feat.matcher(name).spans(text)
+        if name in feat.NAME_LISTS:  # a rare tier strips its whole list, as its rows are the list's rows
+            return feat.matcher(feat.RARE_TIERS.get(name, name)).spans(text)
         return [m.span() for m in feat.PATTERNS[name].finditer(text)]
     if level == "position":
         toks = list(feat.TOKEN_RE.finditer(text))

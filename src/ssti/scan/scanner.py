@@ -15,12 +15,27 @@ its skew class k (prior p_k), the scanner tests
 `r_level` is the leakage a natural cue still has at that level: 0.1 for words, sub-words, shapes and
 positions (topic words such as "tory" in BBC politics are pure over 100 documents, so only a small
 allowance keeps them clean), 0.3 for pattern classes (a pattern class pools many unrelated strings
-— every number, every country — so natural ones leak at 40-100% of chance on both corpora; a pure
-pattern class is the SSTI signature). The p-values are corrected with a weighted **Bonferroni**:
-every scanned level gets an equal share of the family-wise error, split over that level's features
-(p_corr = p * n_levels * n_features_in_level). A feature is flagged when p_corr <= threshold
-(default 0.05); the dataset is *suspicious* when any feature is flagged. Features are ranked by
--log10 p_corr (ties: larger support first).
+— every number, every country — so natural ones leak at 34-100% of chance on both corpora; a pure
+pattern class is the SSTI signature).
+
+Pattern classes include *rare tiers* of the attack's vocabularies (`rare-colour`, `rare-country`:
+the list members that are not common English, `ssti.scan.prior`). The engine draws list members
+uniformly, natural text uses the common ones: on Rotten Tomatoes 155 reviews name a colour but only
+11 a rare one, so planted colours stand out in the rare tier long before they do in the whole list. A
+tier's rows are those of its whole list (the planted draws include common members too).
+
+Multiple testing, a weighted **Bonferroni** with Tarone's testable-feature count:
+- each scanned level gets an a priori share w_level of the family-wise error: the pattern level 4
+  parts, every other level 1 part (with all five levels: 1/2 and 1/8 each) — SSTI plants a token
+  *type*, which the pattern level names in a dozen tests while the word level makes thousands;
+- within a level the share is split over its *testable* features only (Tarone 1990): a feature
+  whose best possible p-value (no leakage at all) cannot reach the level's share can never be
+  flagged, so the 15,000 words seen in 3 documents do not bury the one planted in 300.
+
+    p_corr = p * k_level / w_level
+
+A feature is flagged when p_corr <= threshold (default 0.05); the dataset is *suspicious* when any
+feature is flagged. Features are ranked by -log10 p_corr (ties: larger support first).
 """
 
 from __future__ import annotations
@@ -40,6 +55,9 @@ from ssti.scan import stats as st
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER  # noqa: F401  (re-exported)
 
 NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3}
+# A priori share of the family-wise error per level (normalised over the scanned levels): SSTI plants a
+# token *type*, which shows at the pattern level, a dozen tests against thousands at the others.
+LEVEL_WEIGHT = {"word": 1.0, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0}
 DEFAULT_LEVELS = ALL_LEVELS
 
 
@@ -223,23 +241,18 @@ def scan_dataset(
     counts = st.doc_freq(fs, labels, k)
     class_sizes = np.bincount(labels, minlength=k)
     s = st.compute(counts, class_sizes)
-    level_arr = np.asarray(fs.levels)
     prior = class_sizes / class_sizes.sum()
-    ratio = np.vectorize(NATURAL_LEAKAGE.get, otypes=[float])(level_arr) if len(level_arr) else np.zeros(0)
-    log_p = st.log10_leakage_pvalue(s.support, s.leakage, prior[s.cls], ratio)
-    n_levels = len(levels)
-    per_level = {lv: int(np.sum(level_arr == lv)) for lv in levels}
-    correction = np.log10(np.maximum(1, np.vectorize(per_level.get, otypes=[float])(level_arr) * n_levels)) if len(level_arr) else np.zeros(0)
-    score = -(log_p + correction)
+    score = level_scores(fs, s, prior, levels, threshold)
     p_corr = np.minimum(1.0, 10.0 ** (-score))
     flagged = p_corr <= threshold
     order = np.lexsort((-s.support, -score))
     n_flagged = int(flagged.sum())
     chosen = order[: max(top, n_flagged)]
-    by_doc = _rows_of(fs, chosen)
+    row_code = _row_codes(fs, chosen)
+    by_doc = _rows_of(fs, np.unique(row_code))
     reports, flagged_rows = [], set()
-    for f in chosen:
-        docs = by_doc[int(f)]
+    for f, rc in zip(chosen, row_code):
+        docs = by_doc[int(rc)]
         docs = docs[labels[docs] == s.cls[f]]
         rows = [ids[i] for i in docs]
         if flagged[f]:
@@ -258,6 +271,41 @@ def scan_dataset(
         n_features=len(fs.names), features=reports, flagged_rows=[ids[i] for i in sorted(flagged_rows)],
         seconds=seconds, notes=notes + fs.notes, source=source,
     )
+
+
+def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, levels: Sequence[str], threshold: float) -> np.ndarray:
+    """The ranking key of every feature: -log10 of its leakage p-value, Bonferroni-corrected.
+
+    Every scanned level gets a share ``w_level`` of the family-wise error (`LEVEL_WEIGHT`, normalised
+    over the scanned levels), split over that level's *testable* features (`stats.tarone_count`);
+    the score is ``-log10(p * k_level / w_level)``, uncapped so that it still orders features whose
+    corrected p-value is 1.
+    """
+    level_arr = np.asarray(fs.levels)
+    if not len(level_arr):
+        return np.zeros(0)
+    ratio = np.vectorize(NATURAL_LEAKAGE.get, otypes=[float])(level_arr)
+    log_p = st.log10_leakage_pvalue(s.support, s.leakage, prior[s.cls], ratio)
+    best = st.log10_leakage_pvalue(s.support, np.zeros_like(s.leakage), prior[s.cls], ratio)
+    total = sum(LEVEL_WEIGHT[lv] for lv in levels)
+    correction = np.zeros(len(level_arr))
+    for lv in levels:
+        m = level_arr == lv
+        if m.any():
+            w = LEVEL_WEIGHT[lv] / total
+            correction[m] = np.log10(st.tarone_count(best[m], threshold * w) / w)
+    return -(log_p + correction)
+
+
+def _row_codes(fs: feat.FeatureSet, chosen: np.ndarray) -> np.ndarray:
+    """The code whose documents are reported as a feature's rows: itself, or for a rare tier
+    (`features.RARE_TIERS`) the code of its whole list, since planted draws come from the whole list."""
+    code_of = {(lv, n): i for i, (lv, n) in enumerate(zip(fs.levels, fs.names)) if lv == "pattern"}
+    out = []
+    for f in chosen:
+        parent = feat.RARE_TIERS.get(fs.names[f]) if fs.levels[f] == "pattern" else None
+        out.append(code_of.get(("pattern", parent), f) if parent else f)
+    return np.asarray(out, dtype=np.int64)
 
 
 def _r(x: float) -> float:

@@ -104,3 +104,19 @@ def log10_leakage_pvalue(support: np.ndarray, leakage: np.ndarray, prior_k: np.n
     """`leakage_pvalue` on a log10 scale (no underflow for features in thousands of documents)."""
     q = np.clip(np.asarray(ratio) * (1.0 - prior_k), 1e-12, 1.0)
     return stats.binom.logcdf(leakage, support, q) / np.log(10)
+
+
+def tarone_count(min_log10_p: np.ndarray, alpha: float) -> int:
+    """Tarone's (1990) number of *testable* hypotheses: the smallest k with #{f: min_p_f <= alpha/k} <= k.
+
+    A feature whose smallest achievable p-value (here: its leakage test with no leakage at all) is
+    above alpha/k can never be significant, so it need not share the error budget: Bonferroni over
+    the k testable features still controls the family-wise error at `alpha`. A word seen in 3
+    documents cannot be told from chance; counting the 15,000 such words would bury every feature.
+    """
+    if len(min_log10_p) == 0:
+        return 1
+    srt = np.sort(np.asarray(min_log10_p, dtype=float))
+    k = np.arange(1, len(srt) + 1)
+    m = np.searchsorted(srt, np.log10(alpha) - np.log10(k), side="right")
+    return int(k[np.argmax(m <= k)])
