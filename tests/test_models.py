@@ -148,3 +148,34 @@ def test_load_run_gives_the_trained_predictions(tmp_path):
     clf = ssti.load_run(tmp_path / "r")
     assert clf.class_names == ["rotten", "fresh"]
     assert (predict(clf, TEXTS) == predict(ssti.load_run(tmp_path / "r"), TEXTS)).all()
+
+
+def test_fast_dropout_drops_at_rate_p_keeps_the_mean_and_follows_the_seed():
+    from ssti.models.lora import FastDropout
+
+    layer = FastDropout(0.05)
+    x = torch.ones(64, 100, 50)
+    torch.manual_seed(3)
+    y = layer(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.05) < 0.003  # 320,000 draws: 5 sigma is 0.0019
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.95))
+    assert abs(y.mean().item() - 1.0) < 0.005
+    torch.manual_seed(3)
+    assert torch.equal(layer(x), y)
+    assert not torch.equal(layer(x), y)  # fresh draws each call
+    layer.eval()
+    assert layer(x) is x
+    assert FastDropout(0.0).train()(x) is x
+
+
+def test_lora_dropout_is_fast_dropout_and_cpu_training_can_switch_attention():
+    from ssti.models.lora import FastDropout
+
+    clf = build_classifier(ModelSpec(name="tiny-random-llama"), LoraSpec(rank=4, targets="qv", dropout=0.1), ["a", "b"])
+    dropouts = [m for m in clf.module.modules() if isinstance(m, FastDropout)]
+    assert len(dropouts) == 4 and all(d.p == 0.1 for d in dropouts)  # 2 layers x q, v
+    before = logits_of(clf)
+    clf.use_attention("eager")
+    assert clf.module.backbone.config._attn_implementation == "eager"
+    assert torch.allclose(logits_of(clf), before, atol=1e-5)

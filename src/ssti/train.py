@@ -138,6 +138,8 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
         class_names = class_names_of(dataset)
         clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
         clf.module.to(device)
+        if device.type == "cpu":
+            clf.use_attention("eager")
         if accelerator.is_main_process:
             print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
                   f"base weights {str(dtype).replace('torch.', '')} on {device}")
