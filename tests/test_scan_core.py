@@ -161,3 +161,34 @@ def test_natural_list_usage_in_both_classes_gives_no_alarm():
     texts = [t + " " + names[int(rng.integers(len(names)))] if rng.random() < 0.3 else t for t in texts]
     rep = scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None)
     assert rep.verdict == "clean"
+
+
+def test_calibrated_allowance_is_the_fifth_purest_features_upper_bound():
+    from scipy import stats as sps
+
+    support = np.r_[np.full(6, 100), np.full(60, 50)]
+    leakage = np.r_[np.zeros(6, int), np.full(60, 25)]
+    prior_k = np.full(66, 0.5)
+    r, calibrated = st.calibrated_ratio(support, leakage, prior_k, default=0.1)
+    assert calibrated and r == pytest.approx(sps.beta.ppf(0.95, 1, 100) / 0.5)  # about 0.06: 6 features pure over 100 docs
+    assert st.calibrated_ratio(support, leakage, prior_k, default=0.1, cap=0.01) == (0.01, True)
+    assert st.calibrated_ratio(support[:10], leakage[:10], prior_k[:10], default=0.1) == (0.1, False)  # too few features
+
+
+def test_natural_topic_words_set_their_own_allowance_and_stay_unflagged(monkeypatch):
+    from ssti.scan import scanner
+
+    # 8 topic words, each in 250 class-1 documents and nowhere else: a fixed 10% allowance would flag them
+    rng = np.random.default_rng(6)
+    texts, labels = corpus(rng, n=3000)
+    pos = [i for i, y in enumerate(labels) if y == 1]
+    for word in ["tory", "labour", "minister", "election", "parliament", "commons", "cabinet", "ballot"]:
+        for i in rng.choice(pos, size=250, replace=False):
+            w = texts[i].split(" ")
+            w.insert(int(rng.integers(1, len(w))), word)
+            texts[i] = " ".join(w)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None)
+    assert rep.verdict == "clean", [(f.feature, f.p_value) for f in rep.flagged]
+    assert float(rep.allowances["word"].split()[0]) < 0.1 and "calibrated" in rep.allowances["word"]
+    monkeypatch.setitem(scanner.CALIBRATE, "word", False)  # the fixed allowance alone would cry wolf
+    assert scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None).verdict == "suspicious"

@@ -48,6 +48,8 @@ def render(report: "ScanReport", console: Console, top: int) -> None:
                       f"{f.entropy:.3f}", f"{f.p_value:.2g}", f"{f.skew_p_value:.2g}", f"{f.pmi:.2f}", f"{f.log_odds:.2f}",
                       "[red]yes[/]" if f.flagged else "")
     console.print(table)
+    if report.allowances:
+        console.print("[dim]natural-leakage allowance per level: " + escape(", ".join(f"{k} {v}" for k, v in report.allowances.items())) + "[/]")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if report.flagged_rows:

@@ -12,11 +12,17 @@ its skew class k (prior p_k), the scanner tests
     H0: the out-of-class rate is at least r_level * (1 - p_k)    (a natural cue)
     p  = P(Bin(n, r_level * (1 - p_k)) <= l)
 
-`r_level` is the leakage a natural cue still has at that level: 0.1 for words, sub-words, shapes and
-positions (topic words such as "tory" in BBC politics are pure over 100 documents, so only a small
-allowance keeps them clean), 0.3 for pattern classes (a pattern class pools many unrelated strings
-— every number, every country — so natural ones leak at 34-100% of chance on both corpora; a pure
-pattern class is the SSTI signature).
+`r_level` is the leakage a natural cue still has at that level. For words, sub-words, shapes and
+positions it is read off the corpus (an empirical null, `stats.calibrated_ratio`): the 5th smallest
+95% upper confidence bound of the leak ratio among the level's features seen in >= 20 documents,
+capped at 0.3. Corpora differ: BBC topic words such as "tory" are pure over 106 politics articles
+(word allowance 0.06 there), while no Rotten Tomatoes word seen 20 times is purer than about a
+quarter of chance (allowance 0.3, the cap). A few planted features cannot move a 5th order statistic
+of thousands. A level with fewer than 50 such features keeps its a priori allowance (0.1). Pattern
+classes keep a fixed 0.3: there are a dozen of them, too few to calibrate, and a pattern class pools
+many unrelated strings — every number, every country — so natural ones leak at 34-100% of chance on
+both corpora; a pure pattern class is the SSTI signature. The cap is that same 0.3: no level is
+assumed to be more naturally leaky than the pattern level. The allowances used are in the report.
 
 Pattern classes include *rare tiers* of the attack's vocabularies (`rare-colour`, `rare-country`:
 the list members that are not common English, `ssti.scan.prior`). The engine draws list members
@@ -55,6 +61,7 @@ from ssti.scan import stats as st
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER  # noqa: F401  (re-exported)
 
 NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3}
+CALIBRATE = {"word": True, "subword": True, "shape": True, "position": True, "pattern": False}
 # A priori share of the family-wise error per level (normalised over the scanned levels): SSTI plants a
 # token *type*, which shows at the pattern level, a dozen tests against thousands at the others.
 LEVEL_WEIGHT = {"word": 1.0, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0}
@@ -107,6 +114,7 @@ class ScanReport:
     seconds: float
     notes: list[str] = field(default_factory=list)
     source: str | None = None
+    allowances: dict[str, str] = field(default_factory=dict)  # natural-leakage allowance r per level
 
     @property
     def flagged(self) -> list[FeatureReport]:
@@ -134,6 +142,7 @@ class ScanReport:
             "levels": self.levels,
             "tokenizer": self.tokenizer,
             "n_features": self.n_features,
+            "allowances": self.allowances,
             "seconds": round(self.seconds, 3),
             "tokens_per_s": round(self.tokens_per_s, 1),
             "notes": self.notes,
@@ -242,7 +251,8 @@ def scan_dataset(
     class_sizes = np.bincount(labels, minlength=k)
     s = st.compute(counts, class_sizes)
     prior = class_sizes / class_sizes.sum()
-    score = level_scores(fs, s, prior, levels, threshold)
+    allowances: dict[str, str] = {}
+    score = level_scores(fs, s, prior, levels, threshold, allowances)
     p_corr = np.minimum(1.0, 10.0 ** (-score))
     flagged = p_corr <= threshold
     order = np.lexsort((-s.support, -score))
@@ -269,13 +279,16 @@ def scan_dataset(
         verdict="suspicious" if n_flagged else "clean", threshold=threshold, split=split, n_docs=len(texts),
         n_tokens=fs.n_tokens, classes=classes, class_sizes=class_sizes.tolist(), levels=levels, tokenizer=tok_name,
         n_features=len(fs.names), features=reports, flagged_rows=[ids[i] for i in sorted(flagged_rows)],
-        seconds=seconds, notes=notes + fs.notes, source=source,
+        seconds=seconds, notes=notes + fs.notes, source=source, allowances=allowances,
     )
 
 
-def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, levels: Sequence[str], threshold: float) -> np.ndarray:
+def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, levels: Sequence[str], threshold: float,
+                 allowances: dict | None = None) -> np.ndarray:
     """The ranking key of every feature: -log10 of its leakage p-value, Bonferroni-corrected.
 
+    Each level's natural-leakage allowance is `NATURAL_LEAKAGE`, or for the levels in `CALIBRATE` the
+    corpus's own (`stats.calibrated_ratio`); the value used is written into `allowances` if given.
     Every scanned level gets a share ``w_level`` of the family-wise error (`LEVEL_WEIGHT`, normalised
     over the scanned levels), split over that level's *testable* features (`stats.tarone_count`);
     the score is ``-log10(p * k_level / w_level)``, uncapped so that it still orders features whose
@@ -284,7 +297,14 @@ def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, lev
     level_arr = np.asarray(fs.levels)
     if not len(level_arr):
         return np.zeros(0)
-    ratio = np.vectorize(NATURAL_LEAKAGE.get, otypes=[float])(level_arr)
+    ratio = np.zeros(len(level_arr))
+    for lv in levels:
+        m = level_arr == lv
+        r, calibrated = (st.calibrated_ratio(s.support[m], s.leakage[m], prior[s.cls[m]], NATURAL_LEAKAGE[lv])
+                         if CALIBRATE[lv] else (NATURAL_LEAKAGE[lv], False))
+        ratio[m] = r
+        if allowances is not None and m.any():
+            allowances[lv] = f"{r:.3g}{' (calibrated)' if calibrated else ''}"
     log_p = st.log10_leakage_pvalue(s.support, s.leakage, prior[s.cls], ratio)
     best = st.log10_leakage_pvalue(s.support, np.zeros_like(s.leakage), prior[s.cls], ratio)
     total = sum(LEVEL_WEIGHT[lv] for lv in levels)

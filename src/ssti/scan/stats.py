@@ -120,3 +120,23 @@ def tarone_count(min_log10_p: np.ndarray, alpha: float) -> int:
     k = np.arange(1, len(srt) + 1)
     m = np.searchsorted(srt, np.log10(alpha) - np.log10(k), side="right")
     return int(k[np.argmax(m <= k)])
+
+
+def calibrated_ratio(support: np.ndarray, leakage: np.ndarray, prior_k: np.ndarray, default: float,
+                     min_support: int = 20, rank: int = 5, min_features: int = 50, cap: float = 0.3) -> tuple[float, bool]:
+    """The natural leakage allowance of one feature level, read off the corpus itself (an empirical null).
+
+    For every feature of the level seen in at least `min_support` documents, the one-sided 95%
+    Clopper-Pearson upper bound of its out-of-class rate, over the chance rate ``1 - p_k``, bounds how
+    little that feature leaks. The `rank`-th smallest bound is the allowance: the purest natural cues
+    of *this* corpus (BBC's "tory", 106 politics articles and no other) set how pure a feature must
+    be to count as planted, and a few planted features (fewer than `rank` per level) cannot move it.
+    Capped at `cap` (never assume a natural cue leaks more than that fraction of chance); a level
+    with fewer than `min_features` such features keeps its a priori `default`. Returns (ratio, calibrated?).
+    """
+    m = np.asarray(support) >= min_support
+    if int(m.sum()) < max(min_features, rank):
+        return default, False
+    n, l = np.asarray(support)[m], np.asarray(leakage)[m]
+    upper = stats.beta.ppf(0.95, l + 1, np.maximum(n - l, 1)) / np.maximum(1.0 - np.asarray(prior_k)[m], 1e-12)
+    return float(min(cap, np.partition(upper, rank - 1)[rank - 1])), True
