@@ -190,5 +190,5 @@ def test_natural_topic_words_set_their_own_allowance_and_stay_unflagged(monkeypa
     rep = scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None)
     assert rep.verdict == "clean", [(f.feature, f.p_value) for f in rep.flagged]
     assert float(rep.allowances["word"].split()[0]) < 0.1 and "calibrated" in rep.allowances["word"]
-    monkeypatch.setitem(scanner.CALIBRATE, "word", False)  # the fixed allowance alone would cry wolf
+    monkeypatch.delitem(scanner.CALIBRATION_CAP, "word")  # the fixed a priori allowance alone would cry wolf
     assert scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None).verdict == "suspicious"

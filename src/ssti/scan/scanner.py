@@ -14,15 +14,19 @@ its skew class k (prior p_k), the scanner tests
 
 `r_level` is the leakage a natural cue still has at that level. For words, sub-words, shapes and
 positions it is read off the corpus (an empirical null, `stats.calibrated_ratio`): the 5th smallest
-95% upper confidence bound of the leak ratio among the level's features seen in >= 20 documents,
-capped at 0.3. Corpora differ: BBC topic words such as "tory" are pure over 106 politics articles
-(word allowance 0.06 there), while no Rotten Tomatoes word seen 20 times is purer than about a
-quarter of chance (allowance 0.3, the cap). A few planted features cannot move a 5th order statistic
-of thousands. A level with fewer than 50 such features keeps its a priori allowance (0.1). Pattern
-classes keep a fixed 0.3: there are a dozen of them, too few to calibrate, and a pattern class pools
-many unrelated strings — every number, every country — so natural ones leak at 34-100% of chance on
-both corpora; a pure pattern class is the SSTI signature. The cap is that same 0.3: no level is
-assumed to be more naturally leaky than the pattern level. The allowances used are in the report.
+95% upper confidence bound of the leak ratio among the level's features seen in >= 20 documents.
+Corpora differ: BBC topic words such as "tory" are pure over 106 politics articles (word allowance
+0.06 there), while no Rotten Tomatoes word seen 20 times is purer than about a quarter of chance. A
+few planted features cannot move a 5th order statistic. Caps: 0.3 for words and sub-words (thousands
+of calibrating features, so the estimate is stable and the few natural features purer than it are
+diluted by a Tarone count in the hundreds); the a priori 0.1 for shapes and positions, where the
+calibration may only tighten (tens to a couple of hundred features: on half-size BBC subsamples a
+raised shape allowance let football scores, shape `0-0`, reach p = 0.04). A level with fewer than
+50 calibrating features keeps 0.1. Pattern classes keep a fixed 0.3: a dozen of them are too few to
+calibrate, and a pattern class pools many unrelated strings — every number, every country — so
+natural ones leak at 34-100% of chance on both corpora; a pure pattern class is the SSTI signature.
+No level is assumed to be more naturally leaky than the pattern level. The report lists the
+allowances used.
 
 Pattern classes include *rare tiers* of the attack's vocabularies (`rare-colour`, `rare-country`:
 the list members that are not common English, `ssti.scan.prior`). The engine draws list members
@@ -61,7 +65,8 @@ from ssti.scan import stats as st
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER  # noqa: F401  (re-exported)
 
 NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3}
-CALIBRATE = {"word": True, "subword": True, "shape": True, "position": True, "pattern": False}
+# The most a calibrated allowance may be (`stats.calibrated_ratio`); levels not listed keep NATURAL_LEAKAGE.
+CALIBRATION_CAP = {"word": 0.3, "subword": 0.3, "shape": 0.1, "position": 0.1}
 # A priori share of the family-wise error per level (normalised over the scanned levels): SSTI plants a
 # token *type*, which shows at the pattern level, a dozen tests against thousands at the others.
 LEVEL_WEIGHT = {"word": 1.0, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0}
@@ -287,8 +292,8 @@ def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, lev
                  allowances: dict | None = None) -> np.ndarray:
     """The ranking key of every feature: -log10 of its leakage p-value, Bonferroni-corrected.
 
-    Each level's natural-leakage allowance is `NATURAL_LEAKAGE`, or for the levels in `CALIBRATE` the
-    corpus's own (`stats.calibrated_ratio`); the value used is written into `allowances` if given.
+    Each level's natural-leakage allowance is `NATURAL_LEAKAGE`, or for the levels in `CALIBRATION_CAP`
+    the corpus's own (`stats.calibrated_ratio`); the value used is written into `allowances` if given.
     Every scanned level gets a share ``w_level`` of the family-wise error (`LEVEL_WEIGHT`, normalised
     over the scanned levels), split over that level's *testable* features (`stats.tarone_count`);
     the score is ``-log10(p * k_level / w_level)``, uncapped so that it still orders features whose
@@ -300,8 +305,8 @@ def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, lev
     ratio = np.zeros(len(level_arr))
     for lv in levels:
         m = level_arr == lv
-        r, calibrated = (st.calibrated_ratio(s.support[m], s.leakage[m], prior[s.cls[m]], NATURAL_LEAKAGE[lv])
-                         if CALIBRATE[lv] else (NATURAL_LEAKAGE[lv], False))
+        r, calibrated = (st.calibrated_ratio(s.support[m], s.leakage[m], prior[s.cls[m]], NATURAL_LEAKAGE[lv], cap=CALIBRATION_CAP[lv])
+                         if lv in CALIBRATION_CAP else (NATURAL_LEAKAGE[lv], False))
         ratio[m] = r
         if allowances is not None and m.any():
             allowances[lv] = f"{r:.3g}{' (calibrated)' if calibrated else ''}"
