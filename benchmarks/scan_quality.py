@@ -5,9 +5,12 @@ class (0.5%, 1%, 5%, 25% of class 1; one token per sample, random location, seed
 the engine, scans the train split with the default settings and scores:
 - rank1: the top-ranked feature is skewed to the target class and carries >= 90% of the injected rows;
 - verdict, and precision/recall of the flagged rows against the manifest.
-It also scans both clean datasets (false alarms). Prints markdown tables; `--json PATH` saves rows.
+It also scans both clean datasets (false alarms) and, with `--clean-subsamples N`, N random 30% and N
+random 60% subsets of each clean training split (seeds 0..N-1), a check that the calibrated rules do
+not hinge on the exact corpus. Prints markdown tables; `--json PATH` saves rows.
 
-    .venv/bin/python benchmarks/scan_quality.py            # about 5 minutes on 2 cores
+    .venv/bin/python benchmarks/scan_quality.py                        # about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/scan_quality.py --clean-subsamples 10  # plus 40 clean scans, about 1 minute
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import argparse
 import json
 import sys
 import time
+
+import numpy as np
 
 from ssti.data import load_dataset
 from ssti.inject import InjectionSpec, inject_dataset
@@ -47,6 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="save every row as JSON here")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--sources", default=",".join(SOURCES))
+    ap.add_argument("--clean-subsamples", type=int, default=0, help="scan N random 30%% and 60%% subsets of each clean split")
     args = ap.parse_args(argv)
     notes: list[str] = []
     tok, _ = resolve_tokenizer(DEFAULT_TOKENIZER, notes)
@@ -82,10 +88,37 @@ def main(argv=None) -> int:
             rs = [r for r in inj if r["dataset"] == name and r["rate"] == rate]
             rec = [r["recall"] or 0.0 for r in rs]
             print(f"| {name} | {rate:.1%} | {sum(r['rank1'] for r in rs)}/{len(rs)} | {sum(r['verdict'] == 'suspicious' for r in rs)}/{len(rs)} | {sum(rec) / len(rec):.3f} |")
+    if args.clean_subsamples:
+        sub = clean_subsamples(args.datasets.split(","), args.clean_subsamples, tok)
+        rows.extend(sub)
+        print("\n| clean dataset | subsets scanned | suspicious | smallest top-feature p | features flagged |")
+        print("|---|---|---|---|---|")
+        for name in args.datasets.split(","):
+            rs = [r for r in sub if r["dataset"] == name]
+            flagged = sorted({t for r in rs for t in r["flagged"]})
+            print(f"| {name} | {len(rs)} | {sum(r['verdict'] == 'suspicious' for r in rs)} | {min(r['top_p'] for r in rs):.3g} | "
+                  f"{', '.join(flagged) or '-'} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     return 0
+
+
+def clean_subsamples(names: list[str], n: int, tok) -> list[dict]:
+    """Scan n random 30% and n random 60% subsets (seeded) of each clean training split: false alarms."""
+    out = []
+    for name in names:
+        train = load_dataset(name)["train"]
+        for seed in range(n):
+            rng = np.random.default_rng(seed)
+            for frac in (0.3, 0.6):
+                idx = sorted(rng.choice(len(train), size=int(frac * len(train)), replace=False).tolist())
+                rep = scan_dataset(train.select(idx), tokenizer=tok)
+                out.append({"dataset": name, "source": "(clean subset)", "rate": 0.0, "seed": seed, "fraction": frac,
+                            "verdict": rep.verdict, "top": f"{rep.features[0].level}:{rep.features[0].feature}",
+                            "top_p": rep.features[0].p_value, "flagged": [f"{f.level}:{f.feature}" for f in rep.flagged]})
+                print(json.dumps(out[-1]), file=sys.stderr)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`scan_dataset`: rank the features of a training split by how suspiciously well they predict a label.
 
-The decision rule (calibrated on the clean embedded corpora, see README "Scanning a dataset"):
+The decision rule (checked on the clean embedded corpora, see README "Scanner quality and speed"):
 
 Natural language has words that predict labels ("awful" -> rotten, "tory" -> politics), so a skew
 test alone (Gardner et al. 2021) flags hundreds of honest words. What a planted token type does that
