@@ -67,6 +67,33 @@ def test_strip_removes_flagged_feature_and_keeps_every_other_byte(injected, tmp_
     assert scan_dataset(got, levels=LEVELS, tokenizer=None).verdict == "clean"
 
 
+def test_strip_of_a_rare_tier_removes_every_planted_list_member(tmp_path):
+    # natural common colours in a third of all rows; colours drawn from the whole list (common ones
+    # too) planted in 20% of class 1: the rare tier is the evidence, and stripping it cuts every
+    # colour of its rows, so rows without a natural colour get their original bytes back
+    base = synthetic(seed=1)
+    texts = column(base["train"], "text")
+    texts = [t + (" black" if i % 3 == 0 else "") for i, t in enumerate(texts)]
+    train = make_split(column(base["train"], "id"), texts, column(base["train"], "label"), ["neg", "pos"])
+    clean = datasets.DatasetDict({"train": train, "test": base["test"]})
+    res = inject_dataset(clean, InjectionSpec(targets={"1": "colour"}, rate=0.2, tokens=1, location="random", seed=0, split="train"))
+    write_injected(res, tmp_path / "inj")
+    ds = load_dataset(str(tmp_path / "inj"))
+    rep = scan_dataset(ds, levels=LEVELS, tokenizer=None)
+    assert rep.features[0].feature == "rare-colour" and rep.features[0].flagged
+    planted = {m["id"] for m in res.manifest}
+    assert planted <= set(rep.flagged_rows)
+    got = load_dataset(str(write_cleaned(ds, rep, "strip", tmp_path / "cleaned")))
+    flagged = set(rep.flagged_rows)
+    for rid, before, after in zip(column(got["train"], "id"), texts, column(got["train"], "text")):
+        if rid in flagged:
+            assert not feat.matcher("colour").spans(after)
+            if not before.endswith(" black"):
+                assert after == before
+        else:
+            assert after == before
+
+
 def test_drop_removes_flagged_rows(injected, tmp_path):
     _, folder = injected
     ds = load_dataset(str(folder))
