@@ -20,7 +20,7 @@ Corpora differ: BBC topic words such as "tory" are pure over 106 politics articl
 few planted features cannot move a 5th order statistic. Caps: 0.3 for words and sub-words (thousands
 of calibrating features, so the estimate is stable and the few natural features purer than it are
 diluted by a Tarone count in the hundreds); the a priori 0.1 for shapes and positions, where the
-calibration may only tighten (tens to a couple of hundred features: on half-size BBC subsamples a
+calibration may only tighten (tens to a couple of hundred features: on 60% BBC subsamples a
 raised shape allowance let football scores, shape `0-0`, reach p = 0.04). A level with fewer than
 50 calibrating features keeps 0.1. Pattern classes keep a fixed 0.3: a dozen of them are too few to
 calibrate, and a pattern class pools many unrelated strings — every number, every country — so
