@@ -125,3 +125,35 @@ def test_smollm2_trains_a_few_steps(tmp_path):
     result = train("rotten-tomatoes", tmp_path / "r", ModelSpec(max_length=32), LoraSpec(rank=4, targets="qv"),
                    TrainSpec(steps=2, batch_size=4, checkpoint_every=0), show_progress=False)
     assert result.real_tokens > 0 and np.isfinite(result.final_loss)
+
+
+def test_two_processes_train_the_same_weights_as_one(tmp_path):
+    """Data parallel through a distributed launcher (torchrun here; `accelerate launch` sets the same
+    variables) with no code change: each process takes its share of every global batch and the
+    gradients are averaged, so the final weights match a single-process run."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        "from ssti.config import LoraSpec, ModelSpec, TrainSpec\n"
+        "from ssti.train import train\n"
+        "train('rotten-tomatoes', sys.argv[1], ModelSpec(name='tiny-random-llama', max_length=64),\n"
+        "      LoraSpec(rank=2, targets='qv', dropout=0.0),\n"
+        "      TrainSpec(steps=3, batch_size=8, micro_batch_size=4, checkpoint_every=0, precision='fp32'), show_progress=False)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one")], check=True, env=env, capture_output=True)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path / "two")]
+    done = subprocess.run(launch, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one = load_file(tmp_path / "one" / "adapter" / "adapter_model.safetensors")
+    two = load_file(tmp_path / "two" / "adapter" / "adapter_model.safetensors")
+    assert one.keys() == two.keys()
+    for key in one:
+        assert torch.allclose(one[key], two[key], atol=1e-5), key
+    log = [json.loads(line) for line in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 3  # one log, written by the main process only

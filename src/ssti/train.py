@@ -129,9 +129,11 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
     model, lora, spec = model or ModelSpec(), lora or LoraSpec(), train_spec or TrainSpec()
     out = Path(out)
     config = run_config(data, model, lora, spec, extra_config)
-    fresh = _prepare_run_dir(out, config, resume, overwrite)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    main = accelerator.is_main_process  # with several processes only the main one writes the folder
+    fresh = _prepare_run_dir(out, config, resume, overwrite) if main else False
+    accelerator.wait_for_everyone()
     try:
-        accelerator = Accelerator(cpu=not torch.cuda.is_available())
         device, world = accelerator.device, accelerator.num_processes
         dtype = compute_dtype(spec.precision, device)
         dataset = load_dataset(data, text_column=text_column, label_column=label_column)
@@ -140,14 +142,14 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
         clf.module.to(device)
         if device.type == "cpu":
             clf.use_attention("eager")
-        if accelerator.is_main_process:
+        if main:
             print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
                   f"base weights {str(dtype).replace('torch.', '')} on {device}")
 
         texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
         token_ids = clf.encode(texts)
         lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
-        micro = min(spec.micro_batch_size or spec.batch_size, spec.batch_size)
+        micro = min(spec.micro_batch_size or max(spec.batch_size // world, 1), spec.batch_size)  # default: one pass per process
         if spec.batch_size % (micro * world):
             raise SSTIError(f"train.batch_size: {spec.batch_size} is not a multiple of micro_batch_size x processes = {micro * world}")
         per_step = spec.batch_size // micro  # micro-batches per step, over all processes
@@ -162,10 +164,11 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
 
         pad_id = clf.tokenizer.pad_token_id
         log_path = out / "train_log.jsonl"
-        _truncate_log(log_path, start)
+        if main:
+            _truncate_log(log_path, start)
         real_tokens, seconds, loss_value = 0, 0.0, float("nan")
         module.train()
-        with _progress(show_progress and accelerator.is_main_process, total, start) as (bar, task), log_path.open("a") as log:
+        with _progress(show_progress and main, total, start) as (bar, task), log_path.open("a") as log:
             for step in range(start, total):
                 t0 = time.perf_counter()
                 mine = schedule[step][accelerator.process_index::world]
@@ -190,7 +193,7 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
                 step_loss = step_loss.item()  # the step's one device sync
                 dt = time.perf_counter() - t0
                 real_tokens, seconds, loss_value = real_tokens + step_tokens * world, seconds + dt, step_loss
-                if accelerator.is_main_process:
+                if main:
                     log.write(json.dumps({"step": step + 1, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
                                           "real_tokens": step_tokens * world, "seconds": round(dt, 4)}) + "\n")
                     log.flush()
@@ -199,7 +202,7 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
                         _save_checkpoint(out, clf, optimizer, step + 1)
 
         result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
-        if accelerator.is_main_process:
+        if main:
             module.eval()
             with atomic_dir(out / "adapter", overwrite=True) as tmp:
                 save_classifier(clf, tmp)
