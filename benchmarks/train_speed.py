@@ -3,7 +3,7 @@
 Each mode runs in its own subprocess (clean peak memory, no shared caches), on the same machine in
 the same invocation, so the ratios are comparable even though absolute speeds drift between sessions.
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 20]
+    .venv/bin/python benchmarks/train_speed.py [--steps 20] [--modes ssti,hf-best] [--repeats 3]
 
 Modes (LoRA r=8 on q/v, batch 16, rotten-tomatoes train split):
   ssti          ssti.train: length-grouped dynamic padding, frozen base in bf16, no LM head
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--mode", choices=MODES)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--repeats", type=int, default=1, help="cycles through the modes (interleaved, so drift hits all alike); means reported")
     args = parser.parse_args()
     if args.mode:
         return child(args.mode, args.steps)
@@ -170,25 +171,31 @@ def main() -> None:
     params = non_embedding_params()
     print(f"matmul peak: bf16 {peak_bf16 / 1e9:.0f} GFLOP/s, fp32 {peak_fp32 / 1e9:.0f} GFLOP/s; non-embedding params {params / 1e6:.1f}M")
     print(f"ceilings: training {peak_bf16 / (4 * params):.0f} tokens/s, inference {peak_bf16 / (2 * params):.0f} tokens/s (bf16)")
-    results = {}
-    for mode in args.modes.split(","):
-        out = subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps)], capture_output=True, text=True)
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-        if not line:
-            print(f"{mode}: failed\n{out.stderr[-2000:]}")
-            continue
-        r = json.loads(line[0][7:])
-        r["tps"] = r["real_tokens"] / r["seconds"]
-        r["mfu"] = (2 if "infer" in mode else 4) * params * r["tps"] / r["peak_bf16"]
-        results[mode] = r
-        print(f"{mode:12s} {r['tps']:8.0f} real tokens/s   MFU {r['mfu']:.2f} (peak {r['peak_bf16'] / 1e9:.0f} GFLOP/s)   "
-              f"peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
-    if "ssti" in results:
+    runs: dict[str, list[dict]] = {}
+    for cycle in range(args.repeats):
+        for mode in args.modes.split(","):
+            out = subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps)], capture_output=True, text=True)
+            line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+            if not line:
+                print(f"{mode}: failed\n{out.stderr[-2000:]}")
+                continue
+            r = json.loads(line[0][7:])
+            r["tps"] = r["real_tokens"] / r["seconds"]
+            r["mfu"] = (2 if "infer" in mode else 4) * params * r["tps"] / r["peak_bf16"]
+            runs.setdefault(mode, []).append(r)
+            print(f"{mode:12s} {r['tps']:8.0f} real tokens/s   MFU {r['mfu']:.2f} (peak {r['peak_bf16'] / 1e9:.0f} GFLOP/s)   "
+                  f"peak RSS {r['peak_rss_gb']:.2f} GB   [cycle {cycle + 1}]", flush=True)
+    mean = {mode: {k: sum(r[k] for r in rs) / len(rs) for k in ("tps", "mfu", "peak_rss_gb")} for mode, rs in runs.items()}
+    if args.repeats > 1:
+        print(f"\nmeans over {args.repeats} cycles:")
+        for mode, m in mean.items():
+            print(f"{mode:12s} {m['tps']:8.0f} real tokens/s   MFU {m['mfu']:.2f}   peak RSS {m['peak_rss_gb']:.2f} GB")
+    if "ssti" in mean:
         for base in ("hf-padded", "hf-best"):
-            if base in results:
-                print(f"ssti training vs {base}: {results['ssti']['tps'] / results[base]['tps']:.2f}x")
-    if "ssti-infer" in results and "plain-infer" in results:
-        print(f"sorted vs split-order inference: {results['ssti-infer']['tps'] / results['plain-infer']['tps']:.2f}x")
+            if base in mean:
+                print(f"ssti training vs {base}: {mean['ssti']['tps'] / mean[base]['tps']:.2f}x")
+    if "ssti-infer" in mean and "plain-infer" in mean:
+        print(f"sorted vs split-order inference: {mean['ssti-infer']['tps'] / mean['plain-infer']['tps']:.2f}x")
 
 
 if __name__ == "__main__":
