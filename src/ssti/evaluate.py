@@ -164,9 +164,9 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
     class_names = class_names_of(dataset)
     precision = config.get("train", {}).get("precision", "auto")
     clf = load_run(run_dir, precision)
-    clf.merge_adapters()  # evaluation only reads the model: one matmul per adapted layer
     if class_names != clf.class_names:
         raise SSTIError(f"data: classes {class_names} do not match the model's head {clf.class_names}")
+    clf.merge_adapters()  # evaluation only reads the model: one matmul per adapted layer
 
     plan = spurious_sources(run_dir, class_names)
     if sources:

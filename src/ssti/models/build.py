@@ -46,7 +46,11 @@ class Classifier:
     trainable: int = 0
     expected_trainable: int = 0
     notes: list[str] = field(default_factory=list)
-    merged: bool = False
+
+    @property
+    def merged(self) -> bool:
+        """Whether `merge_adapters` folded the LoRA update away (a LoRA classifier without its PeftModel)."""
+        return self.lora_spec.rank > 0 and self.peft_model is None
 
     def autocast(self, device: torch.device, dtype: torch.dtype):
         """Autocast for a forward pass, where it pays.
@@ -71,7 +75,6 @@ class Classifier:
         if self.peft_model is not None:
             self.peft_model.merge_and_unload()
             self.peft_model = None
-            self.merged = True
 
     def use_attention(self, implementation: str) -> None:
         """Switch the backbone's attention kernel ('eager', 'sdpa', ...) where the model allows it.
