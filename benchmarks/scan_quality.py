@@ -5,6 +5,8 @@ class (0.5%, 1%, 5%, 25% of class 1; one token per sample, random location, seed
 the engine, scans the train split with the default settings and scores:
 - rank1: the top-ranked feature is skewed to the target class and carries >= 90% of the injected rows;
 - verdict, and precision/recall of the flagged rows against the manifest.
+It prints the clean scans' detection limits too: the fewest rows of class 1 a feature absent from the
+other classes must be in to be flagged, per level (a planted feature below them cannot be flagged).
 It also scans both clean datasets (false alarms) and, with `--clean-subsamples N`, N random 30% and N
 random 60% subsets of each clean training split (seeds 0..N-1), a check that the calibrated rules do
 not hinge on the exact corpus. Prints markdown tables; `--json PATH` saves rows.
@@ -63,7 +65,9 @@ def main(argv=None) -> int:
         rep = scan_dataset(ds, tokenizer=tok)
         rows.append({"dataset": name, "source": "(clean)", "rate": 0.0, "n_injected": 0, "verdict": rep.verdict,
                      "top": f"{rep.features[0].level}:{rep.features[0].feature}", "top_p": rep.features[0].p_value,
-                     "rank1": None, "precision": None, "recall": None, "seconds": round(rep.seconds, 2)})
+                     "rank1": None, "precision": None, "recall": None, "seconds": round(rep.seconds, 2),
+                     "class_size": rep.class_sizes[TARGET],
+                     "detection_limits": {lv: v[classes[TARGET]] for lv, v in rep.detection_limits.items()}})
         print(f"{name} clean: {rep.verdict} (top {rows[-1]['top']}, p={rep.features[0].p_value:.3g})", file=sys.stderr)
         for src in args.sources.split(","):
             for rate in RATES:
@@ -88,6 +92,13 @@ def main(argv=None) -> int:
             rs = [r for r in inj if r["dataset"] == name and r["rate"] == rate]
             rec = [r["recall"] or 0.0 for r in rs]
             print(f"| {name} | {rate:.1%} | {sum(r['rank1'] for r in rs)}/{len(rs)} | {sum(r['verdict'] == 'suspicious' for r in rs)}/{len(rs)} | {sum(rec) / len(rec):.3f} |")
+    clean = [r for r in rows if r["source"] == "(clean)"]
+    levels = list(clean[0]["detection_limits"])
+    print(f"\nDetection limit of the clean scans: rows of class {TARGET} a planted feature must be in, with none outside it, to be flagged")
+    print("| dataset | class size | " + " | ".join(levels) + " |")
+    print("|---|---|" + "---|" * len(levels))
+    for r in clean:
+        print(f"| {r['dataset']} | {r['class_size']} | " + " | ".join(str(r["detection_limits"][lv]) for lv in levels) + " |")
     if args.clean_subsamples:
         sub = clean_subsamples(args.datasets.split(","), args.clean_subsamples, tok)
         rows.extend(sub)

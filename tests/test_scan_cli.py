@@ -138,6 +138,10 @@ def test_cli_json_shape_and_exit_codes(injected, tmp_path):
     f0 = out["features"][0]
     assert {"feature", "level", "class", "support", "entropy", "p_value", "rows"} <= set(f0)
     assert f0["feature"] == "html-tag" and f0["class"] == "pos"
+    limits = out["detection_limits"]  # rows of a class a pure planted feature needs, per level and class
+    assert set(limits) == set(out["levels"]) and all(set(v) == set(out["classes"]) and min(v.values()) > 0 for v in limits.values())
+    human = runner.invoke(app, ["scan", str(folder), "--tokenizer", "none", "--top", "5"])
+    assert human.exit_code == 1 and "detection limit" in human.stdout
     scores = [f["score"] for f in out["features"]]
     assert scores == sorted(scores, reverse=True)
     res = runner.invoke(app, ["scan", str(folder), "--tokenizer", "none", "--remove", "strip", "--out", str(tmp_path / "c")])

@@ -192,3 +192,29 @@ def test_natural_topic_words_set_their_own_allowance_and_stay_unflagged(monkeypa
     assert float(rep.allowances["word"].split()[0]) < 0.1 and "calibrated" in rep.allowances["word"]
     monkeypatch.delitem(scanner.CALIBRATION_CAP, "word")  # the fixed a priori allowance alone would cry wolf
     assert scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None).verdict == "suspicious"
+
+
+def test_detection_limit_is_the_fewest_rows_a_pure_planted_word_is_flagged_in():
+    rng = np.random.default_rng(7)
+    texts, labels = corpus(rng, n=2000)
+
+    def scan_with_planted(n_rows):
+        planted, _ = plant(texts, labels, lambda r: "zqx", np.random.default_rng(8), n_rows=n_rows)
+        rep = scan_dataset(split_of(planted, labels), levels=["word", "pattern"], tokenizer=None)
+        word = next(f for f in rep.features if f.feature == "zqx")
+        return rep.detection_limits["word"]["pos"], word.flagged
+
+    limit, _ = scan_with_planted(300)
+    assert 5 < limit < 300
+    assert scan_with_planted(limit) == (limit, True)
+    assert scan_with_planted(limit - 1) == (limit, False)
+
+
+def test_detection_limit_matches_the_leakage_test():
+    from ssti.scan.scanner import LevelRule
+
+    rule = LevelRule(ratio=0.3, calibrated=True, log10_correction=np.log10(400 / 0.125))
+    n = rule.min_rows(prior_k=0.5, threshold=0.05)
+    corrected = lambda rows: 10 ** (st.log10_leakage_pvalue(np.array([rows]), np.array([0]), np.array([0.5]), 0.3)[0] + rule.log10_correction)
+    assert corrected(n) <= 0.05 < corrected(n - 1)
+    assert n == math.ceil(math.log10(0.05 * 0.125 / 400) / math.log10(1 - 0.3 * 0.5))

@@ -50,12 +50,21 @@ def render(report: "ScanReport", console: Console, top: int) -> None:
     console.print(table)
     if report.allowances:
         console.print("[dim]natural-leakage allowance per level: " + escape(", ".join(f"{k} {v}" for k, v in report.allowances.items())) + "[/]")
+    if report.detection_limits:
+        console.print("[dim]detection limit, rows of one class a planted feature must be in (none outside it) to be flagged: "
+                      + escape(", ".join(f"{lv} {_span(per_class.values())}" for lv, per_class in report.detection_limits.items())) + "[/]")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if report.flagged_rows:
         head = ", ".join(report.flagged_rows[:10])
         more = f" ... (+{len(report.flagged_rows) - 10:,}; --json lists them all)" if len(report.flagged_rows) > 10 else ""
         console.print(f"flagged rows: {escape(head)}{escape(more)}")
+
+
+def _span(values) -> str:
+    """'14' or '14-17': the range of a level's detection limits over the classes."""
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
 
 
 @command("scan")
