@@ -13,6 +13,7 @@ not hinge on the exact corpus. Prints markdown tables; `--json PATH` saves rows.
 
     .venv/bin/python benchmarks/scan_quality.py                        # about 3 minutes on 2 cores
     .venv/bin/python benchmarks/scan_quality.py --clean-subsamples 10  # plus 40 clean scans, about 1 minute
+    .venv/bin/python benchmarks/scan_quality.py --clean-subsamples 10 --context smollm2-135m  # with the context check, about 20 minutes
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from ssti.data import load_dataset
 from ssti.inject import InjectionSpec, inject_dataset
 from ssti.scan import scan_dataset
+from ssti.scan.context import LMScorer
 from ssti.scan.scanner import DEFAULT_TOKENIZER, resolve_tokenizer
 
 SOURCES = ["date", "country", "html", "html-pair", "html-single", "colour", "exclamation", "double-exclamation", "fixed:cf"]
@@ -55,14 +57,16 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--sources", default=",".join(SOURCES))
     ap.add_argument("--clean-subsamples", type=int, default=0, help="scan N random 30%% and 60%% subsets of each clean split")
+    ap.add_argument("--context", help="run the context check with this causal LM (one scorer, its cache shared by every scan)")
     args = ap.parse_args(argv)
     notes: list[str] = []
     tok, _ = resolve_tokenizer(DEFAULT_TOKENIZER, notes)
+    context = LMScorer(args.context) if args.context else None
     rows, t0 = [], time.perf_counter()
     for name in args.datasets.split(","):
         ds = load_dataset(name)
         classes = ds["train"].features["label"].names
-        rep = scan_dataset(ds, tokenizer=tok)
+        rep = scan_dataset(ds, tokenizer=tok, context=context)
         rows.append({"dataset": name, "source": "(clean)", "rate": 0.0, "n_injected": 0, "verdict": rep.verdict,
                      "top": f"{rep.features[0].level}:{rep.features[0].feature}", "top_p": rep.features[0].p_value,
                      "rank1": None, "precision": None, "recall": None, "seconds": round(rep.seconds, 2),
@@ -73,11 +77,12 @@ def main(argv=None) -> int:
             for rate in RATES:
                 res = inject_dataset(ds, InjectionSpec(targets={str(TARGET): src}, rate=rate, tokens=1, location="random", seed=0, split="train"))
                 injected = {m["id"] for m in res.manifest}
-                rep = scan_dataset(res.dataset, tokenizer=tok)
+                rep = scan_dataset(res.dataset, tokenizer=tok, context=context)
                 row = {"dataset": name, "source": src, "rate": rate, "n_injected": len(injected), **score(rep, injected, classes[TARGET])}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-    print(f"\n{len(rows)} scans in {time.perf_counter() - t0:.0f} s; tokenizer {DEFAULT_TOKENIZER if tok else 'none (word features)'} {notes}\n")
+    print(f"\n{len(rows)} scans in {time.perf_counter() - t0:.0f} s; tokenizer {DEFAULT_TOKENIZER if tok else 'none (word features)'} {notes}; "
+          f"context check: {args.context or 'off'}\n")
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
     print("| dataset | token type | rate | rows | rank 1 | verdict | flagged precision | flagged recall | top feature |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
     for r in clean:
         print(f"| {r['dataset']} | {r['class_size']} | " + " | ".join(str(r["detection_limits"][lv]) for lv in levels) + " |")
     if args.clean_subsamples:
-        sub = clean_subsamples(args.datasets.split(","), args.clean_subsamples, tok)
+        sub = clean_subsamples(args.datasets.split(","), args.clean_subsamples, tok, context)
         rows.extend(sub)
         print("\n| clean dataset | subsets scanned | suspicious | smallest top-feature p | features flagged |")
         print("|---|---|---|---|---|")
@@ -115,7 +120,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def clean_subsamples(names: list[str], n: int, tok) -> list[dict]:
+def clean_subsamples(names: list[str], n: int, tok, context=None) -> list[dict]:
     """Scan n random 30% and n random 60% subsets (seeded) of each clean training split: false alarms."""
     out = []
     for name in names:
@@ -124,7 +129,7 @@ def clean_subsamples(names: list[str], n: int, tok) -> list[dict]:
             rng = np.random.default_rng(seed)
             for frac in (0.3, 0.6):
                 idx = sorted(rng.choice(len(train), size=int(frac * len(train)), replace=False).tolist())
-                rep = scan_dataset(train.select(idx), tokenizer=tok)
+                rep = scan_dataset(train.select(idx), tokenizer=tok, context=context)
                 out.append({"dataset": name, "source": "(clean subset)", "rate": 0.0, "seed": seed, "fraction": frac,
                             "verdict": rep.verdict, "top": f"{rep.features[0].level}:{rep.features[0].feature}",
                             "top_p": rep.features[0].p_value, "flagged": [f"{f.level}:{f.feature}" for f in rep.flagged]})

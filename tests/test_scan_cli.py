@@ -160,3 +160,14 @@ def test_cli_bad_input_exit_2(tmp_path):
     assert res.exit_code == 2 and "levels" in res.output
     res = runner.invoke(app, ["scan", "rotten-tomatoes", "--remove", "strip"])
     assert res.exit_code == 2 and "--out" in res.output
+
+
+def test_cli_context_check_runs_with_any_causal_lm(injected):
+    _, folder = injected
+    runner = CliRunner()
+    res = runner.invoke(app, ["scan", str(folder), "--json", "--tokenizer", "none", "--context", "tiny-random-llama"])
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.stdout)
+    assert "context" in out["levels"] and any(n.startswith("context check with tiny-random-llama") for n in out["notes"])
+    res = runner.invoke(app, ["scan", str(folder), "--tokenizer", "none", "--context", "no-such-model"])
+    assert res.exit_code == 2 and "model" in res.output

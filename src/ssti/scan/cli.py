@@ -74,6 +74,8 @@ def scan_command(
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="Family-wise error for flagging a feature (Bonferroni-corrected leakage test)."),
     levels: str = typer.Option(",".join(ALL_LEVELS), "--levels", help=f"Comma-separated feature levels: {', '.join(ALL_LEVELS)}, or all."),
     tokenizer: str = typer.Option(DEFAULT_TOKENIZER, "--tokenizer", help="Model whose tokenizer gives the sub-word level; 'none' skips that level."),
+    context: Optional[str] = typer.Option(None, "--context", help="Also run the context check with this causal LM (e.g. smollm2-135m): "
+                                          "flags token types whose occurrences read as dropped into the text. Slow on a CPU (about 0.1 s per occurrence)."),
     remove: Optional[str] = typer.Option(None, "--remove", help="Write a cleaned dataset: strip (cut flagged features out) or drop (remove flagged rows)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the cleaned dataset (with --remove)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
@@ -105,7 +107,7 @@ def scan_command(
     if tok is None:
         lv = [x for x in lv if x != "subword"] or ["word"]
     ds = load_dataset(data, text_column=text_column, label_column=label_column)
-    report = scan_dataset(ds, split=split, levels=lv, tokenizer=tok, threshold=threshold, top=top, source=data)
+    report = scan_dataset(ds, split=split, levels=lv, tokenizer=tok, threshold=threshold, top=top, source=data, context=context)
     err = Console(stderr=True, highlight=False)
     if json_out:
         typer.echo(report.to_json())

@@ -283,6 +283,32 @@ def subword_sets(texts: Sequence[str], tokenizer) -> list[set]:
     return [set(itertools.chain.from_iterable(map(get, d))) for d in doc_tokens]
 
 
+def feature_spans(text: str, name: str, level: str) -> list[tuple[int, int]]:
+    """Character spans of feature `name` of `level` in `text`, found the way `extract` defines it (what
+    `--remove strip` cuts and the context check scores); sub-word features have none."""
+    if level == "word":
+        return [m.span() for m in WORD_RE.finditer(text) if m.group().lower() == name]
+    if level == "shape":
+        return [m.span() for m in TOKEN_RE.finditer(text) if shape(m.group()) == name]
+    if level == "pattern":
+        if name in NAME_LISTS:  # a rare tier strips its whole list, as its rows are the list's rows
+            return matcher(RARE_TIERS.get(name, name)).spans(text)
+        return [m.span() for m in PATTERNS[name].finditer(text)]
+    if level == "position":
+        toks = list(TOKEN_RE.finditer(text))
+        if not toks:
+            return []
+        where, _, value = name.partition(":")
+        m = toks[0] if where.startswith("first") else toks[-1]
+        token = m.group()
+        got = shape(token) if where.endswith("shape") else strip_edges(token).lower()
+        return [m.span()] if got == value else []
+    if level == "context":  # named "<level>:<name>" after the feature whose out-of-context occurrences it counts
+        inner_level, _, inner = name.partition(":")
+        return feature_spans(text, inner, inner_level)
+    return []  # sub-word features have no stable character span without the tokenizer
+
+
 def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokenizer=None) -> FeatureSet:
     """Extract the features of `levels` from `texts` into one integer-encoded `FeatureSet`.
 

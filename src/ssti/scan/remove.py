@@ -25,34 +25,11 @@ from ssti.data.common import class_names_of, column
 from ssti.errors import SSTIError, check_choice
 from ssti.io import atomic_dir, write_yaml
 from ssti.scan import features as feat
-from ssti.scan.scanner import FeatureReport, ScanReport
+from ssti.scan.scanner import ScanReport
 
 MODES = ("strip", "drop")
 FORMAT = "ssti-cleaned-dataset/1"
 SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.int64())])
-
-
-def feature_spans(text: str, f: FeatureReport) -> list[tuple[int, int]]:
-    """Character spans of feature `f` in `text`, found the way the extractor defines the feature."""
-    name, level = f.feature, f.level
-    if level == "word":
-        return [m.span() for m in feat.WORD_RE.finditer(text) if m.group().lower() == name]
-    if level == "shape":
-        return [m.span() for m in feat.TOKEN_RE.finditer(text) if feat.shape(m.group()) == name]
-    if level == "pattern":
-        if name in feat.NAME_LISTS:  # a rare tier strips its whole list, as its rows are the list's rows
-            return feat.matcher(feat.RARE_TIERS.get(name, name)).spans(text)
-        return [m.span() for m in feat.PATTERNS[name].finditer(text)]
-    if level == "position":
-        toks = list(feat.TOKEN_RE.finditer(text))
-        if not toks:
-            return []
-        where, _, value = name.partition(":")
-        m = toks[0] if where.startswith("first") else toks[-1]
-        token = m.group()
-        got = feat.shape(token) if where.endswith("shape") else feat.strip_edges(token).lower()
-        return [m.span()] if got == value else []
-    return []  # sub-word features have no stable character span without the tokenizer
 
 
 def with_space(text: str, a: int, b: int) -> tuple[int, int]:
@@ -127,7 +104,7 @@ def clean_dataset(data: datasets.DatasetDict, report: ScanReport, mode: str) -> 
                 continue
             spans, found = [], []
             for f in carried:
-                for a, b in feature_spans(texts[i], f):
+                for a, b in feat.feature_spans(texts[i], f.feature, f.level):
                     spans.append((a, b))
                     found.append({"text": texts[i][a:b], "start": a, "end": b, "feature": f.feature, "level": f.level})
             if not spans:

@@ -54,6 +54,11 @@ A planted feature in fewer rows cannot be flagged, however it was planted; a cle
 planted type reached the limit. Measured (README): on Rotten Tomatoes a planted word needs 57-80 rows
 of its class, a pattern class 26-36; on BBC News 211-226 and 19-21 (its pure topic words set a strict
 word allowance).
+
+Class statistics cannot separate a planted word from a topic word as pure, nor planted names from the
+natural ones around them. The opt-in **context check** (`context=` a causal LM, `ssti.scan.context`)
+adds a level ``context``: per checked feature, the documents where one of its occurrences reads as
+dropped into the text, tested like a pattern class.
 """
 
 from __future__ import annotations
@@ -72,12 +77,13 @@ from ssti.scan import features as feat
 from ssti.scan import stats as st
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER  # noqa: F401  (re-exported)
 
-NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3}
+NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3, "context": 0.3}
 # The most a calibrated allowance may be (`stats.calibrated_ratio`); levels not listed keep NATURAL_LEAKAGE.
 CALIBRATION_CAP = {"word": 0.3, "subword": 0.3, "shape": 0.1, "position": 0.1}
 # A priori share of the family-wise error per level (normalised over the scanned levels): SSTI plants a
 # token *type*, which shows at the pattern level, a dozen tests against thousands at the others.
-LEVEL_WEIGHT = {"word": 1.0, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0}
+LEVEL_WEIGHT = {"word": 1.0, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0, "context": 4.0}
+CONTEXT_TOP_WORDS = 10  # best-ranked words the context check scores, besides every pattern class
 DEFAULT_LEVELS = ALL_LEVELS
 
 
@@ -232,6 +238,7 @@ def scan_dataset(
     threshold: float = DEFAULT_THRESHOLD,
     top: int = 20,
     source: str | None = None,
+    context=None,
 ) -> ScanReport:
     """Scan one labelled split for planted spurious features; see the module docstring for the rule.
 
@@ -239,6 +246,8 @@ def scan_dataset(
     name or a Hugging Face tokenizer for the sub-word level (when it cannot load, the scan goes on
     without that level and the report says so). `threshold` is the family-wise error allowed for
     flagging; `top` limits the unflagged features reported (flagged ones are always reported).
+    `context` (a causal LM name, or a `context.LMScorer` to reuse its cache) adds the context check
+    of `ssti.scan.context`: features whose occurrences read as dropped into the text.
     """
     t0 = time.perf_counter()
     for lv in levels:
@@ -268,6 +277,13 @@ def scan_dataset(
     s = st.compute(counts, class_sizes)
     prior = class_sizes / class_sizes.sum()
     score, rules = level_scores(fs, s, prior, levels, threshold)
+    if context is not None:
+        fs, note = _add_context_features(fs, score, threshold, texts, labels, context)
+        notes.append(note)
+        levels = levels + ["context"]
+        counts = st.doc_freq(fs, labels, k)
+        s = st.compute(counts, class_sizes)
+        score, rules = level_scores(fs, s, prior, levels, threshold)
     p_corr = np.minimum(1.0, 10.0 ** (-score))
     flagged = p_corr <= threshold
     order = np.lexsort((-s.support, -score))
@@ -348,14 +364,39 @@ def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, lev
     return -(log_p + correction), rules
 
 
+def _add_context_features(fs: feat.FeatureSet, score: np.ndarray, threshold: float, texts: list[str], labels: np.ndarray,
+                          context) -> tuple[feat.FeatureSet, str]:
+    """`fs` with the context check's derived features appended (level ``context``), and a note on the check."""
+    from ssti.scan import context as ctx
+
+    scorer = context if isinstance(context, ctx.LMScorer) else ctx.LMScorer(str(context))
+    flagged = score >= -np.log10(threshold)
+    codes = ctx.candidates(fs, score, flagged, CONTEXT_TOP_WORDS)
+    explained = [(fs.names[i], fs.levels[i]) for i in np.where(flagged)[0] if fs.levels[i] in ("word", "shape", "pattern", "position")]
+    res = ctx.context_check(texts, labels, fs, _rows_of(fs, np.asarray(codes, dtype=np.int64)), codes, scorer, explained)
+    names = list(res.features)
+    docs = [res.features[n] for n in names]
+    lengths = np.asarray([len(d) for d in docs], dtype=np.int64)
+    new_codes = np.repeat(np.arange(len(fs.names), len(fs.names) + len(names), dtype=np.int64), lengths)
+    out = feat.FeatureSet(fs.names + names, fs.levels + ["context"] * len(names),
+                          np.concatenate([fs.doc, *docs]) if docs else fs.doc, np.concatenate([fs.code, new_codes]),
+                          fs.n_docs, fs.n_tokens, fs.notes + res.notes)
+    tau = "not calibrated" if res.tau is None else f"tau {res.tau:.1f} nats"
+    return out, f"context check with {scorer.name}: {res.checked} feature(s) scored, {tau}, {len(names)} with out-of-context occurrences"
+
+
 def _row_codes(fs: feat.FeatureSet, chosen: np.ndarray) -> np.ndarray:
-    """The code whose documents are reported as a feature's rows: itself, or for a rare tier
-    (`features.RARE_TIERS`) the code of its whole list, since planted draws come from the whole list."""
-    code_of = {(lv, n): i for i, (lv, n) in enumerate(zip(fs.levels, fs.names)) if lv == "pattern"}
+    """The code whose documents are reported as a feature's rows: itself; for a rare tier
+    (`features.RARE_TIERS`) the code of its whole list, since planted draws come from the whole list;
+    for a context feature the feature it checked (a planted occurrence may read well enough to pass)."""
+    code_of = {(lv, n): i for i, (lv, n) in enumerate(zip(fs.levels, fs.names)) if lv != "context"}
     out = []
     for f in chosen:
-        parent = feat.RARE_TIERS.get(fs.names[f]) if fs.levels[f] == "pattern" else None
-        out.append(code_of.get(("pattern", parent), f) if parent else f)
+        level, name = fs.levels[f], fs.names[f]
+        if level == "context":  # the rows of the checked feature itself: its out-of-context occurrences are the evidence
+            level, _, name = name.partition(":")
+        parent = feat.RARE_TIERS.get(name) if level == "pattern" else None
+        out.append(code_of.get((level, parent or name), f))
     return np.asarray(out, dtype=np.int64)
 
 
