@@ -18,7 +18,7 @@ that class (pooled over the checked features). One planted class can raise its o
 the smallest one. An occurrence with d > tau is *out of context*. Why 99.8 (measured with SmolLM2-135M,
 `benchmarks/scan_quality.py`): at the 99th percentile (tau 11.6 nats on BBC News) natural country
 names in 36 other-class articles read as dropped in and hid 77 planted ones; at 99.8 (15.7 nats) 5
-do, while planted names still score above it in 92% of the planted rows.
+do, and 71 articles of the planted class still pass, enough to flag it.
 
 Each checked feature f gives a derived feature ``<level>:<f>`` at the level ``context``, present in
 the documents with an out-of-context occurrence of f; the scanner tests it like the others (a
@@ -84,6 +84,8 @@ class LMScorer:
         """Sum of the token log-probabilities of each text after a BOS token (nats), from cache when seen."""
         import torch
 
+        from ssti.train import pad_batch
+
         todo = sorted({t for t in texts if t not in self.cache})
         if todo:
             bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
@@ -92,13 +94,12 @@ class LMScorer:
             pad = self.tokenizer.pad_token_id or 0
             with torch.inference_mode():
                 for i in range(0, len(order), self.batch_size):
-                    idx = order[i:i + self.batch_size]
-                    width = max(len(ids[j]) for j in idx)
-                    batch = torch.tensor([ids[j] + [pad] * (width - len(ids[j])) for j in idx], device=self.device)
-                    mask = torch.tensor([[1] * len(ids[j]) + [0] * (width - len(ids[j])) for j in idx], device=self.device)
+                    rows = order[i:i + self.batch_size]
+                    batch, mask = pad_batch(ids, rows, pad, self.device)
                     logits = self.model(input_ids=batch, attention_mask=mask).logits[:, :-1].float()
-                    lp = torch.log_softmax(logits, -1).gather(-1, batch[:, 1:, None])[..., 0] * mask[:, 1:]
-                    for j, v in zip(idx, lp.sum(1).tolist()):
+                    # log-softmax of the next tokens only: no second vocabulary-sized tensor
+                    lp = (logits.gather(-1, batch[:, 1:, None])[..., 0] - torch.logsumexp(logits, -1)) * mask[:, 1:]
+                    for j, v in zip(rows, lp.sum(1).tolist()):
                         self.cache[todo[j]] = v
         return np.array([self.cache[t] for t in texts], dtype=float)
 

@@ -370,9 +370,9 @@ def _add_context_features(fs: feat.FeatureSet, score: np.ndarray, threshold: flo
     from ssti.scan import context as ctx
 
     scorer = context if isinstance(context, ctx.LMScorer) else ctx.LMScorer(str(context))
-    flagged = score >= -np.log10(threshold)
+    flagged = 10.0 ** (-score) <= threshold  # the verdict's rule, before the context features exist
     codes = ctx.candidates(fs, score, flagged, CONTEXT_TOP_WORDS)
-    explained = [(fs.names[i], fs.levels[i]) for i in np.where(flagged)[0] if fs.levels[i] in ("word", "shape", "pattern", "position")]
+    explained = [(fs.names[i], fs.levels[i]) for i in np.where(flagged)[0]]  # sub-word features have no spans: no-ops
     res = ctx.context_check(texts, labels, fs, _rows_of(fs, np.asarray(codes, dtype=np.int64)), codes, scorer, explained)
     names = list(res.features)
     docs = [res.features[n] for n in names]
