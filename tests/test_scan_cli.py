@@ -171,3 +171,5 @@ def test_cli_context_check_runs_with_any_causal_lm(injected):
     assert "context" in out["levels"] and any(n.startswith("context check with tiny-random-llama") for n in out["notes"])
     res = runner.invoke(app, ["scan", str(folder), "--tokenizer", "none", "--context", "no-such-model"])
     assert res.exit_code == 2 and "model" in res.output
+    res = runner.invoke(app, ["scan", str(folder), "--tokenizer", "none", "--context", "tiny-random-bert"])
+    assert res.exit_code == 2 and "context: tiny-random-bert is an encoder" in res.output

@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ssti.errors import SSTIError
 from ssti.scan import features as feat
 
 LEFT_CHARS, RIGHT_CHARS = 100, 50
@@ -72,11 +73,14 @@ class LMScorer:
         from ssti.models.loading import load_backbone
         from ssti.models.registry import resolve_model
 
+        entry = resolve_model(model)
+        if entry.arch != "decoder":
+            raise SSTIError(f"context: {model} is an encoder; the context check needs a causal LM (a decoder), e.g. smollm2-135m")
         self.name = model
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if has_bf16(self.device) else torch.float32
         self.tokenizer = load_tokenizer(model)
-        self.model = load_backbone(resolve_model(model), causal_lm=True, dtype=dtype).to(self.device).eval()
+        self.model = load_backbone(entry, causal_lm=True, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size
         self.cache: dict[str, float] = {}
 
