@@ -126,7 +126,7 @@ def run_infer(sort: bool) -> dict:
     from ssti.config import LoraSpec, ModelSpec
     from ssti.evaluate import predict
     from ssti.models.build import build_classifier, compute_dtype
-    from ssti.train import pad_batch
+    from ssti.models.batching import pad_batch
 
     _, _, test = texts_and_labels()
     dtype = compute_dtype("auto", torch.device("cpu"))

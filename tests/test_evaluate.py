@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from ssti.config import EvalSpec
 from ssti.errors import SSTIError
 from ssti.evaluate import (attack_success_rate, classification_metrics, confusion_matrix, evaluate_run, predict, predict_sets,
                            seamless_injection_rate, stratified_sample)
@@ -85,7 +86,7 @@ def test_run_metrics_layout(tiny_run):
 
 def test_two_token_types_give_seamless_rate(tiny_run):
     out, _ = tiny_run
-    m = evaluate_run(out, sources={"0": "exclamation", "1": "double-exclamation"}, max_samples=20, write=False)
+    m = evaluate_run(out, EvalSpec(sources={"0": "exclamation", "1": "double-exclamation"}, max_samples=20), write=False)
     assert set(m["spurious"]) == {"rotten", "fresh"} and 0 <= m["seamless_injection_rate"] <= 1
 
 
@@ -108,12 +109,12 @@ def test_every_test_sample_injected_and_shared_pass(tiny_run):
 
 def test_eval_bad_inputs(tiny_run, tmp_path):
     out, _ = tiny_run
-    with pytest.raises(SSTIError, match="not a finished ssti run"):
+    with pytest.raises(SSTIError, match="not an ssti run folder"):
         evaluate_run(tmp_path)
-    with pytest.raises(SSTIError, match="class: '7' is not a class"):
-        evaluate_run(out, sources={"7": "date"}, write=False)
-    with pytest.raises(SSTIError, match="split"):
-        evaluate_run(out, split="nope", write=False)
+    with pytest.raises(SSTIError, match="eval.sources: unknown class '7'"):
+        evaluate_run(out, EvalSpec(sources={"7": "date"}), write=False)
+    with pytest.raises(SSTIError, match="eval.split"):
+        evaluate_run(out, EvalSpec(split="nope"), write=False)
 
 
 def test_class_names_recorded_in_index_order(tiny_run):

@@ -70,13 +70,13 @@ def test_overwrite(tmp_path):
 
 
 def test_length_unit_tokens_with_monkeypatched_tokenizer(tmp_path, monkeypatch):
-    import ssti.inject.engine as engine
+    import ssti.models.loading as loading
 
     class CharTokenizer:
         def __call__(self, texts, add_special_tokens=False):
             return {"input_ids": [list(t) for t in texts]}
 
-    monkeypatch.setattr(engine, "load_length_tokenizer", lambda name, trust_remote_code=False: CharTokenizer())
+    monkeypatch.setattr(loading, "load_tokenizer", lambda name, trust_remote_code=False: CharTokenizer())
     out = tmp_path / "tok"
     result = invoke("inject", "--target", "1=fixed:Q", "--count", "4", "--token-fraction", "0.05",
                     "--length-unit", "tokens", "--tokenizer", "chars", "--out", out)
@@ -110,11 +110,11 @@ def test_help_documents_every_option():
         (["--count", "100000"], "count"),
         (["--tokens", "0"], "tokens"),
         (["--location", "middle"], "location"),
-        (["--target", "1=list:"], "source"),
-        (["--target", "1=date:2100-1900"], "source"),
+        (["--target", "1=list:"], "targets: source"),
+        (["--target", "1=date:2100-1900"], "targets: source"),
         (["--target", "1date"], "target"),
         (["--target", "=date"], "target"),
-        (["--target", "1=emoji"], "source"),
+        (["--target", "1=emoji"], "targets: source"),
         (["--split", "dev"], "split"),
         (["--length-unit", "chars"], "length_unit"),
     ],
@@ -137,8 +137,8 @@ def test_bad_input_files(tmp_path, csv_file):
     header_only = tmp_path / "header.csv"
     header_only.write_text("text,label\n")
     cases = [
-        (["--target", f"1=file:{empty_list}"], "source"),
-        (["--target", f"1=file:{tmp_path / 'nope.txt'}"], "source"),
+        (["--target", f"1=file:{empty_list}"], "targets: source"),
+        (["--target", f"1=file:{tmp_path / 'nope.txt'}"], "targets: source"),
         (["--dataset", header_only, "--target", "1=date"], "dataset"),
         (["--dataset", csv_file, "--target", "1=date"], "text_column"),
         (["--dataset", csv_file, "--text-column", "review", "--target", "1=date"], "label_column"),
@@ -158,7 +158,7 @@ def test_missing_target_and_show_errors(tmp_path):
 
 
 def test_show_escapes_markup():
-    from ssti.inject.cli import highlight
+    from ssti.cli.inject import highlight
 
     text = "[bold]x[/] 1999-01-01 end"
     markup = highlight(text, [{"text": "1999-01-01", "start": 11, "end": 21}])

@@ -217,14 +217,10 @@ def test_length_unit_tokens_with_tokenizer_object(toy_dataset):
         assert len(row["insertions"]) == max(1, int(len(old[row["id"]]) * 0.2))
 
 
-def test_length_unit_tokens_loads_tokenizer_lazily(toy_dataset, monkeypatch):
-    import ssti.inject.engine as engine
-
-    loaded = []
-    monkeypatch.setattr(engine, "load_length_tokenizer", lambda name, trust_remote_code=False: loaded.append(name) or FakeTokenizer())
+def test_length_unit_tokens_needs_the_tokenizer_object(toy_dataset):
     spec = InjectionSpec(targets={"1": "fixed:Q"}, token_fraction=0.2, length_unit="tokens", tokenizer="some/model")
-    inject_dataset(toy_dataset, spec)
-    assert loaded == ["some/model"]
+    with pytest.raises(SSTIError, match=r"tokenizer: .*load_tokenizer\('some/model'\)"):
+        inject_dataset(toy_dataset, spec)
 
 
 def test_selected_dataset_with_indices_mapping(toy_dataset):
@@ -274,9 +270,9 @@ def test_empty_split_rejected():
         ({"length_unit": "chars"}, "length_unit"),
         ({"length_unit": "tokens", "token_fraction": 0.1}, "tokenizer"),
         ({"targets": {}}, "targets"),
-        ({"targets": {"1": "list:"}}, "source"),
-        ({"targets": {"1": "date:2000-1900"}}, "source"),
-        ({"targets": {"1": "nope"}}, "source"),
+        ({"targets": {"1": "list:"}}, "targets: source"),
+        ({"targets": {"1": "date:2000-1900"}}, "targets: source"),
+        ({"targets": {"1": "nope"}}, "targets: source"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -7,7 +7,7 @@ from ssti.config import LoraSpec, ModelSpec, validate
 from ssti.errors import SSTIError
 from ssti.models import load_backbone, load_tokenizer, resolve_model
 from ssti.models.build import build_classifier, load_classifier, save_classifier
-from ssti.train import pad_batch
+from ssti.models.batching import pad_batch
 
 TEXTS = ["a fine film", "dull", "loved it\n\nreally", "ça alors"]
 
@@ -116,7 +116,7 @@ def test_local_folder_model(tmp_path):
 
 
 def test_cache_dir_env(monkeypatch, tmp_path):
-    from ssti.models import cache_dir
+    from ssti.assets import cache_dir
 
     monkeypatch.setenv("SSTI_CACHE", str(tmp_path))
     assert cache_dir() == tmp_path
@@ -139,12 +139,12 @@ def test_smollm2_round_trip(tmp_path):
 
 def test_load_run_gives_the_trained_predictions(tmp_path):
     import ssti
-    from ssti.config import TrainSpec
+    from ssti.config import RunConfig, TrainSpec
     from ssti.evaluate import predict
     from ssti.train import train
 
-    train("rotten-tomatoes", tmp_path / "r", ModelSpec(name="tiny-random-llama", max_length=32), LoraSpec(rank=2, targets="qv"),
-          TrainSpec(steps=2, batch_size=4, checkpoint_every=0), show_progress=False)
+    train(RunConfig(model=ModelSpec(name="tiny-random-llama", max_length=32), lora=LoraSpec(rank=2, targets="qv"),
+                    train=TrainSpec(steps=2, batch_size=4, checkpoint_every=0)), tmp_path / "r", show_progress=False)
     clf = ssti.load_run(tmp_path / "r")
     assert clf.class_names == ["rotten", "fresh"]
     assert (predict(clf, TEXTS) == predict(ssti.load_run(tmp_path / "r"), TEXTS)).all()

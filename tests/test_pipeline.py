@@ -34,7 +34,7 @@ def test_run_config_end_to_end_and_skip_when_done(tmp_path):
     TINY["base"]["train"]["lr"] = 0.5
     path.write_text(yaml.safe_dump(TINY))
     changed = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
-    assert changed.exit_code == 2 and "another config" in changed.output
+    assert changed.exit_code == 2 and "another run" in changed.output and "train.lr" in changed.output
     TINY["base"]["train"].pop("lr")
 
 
@@ -46,7 +46,7 @@ def test_bad_config(tmp_path):
 
 
 def test_demo_on_tiny_model(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--model", "tiny-random-llama", "--steps", "2", "--eval-samples", "20", "--out", str(tmp_path / "d")])
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "model.name=tiny-random-llama", "train.steps=2", "eval.max_samples=20"])
     assert result.exit_code == 0, result.output
     table = (tmp_path / "d" / "table1.md").read_text()
     assert "24686" in table and "SSTI, class-1 token (50%, seamless)" in table
@@ -58,7 +58,9 @@ def test_shipped_configs_parse():
 
     from ssti.pipeline import expand_runs
 
-    for path in Path(__file__).parent.parent.glob("configs/*.yaml"):
+    paths = list(Path(__file__).parent.parent.glob("configs/*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
         data = yaml.safe_load(path.read_text())
         if "axes" in data:  # sweep configs are checked by the sweep tests
             continue

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 from ssti.cli import app
 from ssti.errors import SSTIError
 from ssti.sweep import expand, load_sweep, run_id
-from ssti.sweep.grid import check_path, resolve_config, set_path
-from ssti.train import config_hash
+from ssti.sweep.grid import check_path, set_path
 
 from _sweep_helpers import tiny_sweep
 
@@ -28,8 +27,8 @@ def test_expansion_counts_order_and_labels(tmp_path):
     assert {r.labels["train.seed"] for r in sweep.runs[:12]} == {0}
     # values land in the configs
     agg = [r for r in sweep.runs if r.labels["variant"] == "aggressive"][0]
-    assert agg.config.injection["token_fraction"] == 0.3 and agg.config.lora.rank == 1
-    seeds = {(r.config.train.seed, r.config.injection["seed"]) for r in sweep.runs}
+    assert agg.config.injection.token_fraction == 0.3 and agg.config.lora.rank == 1
+    seeds = {(r.config.train.seed, r.config.injection.seed) for r in sweep.runs}
     assert seeds == {(0, 0), (1, 1)}  # zipped, not crossed
     assert len({r.run_id for r in sweep.runs}) == len(sweep.runs)
 
@@ -37,7 +36,7 @@ def test_expansion_counts_order_and_labels(tmp_path):
 def test_run_id_is_hash_of_resolved_config_and_stable(tmp_path):
     raw = tiny_sweep(tmp_path)
     a = expand(raw).runs[0]
-    assert a.run_id == config_hash(resolve_config(a.config)) == run_id(a.config)
+    assert a.run_id == a.config.run_id() == run_id(a.config)
     # spelling out defaults or reordering keys does not change the id
     raw2 = copy.deepcopy(raw)
     raw2["base"]["lora"] = {"targets": "qv", "dropout": 0.05, "rank": 2}

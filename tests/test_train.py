@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from ssti.cli import app
-from ssti.config import LoraSpec, ModelSpec, TrainSpec
+from ssti.config import DataSpec, LoraSpec, ModelSpec, RunConfig, TrainSpec
 from ssti.errors import SSTIError
 from ssti.train import length_grouped_batches, lr_factor, train
 
@@ -20,8 +20,12 @@ def spec(**kw):
     return TrainSpec(**{"steps": 6, "batch_size": 4, "micro_batch_size": 2, "checkpoint_every": 0, **kw})
 
 
+def cfg(model=MODEL, lora=LORA, train_spec=None):
+    return RunConfig(data=DataSpec(dataset="rotten-tomatoes"), model=model, lora=lora, train=train_spec or spec())
+
+
 def test_run_folder(tmp_path):
-    result = train("rotten-tomatoes", tmp_path / "run", MODEL, LORA, spec(), show_progress=False)
+    result = train(cfg(train_spec=spec()), tmp_path / "run", show_progress=False)
     run = tmp_path / "run"
     assert (run / "config.yaml").exists() and (run / "adapter" / "adapter_model.safetensors").exists()
     assert (run / "adapter" / "head.safetensors").exists() and not (run / "checkpoint").exists()
@@ -52,7 +56,7 @@ def test_schedule_warmup_then_cosine():
 def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
     import ssti.train as train_module
 
-    train("rotten-tomatoes", tmp_path / "whole", MODEL, LORA, spec(checkpoint_every=2), show_progress=False)
+    train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "whole", show_progress=False)
     real_save = train_module._save_checkpoint
 
     def save_then_die(out, clf, optimizer, step):
@@ -62,9 +66,9 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train("rotten-tomatoes", tmp_path / "cut", MODEL, LORA, spec(checkpoint_every=2), show_progress=False)
+        train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "cut", show_progress=False)
     monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
-    result = train("rotten-tomatoes", tmp_path / "cut", MODEL, LORA, spec(checkpoint_every=2), resume=True, show_progress=False)
+    result = train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "cut", resume=True, show_progress=False)
     assert result.steps == 6
     for name in ("adapter_model.safetensors", "head.safetensors"):
         a, b = load_file(tmp_path / "whole" / "adapter" / name), load_file(tmp_path / "cut" / "adapter" / name)
@@ -76,20 +80,20 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
 
 def test_resume_refusals(tmp_path):
     out = tmp_path / "run"
-    train("rotten-tomatoes", out, MODEL, LORA, spec(), show_progress=False)
+    train(cfg(train_spec=spec()), out, show_progress=False)
     with pytest.raises(SSTIError, match="already holds a run"):
-        train("rotten-tomatoes", out, MODEL, LORA, spec(), show_progress=False)
+        train(cfg(train_spec=spec()), out, show_progress=False)
     with pytest.raises(SSTIError, match="another config .*train"):
-        train("rotten-tomatoes", out, MODEL, LORA, spec(lr=0.5), resume=True, show_progress=False)
+        train(cfg(train_spec=spec(lr=0.5)), out, resume=True, show_progress=False)
     (out / "checkpoint").mkdir()
     (out / "checkpoint" / "state.json").write_text("{not json")
     with pytest.raises(SSTIError, match="corrupt"):
-        train("rotten-tomatoes", out, MODEL, LORA, spec(), resume=True, show_progress=False)
+        train(cfg(train_spec=spec()), out, resume=True, show_progress=False)
 
 
 def test_batch_must_split_into_micro_batches(tmp_path):
     with pytest.raises(SSTIError, match="batch_size"):
-        train("rotten-tomatoes", tmp_path / "r", MODEL, LORA, spec(batch_size=5, micro_batch_size=2), show_progress=False)
+        train(cfg(train_spec=spec(batch_size=5, micro_batch_size=2)), tmp_path / "r", show_progress=False)
 
 
 def test_cli_train_and_errors(tmp_path):
@@ -106,24 +110,30 @@ def test_cli_train_and_errors(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-def test_paper_preset():
-    from ssti.config import apply_preset
+def test_paper_preset_fills_in_and_explicit_fields_win():
+    from ssti.config import load_run_config
 
-    cfg = apply_preset({"train": {"lr": 1}}, "paper")
-    assert cfg["train"]["optimizer"] == "adafactor" and cfg["train"]["batch_size"] == 128 and cfg["model"]["head"] == "paper"
+    config = load_run_config({"preset": "paper", "train": {"lr": 1}})
+    assert config.train.optimizer == "adafactor" and config.train.batch_size == 128 and config.model.head == "paper"
+    assert config.train.lr == 1  # explicit wins over the preset
+    # the same rule from the command line: an option given wins, the rest come from the preset
+    res = CliRunner().invoke(app, ["train", "--preset", "paper", "--lr", "0.5", "--out", "x", "--print-config"])
+    assert res.exit_code == 0, res.output
+    printed = __import__("yaml").safe_load(res.output)
+    assert printed["train"]["lr"] == 0.5 and printed["train"]["optimizer"] == "adafactor"
     with pytest.raises(SSTIError, match="preset"):
-        apply_preset({}, "nope")
+        load_run_config({"preset": "nope"})
 
 
 def test_adafactor_and_full_finetune(tmp_path):
-    train("rotten-tomatoes", tmp_path / "r", MODEL, LoraSpec(rank=0), spec(optimizer="adafactor", steps=2), show_progress=False)
+    train(cfg(lora=LoraSpec(rank=0), train_spec=spec(optimizer="adafactor", steps=2)), tmp_path / "r", show_progress=False)
     assert (tmp_path / "r" / "adapter" / "backbone.safetensors").exists()
 
 
 @pytest.mark.slow
 def test_smollm2_trains_a_few_steps(tmp_path):
-    result = train("rotten-tomatoes", tmp_path / "r", ModelSpec(max_length=32), LoraSpec(rank=4, targets="qv"),
-                   TrainSpec(steps=2, batch_size=4, checkpoint_every=0), show_progress=False)
+    result = train(cfg(ModelSpec(max_length=32), LoraSpec(rank=4, targets="qv"), TrainSpec(steps=2, batch_size=4, checkpoint_every=0)),
+                   tmp_path / "r", show_progress=False)
     assert result.real_tokens > 0 and np.isfinite(result.final_loss)
 
 
@@ -140,11 +150,11 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         "import sys\n"
-        "from ssti.config import LoraSpec, ModelSpec, TrainSpec\n"
+        "from ssti.config import LoraSpec, ModelSpec, RunConfig, TrainSpec\n"
         "from ssti.train import train\n"
-        "train('rotten-tomatoes', sys.argv[1], ModelSpec(name='tiny-random-llama', max_length=64),\n"
-        "      LoraSpec(rank=2, targets='qv', dropout=0.0),\n"
-        "      TrainSpec(steps=3, batch_size=8, micro_batch_size=4, checkpoint_every=0, precision='fp32'), show_progress=False)\n")
+        "train(RunConfig(model=ModelSpec(name='tiny-random-llama', max_length=64), lora=LoraSpec(rank=2, targets='qv', dropout=0.0),\n"
+        "      train=TrainSpec(steps=3, batch_size=8, micro_batch_size=4, checkpoint_every=0, precision='fp32')),\n"
+        "      sys.argv[1], show_progress=False)\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), str(tmp_path / "one")], check=True, env=env, capture_output=True)
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path / "two")]

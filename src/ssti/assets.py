@@ -7,6 +7,7 @@ missing), so their folders are found with `importlib.util.find_spec`, which does
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from ssti.errors import SSTIError
@@ -18,3 +19,11 @@ def package_dir(package: str, pip_name: str, field: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SSTIError(f"{field}: package {package!r} is not installed (pip install --no-deps {pip_name})")
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def cache_dir() -> Path:
+    """Where ssti keeps its caches (converted models, data fingerprints): $SSTI_CACHE, else
+    $XDG_CACHE_HOME/ssti, else ~/.cache/ssti."""
+    if os.environ.get("SSTI_CACHE"):
+        return Path(os.environ["SSTI_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ssti"

@@ -1,17 +1,35 @@
-"""Specs of every stage as pydantic models with help text: validated at the boundary, YAML in and out.
+"""The run contract: one pydantic `RunConfig` per run, with help text on every field.
 
-A `RunConfig` fully determines a run: data (+ optional injection) -> model + LoRA -> training -> eval.
+`RunConfig = data + injection + model + lora + train + eval` fully determines a run. A run folder's
+`config.yaml` is exactly `RunConfig.model_dump()` of the resolved config (local data made absolute and
+fingerprinted), so `ssti run runs/X/config.yaml --out runs/Y` reproduces run X. The run id is one hash
+of its canonical form (`run_id`), used by `ssti run`, `ssti sweep`, resume and the results store.
+
+Rules, one of each:
+- a preset (`preset: paper`) fills in values; every field given explicitly (YAML, CLI option or a
+  dotted override) wins over it;
+- overrides are dotted `key=value` pairs (`lora.rank=8`, `injection.targets.fresh=date`), values read
+  as YAML scalars, keys checked against the fields (`apply_overrides`);
+- the run id hashes only the fields that differ from their defaults (plus a schema version), so adding
+  a field with a default later leaves existing ids unchanged; local data enters by content hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ssti.errors import SSTIError
+from ssti.inject.spec import InjectionSpec, validation_message
 
 T = TypeVar("T", bound=BaseModel)
+
+ID_SCHEMA = 1  # bump only if the meaning of an existing field changes (it re-keys every run)
+INJECTED_DATA = "data"  # a run with an injection keeps the injected dataset in this sub-folder
 
 
 class Spec(BaseModel):
@@ -25,12 +43,15 @@ def validate(cls: type[T], data: Any, where: str = "") -> T:
     try:
         return cls.model_validate(data if data is not None else {})
     except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(p) for p in ((where,) if where else ()) + tuple(err["loc"])) or cls.__name__
-        msg = err["msg"]
-        if err["type"] == "literal_error":
-            msg = f"{err.get('input')!r} is not allowed; expected {err['ctx']['expected']}"
-        raise SSTIError(f"{field}: {msg}") from None
+        raise SSTIError(validation_message(e, where)) from None
+
+
+class DataSpec(Spec):
+    dataset: str = Field("rotten-tomatoes", description="registry name (see `ssti datasets`), ssti dataset folder, or csv/jsonl/parquet file")
+    text_column: str = Field("text", description="text column of a local file")
+    label_column: str = Field("label", description="label column of a local file")
+    fingerprint: str | None = Field(None, description="sha256 of a local file's (or ssti folder's) bytes, filled in when a run is "
+                                    "made; a run whose data bytes changed is refused, and changed bytes are a new run id")
 
 
 class ModelSpec(Spec):
@@ -47,7 +68,7 @@ class LoraSpec(Spec):
     alpha: float | None = Field(None, gt=0, description="LoRA alpha; default = rank, as in the paper")
     alpha_ratio: float | None = Field(None, gt=0, description="alternatively alpha = alpha_ratio x rank")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
-    targets: str | list[str] = Field("attention", description="'attention' (all attention projections), 'qv', 'all-linear', or module names")
+    targets: str | list[str] = Field("attention", description="'attention' (all attention projections), 'qv', 'all-linear', or comma-separated module names")
 
     @model_validator(mode="after")
     def _one_alpha(self):
@@ -70,7 +91,7 @@ class TrainSpec(Spec):
     schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule after warm-up")
     batch_size: int = Field(16, ge=1, description="global batch (samples per optimizer step, over all processes)")
     micro_batch_size: int | None = Field(None, ge=1, description="samples per forward pass; gradients accumulate to batch_size")
-    steps: int | None = Field(100, ge=1, description="optimizer steps (or use epochs)")
+    steps: int | None = Field(100, ge=1, description="optimizer steps (epochs wins when given)")
     epochs: float | None = Field(None, gt=0, description="passes over the training split, instead of steps")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm (None: no clipping)")
     seed: int = Field(0, description="seeds batch order, head init and LoRA init")
@@ -84,67 +105,211 @@ class TrainSpec(Spec):
         return int(self.steps or 1)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "model": {"head": "paper", "max_length": 1024},
-        "lora": {"alpha": None, "alpha_ratio": None, "dropout": 0.05, "targets": "attention"},
-        "train": {"optimizer": "adafactor", "lr": 1e-4, "weight_decay": 1e-5, "warmup_ratio": 0.05, "schedule": "cosine",
-                  "steps": 500, "epochs": None, "batch_size": 128, "grad_clip": 1.0, "precision": "fp32"},
-    },
-}
-
-
-def apply_preset(data: dict[str, Any], preset: str | None) -> dict[str, Any]:
-    """Overlay a named preset (the authors' hyper-parameters for 'paper') on a config dict."""
-    if not preset:
-        return data
-    if preset not in PRESETS:
-        raise SSTIError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for section, values in PRESETS[preset].items():
-        out.setdefault(section, {})
-        out[section] = {**(out[section] or {}), **values}
-    return out
-
-
-class DataSpec(Spec):
-    dataset: str = Field("rotten-tomatoes", description="registry name (see `ssti datasets`), ssti folder, or csv/jsonl/parquet file")
-    text_column: str = Field("text", description="text column of a local file")
-    label_column: str = Field("label", description="label column of a local file")
-
-
 class EvalSpec(Spec):
     split: str = Field("test", description="split to evaluate on")
-    sources: dict[str, str] | None = Field(None, description="class -> token source for the spurious sets (default: the types the run trained with)")
-    location: str | None = Field(None, description="location of test-time tokens (default: the training injection's)")
+    sources: dict[str, str] | None = Field(None, description="class -> token source for the spurious test sets (default: the types the run trained with)")
+    location: Literal["beginning", "end", "random"] | None = Field(None, description="location of test-time tokens (default: the training injection's)")
     max_samples: int | None = Field(None, ge=1, description="evaluate on a stratified seeded subsample of this many rows (None: all)")
     batch_size: int = Field(32, ge=1, description="inference batch")
     seed: int = Field(0, description="seeds the test-time token draws and the subsample")
 
 
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {  # PAPER.md section 7
+        "model": {"head": "paper", "max_length": 1024},
+        "lora": {"dropout": 0.05, "targets": "attention"},
+        "train": {"optimizer": "adafactor", "lr": 1e-4, "weight_decay": 1e-5, "warmup_ratio": 0.05, "schedule": "cosine",
+                  "steps": 500, "batch_size": 128, "grad_clip": 1.0, "precision": "fp32"},
+    },
+}
+
+
 class RunConfig(Spec):
-    """One pipeline run: inject (optional) -> train -> evaluate. It fully determines the result."""
+    """One run: data -> injection (optional) -> model + LoRA -> training -> evaluation. It fully determines the result."""
 
-    data: DataSpec = Field(default_factory=DataSpec)
-    injection: dict[str, Any] | None = Field(None, description="an InjectionSpec (see `ssti inject --help`); None: train on clean data")
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    lora: LoraSpec = Field(default_factory=LoraSpec)
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    eval: EvalSpec = Field(default_factory=EvalSpec)
-    preset: str | None = Field(None, description="'paper': the authors' hyper-parameters, applied under the fields given here")
+    data: DataSpec = Field(default_factory=DataSpec, description="the dataset trained and evaluated on")
+    injection: InjectionSpec | None = Field(None, description="the SSTI injection into the training data (see `ssti inject --help`); None: train on the data as it is")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="backbone and head")
+    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA adapter (rank 0: full fine-tuning)")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="optimisation")
+    eval: EvalSpec = Field(default_factory=EvalSpec, description="evaluation: clean split and spurious test sets")
+    preset: Literal["paper"] | None = Field(None, description="'paper': the authors' hyper-parameters, filled in under the fields given here")
+
+    def canonical(self) -> dict[str, Any]:
+        """What the run id hashes: the fields that differ from their defaults, local data by its content hash."""
+        body = _non_default(self)
+        body.pop("preset", None)  # a preset only fills in values, which are in the body already
+        data = body.get("data", {})
+        if self.data.fingerprint:
+            data.pop("dataset", None)  # the same bytes at another path are the same data
+        return {"schema": ID_SCHEMA, **body}
+
+    def run_id(self) -> str:
+        """A short stable hash of `canonical()` (independent of key order and of fields left at their defaults)."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def dump(self) -> dict[str, Any]:
+        """Plain data of every field: what a run folder's config.yaml holds."""
+        return self.model_dump(mode="json")
 
 
-def load_run_config(path_or_data: Any, where: str = "") -> RunConfig:
-    """A RunConfig from a YAML path or a dict; a preset is applied first, explicit fields win."""
-    from pathlib import Path
+def _non_default(model: BaseModel) -> dict[str, Any]:
+    dumped = model.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            sub = _non_default(value)
+            if sub or field.get_default(call_default_factory=True) is None:  # a present optional section counts
+                out[name] = sub
+        elif value != field.get_default(call_default_factory=True):
+            out[name] = dumped[name]
+    return out
 
+
+# ---------------------------------------------------------------- loading, presets, overrides
+
+def field_of(path: str) -> tuple[type[BaseModel] | None, str]:
+    """Check that dotted `path` names a RunConfig field; returns (the model owning its last part, or None
+    below a mapping field such as injection.targets or eval.sources, and the last part)."""
+    parts = path.split(".")
+    model: type[BaseModel] | None = RunConfig
+    for i, part in enumerate(parts):
+        if model is None:  # below a mapping field: any key is fine
+            return None, part
+        if part not in model.model_fields:
+            where = ".".join(parts[:i]) or "the run config"
+            raise SSTIError(f"{path}: names no field; fields of {where}: {', '.join(model.model_fields)}")
+        if i == len(parts) - 1:
+            return model, part
+        annotation = model.model_fields[part].annotation
+        sub = next((a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None and "dict" not in str(annotation):
+            raise SSTIError(f"{path}: {'.'.join(parts[:i + 1])} has no sub-fields")
+        model = sub
+    return model, parts[-1]
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of nested dict `data` with dotted `path` set to `value` (creating mappings on the way)."""
+    out = dict(data or {})
+    head, _, rest = path.partition(".")
+    if not rest:
+        out[head] = value
+        return out
+    inner = out.get(head)
+    out[head] = set_path(inner if isinstance(inner, dict) else {}, rest, value)
+    return out
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`base` with `override` laid over it, recursing into mappings (None in override replaces)."""
+    out = dict(base or {})
+    for key, value in (override or {}).items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`["lora.rank=8", "injection.targets.fresh=date"]` -> {dotted path: value}; values read as YAML scalars.
+
+    Raises SSTIError for an item without `=` or a path that names no field.
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SSTIError(f"override: {item!r} is not KEY=VALUE with a dotted KEY (e.g. lora.rank=8)")
+        field_of(key)
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested config data with dotted overrides set (see `parse_overrides`)."""
+    for path, value in overrides.items():
+        field_of(path)
+        data = set_path(data, path, value)
+    return data
+
+
+def with_preset(data: dict[str, Any]) -> dict[str, Any]:
+    """Config data with its preset's values filled in under the fields it gives (explicit fields win)."""
+    preset = data.get("preset")
+    if not preset:
+        return data
+    if preset not in PRESETS:
+        raise SSTIError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
+    return deep_merge(PRESETS[preset], data)
+
+
+def load_run_config(source: Any, where: str = "", overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A validated RunConfig from a YAML path or a mapping, with dotted `overrides` set and the preset filled in.
+
+    Raises SSTIError (one line naming the field) for unknown fields, values out of range, a file that
+    is not a mapping, and a run folder's config.yaml written by an older ssti.
+    """
     from ssti.io import read_yaml
 
-    data = read_yaml(path_or_data) if isinstance(path_or_data, (str, Path)) else dict(path_or_data or {})
+    path = Path(source) if isinstance(source, (str, Path)) else None
+    data = read_yaml(path) if path is not None else source
+    label = where or (str(path) if path else "config")
+    if data is None and path is not None:
+        raise SSTIError(f"{label}: the file is empty; expected a mapping of sections (data, injection, model, lora, train, eval)")
     if not isinstance(data, dict):
-        raise SSTIError(f"{where or 'config'}: expected a mapping of sections (data, injection, model, lora, train, eval)")
-    preset = data.get("preset")
-    if preset:
-        base = apply_preset({}, preset)
-        data = {**data, **{k: {**base.get(k, {}), **(data.get(k) or {})} for k in base}}
+        raise SSTIError(f"{label}: expected a mapping of sections (data, injection, model, lora, train, eval), got {type(data).__name__}")
+    if "ssti_version" in data or isinstance(data.get("data"), str):
+        raise SSTIError(f"{label}: written by an older ssti (a run config before the run contract); "
+                        f"re-create the run with `ssti run` or `ssti train` (its adapter cannot be matched to a config)")
+    data = with_preset(apply_overrides(data, overrides or {}))
     return validate(RunConfig, data, where)
+
+
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The RunConfig of a run folder (its config.yaml); one-line SSTIError when there is none or it is unreadable."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SSTIError(f"run: {run_dir} is not an ssti run folder (no config.yaml)")
+    return load_run_config(path)
+
+
+# ---------------------------------------------------------------- local data: resolved and fingerprinted
+
+def is_local(dataset: str) -> bool:
+    """Whether a data reference names a local file or folder (rather than a registry name or hub id)."""
+    return Path(dataset).exists()
+
+
+def resolve_data(config: RunConfig) -> RunConfig:
+    """`config` with local data made absolute and fingerprinted by content.
+
+    A config that already carries a fingerprint (a run's own config.yaml) is checked against the
+    bytes on disk: raises SSTIError "data changed since this run was made" when they differ, and
+    when the data is gone.
+    """
+    from ssti.data.fingerprint import fingerprint
+
+    data = config.data
+    if not is_local(data.dataset):
+        if data.fingerprint:
+            raise SSTIError(f"data.dataset: {data.dataset} is not there any more; this run was made from a local file or folder "
+                            f"(fingerprint {data.fingerprint[:12]}): restore it or give data.dataset=PATH of the same bytes")
+        return config
+    path = str(Path(data.dataset).resolve())
+    digest = fingerprint(path)
+    if data.fingerprint and data.fingerprint != digest:
+        raise SSTIError(f"data.dataset: {path} changed since this run was made (its bytes hash to {digest[:12]}, the run "
+                        f"recorded {data.fingerprint[:12]}); start a new run (drop data.fingerprint) or restore the file")
+    return config.model_copy(update={"data": data.model_copy(update={"dataset": path, "fingerprint": digest})})
+
+
+__all__ = ["DataSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
+           "TrainSpec", "apply_overrides", "deep_merge", "field_of", "load_run_config", "parse_overrides", "read_run_config", "resolve_data",
+           "set_path", "validate", "with_preset"]

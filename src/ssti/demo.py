@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from ssti.io import write_text
-from ssti.pipeline import deep_merge, run_config_file
+from ssti.config import RunConfig
+from ssti.pipeline import expand_runs, run_config_file
 
 # PAPER.md section 4: IMDB test (25,000), LoRA rank 64, every test sample date-injected.
 PAPER_TABLE1 = {"no-ssti": (14003, 10997), "date-class0-100": (24686, 314), "date-class1-100": (512, 24488)}
@@ -28,45 +29,35 @@ ROW_TITLES = {
 TARGET = {"date-class0-100": 0, "date-class1-100": 1, "date-class1-50": 1}
 
 
-def demo_config(steps: int | None = None, rank: int | None = None, model: str | None = None, dataset: str | None = None,
-                rate: float | None = None, eval_samples: int | None = None) -> dict[str, Any]:
-    """The demo's multi-run config (configs/demo.yaml) with the given overrides applied."""
-    config = yaml.safe_load(resources.files("ssti.configs").joinpath("demo.yaml").read_text())
-    base = {"train": {"steps": steps}, "lora": {"rank": rank}, "model": {"name": model}, "data": {"dataset": dataset},
-            "eval": {"max_samples": eval_samples}}
-    base = {section: {k: v for k, v in values.items() if v is not None} for section, values in base.items()}
-    config["base"] = deep_merge(config["base"], {k: v for k, v in base.items() if v})
-    if rate is not None:
-        config["runs"]["date-class1-50"]["injection"]["rate"] = rate
-    if dataset and dataset != "rotten-tomatoes":
-        # class names differ: the test-time date goes to classes 0 and 1 by index
-        config["base"]["eval"]["sources"] = {"0": "date", "1": "date"}
-    return config
+def demo_config() -> dict[str, Any]:
+    """The demo's multi-run config (the shipped configs/demo.yaml)."""
+    return yaml.safe_load(resources.files("ssti.configs").joinpath("demo.yaml").read_text())
 
 
-def run_demo(out: str | Path = "runs/demo", overwrite: bool = False, **overrides) -> str:
-    """Run the four demo runs (resuming finished ones), write table1.md and return it."""
+def run_demo(out: str | Path = "runs/demo", overwrite: bool = False, overrides: dict[str, Any] | None = None) -> str:
+    """Run the four demo runs (resuming finished ones) with dotted `overrides` on each, write table1.md and return it."""
     t0 = time.perf_counter()
-    config = demo_config(**overrides)
-    results = run_config_file(config, out, overwrite=overwrite)
-    text = table1_markdown(results, config, time.perf_counter() - t0)
+    config = demo_config()
+    configs = expand_runs(config, overrides)
+    results = run_config_file(config, out, overwrite=overwrite, overrides=overrides)
+    text = table1_markdown(results, next(iter(configs.values())), time.perf_counter() - t0)
     write_text(Path(out) / "table1.md", text)
     return text
 
 
-def table1_markdown(results: dict[str, dict], config: dict, seconds: float) -> str:
+def table1_markdown(results: dict[str, dict], config: RunConfig, seconds: float) -> str:
     """The Table 1 analogue beside the paper's figures, then clean accuracy and ASR per run."""
     any_run = next(iter(results.values()))
     names = any_run["class_names"]
     spurious = any_run["spurious"]
     first = next(iter(spurious.values()))
     n = first["n"]
-    b = config["base"]
+    b = config
     lines = [
         "# Table 1 analogue",
         "",
-        f"{b['model']['name']} on {b['data']['dataset']}, LoRA rank {b['lora']['rank']} ({b['lora']['targets']}), "
-        f"{b['train']['steps']} steps of batch {b['train']['batch_size']}; one random date at a random location. "
+        f"{b.model.name} on {b.data.dataset}, LoRA rank {b.lora.rank} ({b.lora.targets}), "
+        f"{b.train.steps} steps of batch {b.train.batch_size}; one random date at a random location. "
         f"Predicted class counts on {n} test samples that **all** carry a date (paper: IMDB, 25,000 samples, rank 64).",
         "",
         f"| model | predicted {names[0]} | predicted {names[1]} | paper: predicted 0 | paper: predicted 1 |",

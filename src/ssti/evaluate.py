@@ -9,17 +9,21 @@ identical texts are predicted once, and sorting over every set at once wastes le
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from ssti.config import INJECTED_DATA, EvalSpec, RunConfig, read_run_config, resolve_data
 from ssti.data import class_names_of, column, load_dataset
+from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
-from ssti.io import read_yaml, write_json
+from ssti.io import write_json
+from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, compute_dtype, load_run
-from ssti.train import pad_batch
+from ssti.provenance import provenance
 
 CHUNK_ROWS = 4096
 
@@ -123,68 +127,89 @@ def stratified_sample(labels: Sequence[int], n: int, seed: int) -> list[int]:
     return sorted(picked)
 
 
-def spurious_sources(run_dir: Path, class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The token types a run was trained with, per class name, with their location and token count."""
-    if not (run_dir / "injection.yaml").exists():
+def spurious_plan(run_dir: Path, class_names: Sequence[str], spec: EvalSpec) -> dict[str, dict[str, Any]]:
+    """The spurious test sets to build, per target class name: source, location and tokens per sample.
+
+    `spec.sources` (class name or index -> token source) wins; otherwise the token types the run was
+    trained with, read from the run's own record of its injection (`injection.yaml` in the run folder),
+    so a run evaluates without the dataset folder it was trained from.
+    """
+    from ssti.inject import read_spec, resolve_targets
+
+    if spec.sources:
+        return {class_names[k]: {"source": spec.sources[key], "location": spec.location or "random", "tokens": 1}
+                for k, key in resolve_targets(spec.sources, class_names, "eval.sources")}
+    record = run_dir / "injection.yaml"
+    if not record.exists():
         return {}
-    from ssti.inject import read_spec
-    from ssti.inject.engine import resolve_targets
-
-    spec = read_spec(run_dir)
-    out = {}
-    for k, key in resolve_targets(spec.targets, class_names):
-        out[class_names[k]] = {"source": spec.targets[key], "location": spec.location, "tokens": spec.tokens}
-    return out
+    if "spec" not in read_record(record):  # e.g. a cleaned dataset's record: nothing was planted
+        return {}
+    trained = read_spec(record)
+    return {class_names[k]: {"source": trained.targets[key], "location": spec.location or trained.location, "tokens": trained.tokens}
+            for k, key in resolve_targets(trained.targets, class_names)}
 
 
-def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, location: str | None = None,
-                 split: str = "test", batch_size: int = 32, seed: int = 0, data: str | None = None,
-                 max_samples: int | None = None, write: bool = True, eval_config: dict | None = None) -> dict[str, Any]:
+def evaluation_data(run_dir: Path, config: RunConfig, data: str | None = None):
+    """The dataset a run is evaluated on: `data` when given (another dataset with the same classes), else
+    the run's own injected copy (runs with an injection), else its recorded data, checked against the
+    fingerprint it was trained on."""
+    if data is not None:
+        d = config.data
+        return load_dataset(data, text_column=d.text_column, label_column=d.label_column)
+    if config.injection is not None:
+        folder = run_dir / INJECTED_DATA
+        if not is_dataset_folder(folder):
+            raise SSTIError(f"run: {folder} is missing (the run's injected training set); re-create the run with `ssti run`")
+        return load_dataset(str(folder))
+    config = resolve_data(config)
+    return load_dataset(config.data.dataset, text_column=config.data.text_column, label_column=config.data.label_column)
+
+
+def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | None = None, write: bool = True) -> dict[str, Any]:
     """Evaluate a trained run on the clean split and one spurious set per class token type.
 
-    `sources` maps a class (name or index) to a token source and overrides the types the run was
-    trained with; `max_samples` evaluates a stratified seeded subsample. Metrics are merged into the
-    run's metrics.json under "clean" and "spurious".
+    `spec` defaults to the run's own `eval` section; its `sources` (class -> token source) override
+    the types the run was trained with. `data` evaluates on another dataset with the same classes.
+    Metrics (with `eval_config` and `provenance`) are merged into the run's metrics.json under
+    "clean" and "spurious". Raises SSTIError for a folder that is not a finished run, changed data,
+    a missing split and classes that do not match the model's.
     """
     from ssti.inject import make_spurious_test_set
 
+    started = time.time()
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists() or not (run_dir / "adapter" / "model.json").exists():
-        raise SSTIError(f"run: {run_dir} is not a finished ssti run (needs config.yaml and adapter/model.json)")
-    config = read_yaml(run_dir / "config.yaml")
-    ds_spec = config.get("dataset") or {}
-    dataset = load_dataset(data or config["data"], text_column=ds_spec.get("text_column", "text"), label_column=ds_spec.get("label_column", "label"))
-    if split not in dataset:
-        raise SSTIError(f"split: {split!r} is not in the dataset (splits: {', '.join(dataset)})")
-    test = dataset[split]
+    config = read_run_config(run_dir)
+    if not (run_dir / "adapter" / "model.json").exists() or (run_dir / "checkpoint").exists():
+        raise SSTIError(f"run: {run_dir} has not finished training (no adapter/model.json); "
+                        f"finish it with `ssti run {run_dir / 'config.yaml'} --out {run_dir}` or `ssti train ... --resume`")
+    spec = spec or config.eval
+    dataset = evaluation_data(run_dir, config, data)
+    if spec.split not in dataset:
+        raise SSTIError(f"eval.split: {spec.split!r} is not in the dataset (splits: {', '.join(dataset)})")
+    test = dataset[spec.split]
     if len(test) == 0:
-        raise SSTIError(f"split: the {split!r} split is empty")
-    if max_samples and max_samples < len(test):
-        test = test.select(stratified_sample(column(test, "label"), max_samples, seed))
+        raise SSTIError(f"eval.split: the {spec.split!r} split is empty")
+    if spec.max_samples and spec.max_samples < len(test):
+        test = test.select(stratified_sample(column(test, "label"), spec.max_samples, spec.seed))
     class_names = class_names_of(dataset)
-    precision = config.get("train", {}).get("precision", "auto")
+    plan = spurious_plan(run_dir, class_names, spec)  # checked before the model loads
+    precision = config.train.precision
     clf = load_run(run_dir, precision)
     if class_names != clf.class_names:
         raise SSTIError(f"data: classes {class_names} do not match the model's head {clf.class_names}")
     clf.merge_adapters()  # evaluation only reads the model: one matmul per adapted layer
 
-    plan = spurious_sources(run_dir, class_names)
-    if sources:
-        plan = {}
-        for key, source in sources.items():
-            name = _class_name(key, class_names)
-            plan[name] = {"source": source, "location": location or "random", "tokens": 1}
-    elif location:
-        plan = {name: {**p, "location": location} for name, p in plan.items()}
-
     y_true = np.asarray(column(test, "label"))
     text_sets = {"clean": column(test, "text")}
     for name, p in plan.items():
-        injected, _ = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=seed)
+        injected, _ = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=spec.seed)
         text_sets[name] = column(injected, "text")
-    preds = predict_sets(clf, text_sets, batch_size=batch_size, precision=precision)
+    preds = predict_sets(clf, text_sets, batch_size=spec.batch_size, precision=precision)
 
-    metrics: dict[str, Any] = {"eval_config": eval_config, "split": split, "class_names": list(class_names), "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
+    metrics: dict[str, Any] = {"eval_config": spec.model_dump(mode="json"), "split": spec.split, "class_names": list(class_names),
+                               "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
+    if data is not None:
+        metrics["eval_data"] = data
     clean_acc = metrics["clean"]["accuracy"]
     for name, p in plan.items():
         k = class_names.index(name)
@@ -195,23 +220,16 @@ def evaluate_run(run_dir: str | Path, sources: dict[str, str] | None = None, loc
         metrics["spurious"][name] = m
     if len(plan) >= 2 and len({p["source"] for p in plan.values()}) == len(plan):
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
+    device = next(clf.module.parameters()).device
     if write:
         path = run_dir / "metrics.json"
         merged = json.loads(path.read_text()) if path.exists() else {}
         merged.update(metrics)
+        merged["eval_provenance"] = provenance(str(device), started)
         write_json(path, merged)
         return merged
+    metrics["eval_provenance"] = provenance(str(device), started)
     return metrics
-
-
-def _class_name(key: str | int, class_names: Sequence[str]) -> str:
-    """A class given by name or index, checked against the model's classes."""
-    key = str(key)
-    if key in class_names:
-        return key
-    if key.isdigit() and int(key) < len(class_names):
-        return class_names[int(key)]
-    raise SSTIError(f"class: {key!r} is not a class of this model ({', '.join(f'{i}={n}' for i, n in enumerate(class_names))})")
 
 
 def metrics_table(metrics: dict[str, Any], title: str = "evaluation"):

@@ -1,94 +1,92 @@
 """`ssti run`: one config, one pipeline: inject (optional) -> train -> evaluate, resumable.
 
-A run folder that already finished with the same config is not redone; one interrupted mid-way is
-resumed; one holding another config is refused unless overwritten.
+A run folder that already finished with the same run id is not redone; one interrupted mid-way is
+resumed; one holding another run (other settings, or data whose bytes changed) is refused unless
+overwritten, and then only the files ssti wrote there are replaced.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from ssti.config import RunConfig
+from ssti.config import RunConfig, deep_merge, load_run_config, read_run_config, resolve_data
 from ssti.errors import SSTIError
 from ssti.io import read_yaml
-from ssti.train import config_hash, run_config, train
+from ssti.train import describe_difference, train
 
-INJECTED_DATA = "data"  # the injected dataset lives inside the run folder
+
+def run_state(out: Path, config: RunConfig) -> str:
+    """Where run `config` stands in folder `out`: new, other (another run is there), training, trained or evaluated."""
+    if not (out / "config.yaml").exists():
+        return "new"
+    if read_run_config(out).run_id() != config.run_id():
+        return "other"
+    if not (out / "adapter" / "model.json").exists() or (out / "checkpoint").exists():
+        return "training"
+    metrics = out / "metrics.json"
+    if metrics.exists() and json.loads(metrics.read_text()).get("eval_config") == config.eval.model_dump(mode="json"):
+        return "evaluated"
+    return "trained"
 
 
 def run_pipeline(config: RunConfig, out: str | Path, overwrite: bool = False, show_progress: bool = True) -> dict[str, Any]:
-    """Run `config` into folder `out` and return its metrics (train, clean, spurious)."""
+    """Run `config` into folder `out` and return its metrics (train, clean, spurious, provenance)."""
     from ssti.evaluate import evaluate_run
 
     out = Path(out)
-    data_source = config.data.dataset
-    extra = {"dataset": config.data.model_dump(), "injection": config.injection, "preset": config.preset}
-    if config.injection:
-        data_source = str(out / INJECTED_DATA)
-    resolved = run_config(data_source, config.model, config.lora, config.train, extra)
-
-    if (out / "config.yaml").exists():
-        same = config_hash(read_yaml(out / "config.yaml")) == config_hash(resolved)
-        if not same and not overwrite:
-            raise SSTIError(f"out: {out} holds a run of another config (pass --overwrite to replace it)")
-        if not same:
-            shutil.rmtree(out)
-        elif _finished(out, config):
-            return json.loads((out / "metrics.json").read_text())
-    if config.injection and not (out / INJECTED_DATA / "injection.yaml").exists():
-        _inject(config, out / INJECTED_DATA)
-    resume = (out / "config.yaml").exists()
-    if not (resume and (out / "adapter" / "model.json").exists() and not (out / "checkpoint").exists()):
-        train(data_source, out, config.model, config.lora, config.train, resume=resume, extra_config=extra, show_progress=show_progress,
-              text_column=config.data.text_column, label_column=config.data.label_column)
-    e = config.eval
-    return evaluate_run(out, sources=e.sources, location=e.location, split=e.split, batch_size=e.batch_size, seed=e.seed,
-                        max_samples=e.max_samples, eval_config=e.model_dump())
+    config = resolve_data(config)
+    state = run_state(out, config)
+    if state == "other" and not overwrite:
+        raise SSTIError(f"out: {out} holds another run ({describe_difference(read_run_config(out), config)}); "
+                        f"pass --overwrite to replace it, or use a new --out")
+    if state == "evaluated":
+        return json.loads((out / "metrics.json").read_text())
+    if state in ("new", "other", "training"):
+        train(config, out, resume=state == "training", overwrite=state == "other", show_progress=show_progress)
+    return evaluate_run(out, config.eval)
 
 
-def _finished(out: Path, config: RunConfig) -> bool:
-    """Whether `out` already holds this config's evaluation."""
-    path = out / "metrics.json"
-    return path.exists() and json.loads(path.read_text()).get("eval_config") == config.eval.model_dump()
+def expand_runs(data: dict, overrides: dict[str, Any] | None = None) -> dict[str, RunConfig]:
+    """The runs of a config file: one RunConfig, or a `base` plus named `runs` that override it.
 
-
-def _inject(config: RunConfig, folder: Path) -> None:
-    """Inject the configured tokens into the configured dataset and write the folder the run trains on."""
-    from ssti.data import load_dataset
-    from ssti.inject import InjectionSpec, inject_dataset, write_injected
-
-    spec = InjectionSpec.from_dict(config.injection)
-    d = config.data
-    dataset = load_dataset(d.dataset, text_column=d.text_column, label_column=d.label_column)
-    write_injected(inject_dataset(dataset, spec, source_dataset=d.dataset), folder, overwrite=True)
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """`base` with `override` laid over it, recursing into mappings (None in override replaces)."""
-    out = dict(base)
-    for key, value in (override or {}).items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def expand_runs(data: dict) -> dict[str, RunConfig]:
-    """The runs of a config file: one RunConfig, or a `base` plus named `runs` that override it."""
-    from ssti.config import load_run_config
-
+    Dotted `overrides` (see `ssti.config.parse_overrides`) apply to every run.
+    """
+    if not isinstance(data, dict):
+        raise SSTIError(f"config: expected a mapping of sections (data, injection, model, lora, train, eval), got {type(data).__name__}")
     if "runs" not in data:
-        return {"": load_run_config(data)}
+        return {"": load_run_config(data, overrides=overrides)}
     runs = data["runs"]
     if not isinstance(runs, dict) or not runs:
         raise SSTIError("runs: expected a non-empty mapping of run name -> overrides of base")
-    return {name: load_run_config(deep_merge(data.get("base") or {}, overrides or {}), f"runs.{name}") for name, overrides in runs.items()}
+    unknown = set(data) - {"base", "runs"}
+    if unknown:
+        raise SSTIError(f"config: unknown key(s) {', '.join(sorted(unknown))} beside runs; allowed: base, runs")
+    return {name: load_run_config(deep_merge(data.get("base") or {}, overrides_ or {}), f"runs.{name}", overrides=overrides)
+            for name, overrides_ in runs.items()}
 
 
-def run_config_file(path: str | Path, out: str | Path, overwrite: bool = False, show_progress: bool = True) -> dict[str, dict]:
-    """Run every run of a config file into `out` (sub-folders per named run); metrics by run name."""
-    runs = expand_runs(read_yaml(path) if not isinstance(path, dict) else path)
+def read_config_file(path: str | Path | dict) -> dict:
+    """A run config file's data (a mapping given as is passes through); one-line errors for empty or non-mapping files."""
+    if isinstance(path, dict):
+        return path
+    path = Path(path)
+    if path.is_dir():
+        raise SSTIError(f"config: {path} is a folder; give a YAML file (a run folder's own is {path / 'config.yaml'})")
+    data = read_yaml(path)
+    if data is None:
+        raise SSTIError(f"config: {path} is empty; expected a mapping of sections (data, injection, model, lora, train, eval)")
+    return data
+
+
+def run_config_file(path: str | Path | dict, out: str | Path, overwrite: bool = False, show_progress: bool = True,
+                    overrides: dict[str, Any] | None = None) -> dict[str, dict]:
+    """Run every run of a config file into `out` (sub-folders per named run); metrics by run name.
+
+    Every run is validated (and its data resolved) before any is started.
+    """
+    runs = {name: resolve_data(c) for name, c in expand_runs(read_config_file(path), overrides).items()}
     results = {}
     for name, config in runs.items():
         if name and show_progress:

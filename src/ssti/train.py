@@ -10,25 +10,25 @@ needs no code change: each process takes its share of every global batch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ssti import __version__
-from ssti.config import LoraSpec, ModelSpec, TrainSpec
+from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, read_run_config, resolve_data
 from ssti.data import class_names_of, column, load_dataset
+from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
-from ssti.io import atomic_dir, read_yaml, write_json, write_yaml
+from ssti.io import atomic_dir, write_json, write_yaml
+from ssti.provenance import provenance
+from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, compute_dtype, save_classifier
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
@@ -45,18 +45,6 @@ class TrainResult:
     seconds: float
     tokens_per_second: float
     trainable_parameters: int
-
-
-def run_config(data: str, model: ModelSpec, lora: LoraSpec, train: TrainSpec, extra: dict | None = None) -> dict[str, Any]:
-    """The resolved config of a training run as plain data (what config.yaml holds)."""
-    return {"data": data, "model": model.model_dump(), "lora": lora.model_dump(), "train": train.model_dump(), **(extra or {}),
-            "ssti_version": __version__}
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A stable short hash of a resolved config (the version is left out: it does not change results)."""
-    body = {k: v for k, v in config.items() if k != "ssti_version"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def length_grouped_batches(lengths: np.ndarray, micro: int, per_step: int, steps: int, seed: int) -> list[list[np.ndarray]]:
@@ -83,18 +71,6 @@ def length_grouped_batches(lengths: np.ndarray, micro: int, per_step: int, steps
     return schedule[:steps]
 
 
-def pad_batch(token_ids: list[list[int]], rows: np.ndarray, pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad the given rows to their longest member: input ids and attention mask (one copy each)."""
-    seqs = [token_ids[i] for i in rows]
-    width = max(map(len, seqs))
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for j, seq in enumerate(seqs):
-        ids[j, :len(seq)] = seq
-        mask[j, :len(seq)] = 1
-    return torch.from_numpy(ids).to(device, non_blocking=True), torch.from_numpy(mask).to(device, non_blocking=True)
-
-
 def make_optimizer(params: list[torch.nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
     """AdamW or Adafactor (the paper's) over the trainable parameters."""
     if spec.optimizer == "adafactor":
@@ -113,30 +89,35 @@ def lr_factor(step: int, total: int, spec: TrainSpec) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: LoraSpec | None = None,
-          train_spec: TrainSpec | None = None, resume: bool = False, overwrite: bool = False,
-          extra_config: dict | None = None, show_progress: bool = True, text_column: str = "text",
-          label_column: str = "label") -> TrainResult:
-    """Fine-tune a classifier on `data` (a named dataset or an ssti folder) and write the run folder.
+def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False,
+          show_progress: bool = True) -> TrainResult:
+    """Fine-tune the classifier `config` describes and write the run folder `out`.
 
-    The folder gets config.yaml, adapter/ (PEFT adapter + head), train_log.jsonl, metrics.json and,
-    for injected data, the manifest and injection spec it trained on. With `resume`, training picks
-    up from the last checkpoint of the same config; a different config or a corrupt checkpoint is
-    refused rather than silently started over.
+    The folder gets config.yaml (the resolved `config`: rerunnable as it is), data/ (the injected
+    training set, when `config.injection` is set), adapter/ (PEFT adapter + head), train_log.jsonl,
+    metrics.json and the injection record and manifest it trained on, so it evaluates on its own.
+    With `resume`, training picks up from the last checkpoint of the same config; another config, a
+    corrupt checkpoint or a folder that is not an ssti run are refused (SSTIError) rather than
+    silently started over, and a failed fresh run removes only what it wrote.
     """
     from accelerate import Accelerator
 
-    model, lora, spec = model or ModelSpec(), lora or LoraSpec(), train_spec or TrainSpec()
+    config = resolve_data(config)
+    model, lora, spec = config.model, config.lora, config.train
     out = Path(out)
-    config = run_config(data, model, lora, spec, extra_config)
+    started = time.time()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process  # with several processes only the main one writes the folder
-    fresh = _prepare_run_dir(out, config, resume, overwrite) if main else False
+    created = prepare_run_dir(out, config, resume, overwrite) if main else None
     accelerator.wait_for_everyone()
     try:
+        if main:
+            data = training_data(config, out)
+        accelerator.wait_for_everyone()
+        data = training_data(config, out, write=False)
         device, world = accelerator.device, accelerator.num_processes
         dtype = compute_dtype(spec.precision, device)
-        dataset = load_dataset(data, text_column=text_column, label_column=label_column)
+        dataset = load_dataset(data, text_column=config.data.text_column, label_column=config.data.label_column)
         class_names = class_names_of(dataset)
         clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
         clf.module.to(device)
@@ -210,41 +191,103 @@ def train(data: str, out: str | Path, model: ModelSpec | None = None, lora: Lora
             metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
                                 "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
                                 "resumed_from_step": start, "precision": str(dtype).replace("torch.", "")}
+            metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
             shutil.rmtree(out / "checkpoint", ignore_errors=True)
         accelerator.wait_for_everyone()
         return result
     except BaseException:
-        if fresh and not (out / "checkpoint").exists():
-            shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming: leave nothing half-written
+        if created is not None and not (out / "checkpoint").exists():
+            remove_run_files(out, created)  # nothing worth resuming: leave nothing of ours half-written
         raise
 
 
-def _prepare_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> bool:
-    """Create the run folder with config.yaml, or check that a resumed one has the same config.
+# What ssti writes into a run folder; nothing else in it is ever deleted, moved or overwritten.
+RUN_FILES = ("config.yaml", "adapter", "checkpoint", "train_log.jsonl", "metrics.json", "injection.yaml", "manifest.jsonl", INJECTED_DATA)
 
-    True when the folder starts a new run (created or overwritten), False when resuming one.
+
+def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> bool:
+    """Create the run folder with config.yaml, or check that a resumed one holds the same run.
+
+    Returns whether the folder itself was created by this call (so a failure can remove it again).
+    A folder that holds files but no ssti run is refused, never emptied.
     """
-    if out.exists() and (out / "config.yaml").exists():
+    existed = out.exists()
+    if existed and not out.is_dir():
+        raise SSTIError(f"out: {out} is a file, not a folder")
+    if (out / "config.yaml").exists():
+        old = read_run_config(out)
         if resume:
-            old = read_yaml(out / "config.yaml")
-            if config_hash(old) != config_hash(config):
-                changed = sorted(k for k in set(old) | set(config) if k != "ssti_version" and old.get(k) != config.get(k))
-                raise SSTIError(f"resume: {out} holds a run of another config (differs in: {', '.join(changed)}); use a new --out")
+            if old.run_id() != config.run_id():
+                raise SSTIError(f"resume: {out} holds a run of another config ({describe_difference(old, config)}); use a new --out")
             return False
         if not overwrite:
             raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over)")
-        shutil.rmtree(out)
-    elif resume and out.exists() and any(out.iterdir()):
-        raise SSTIError(f"resume: {out} is not an ssti run folder (no config.yaml)")
+        remove_run_files(out, created=False)
+    elif existed and any(out.iterdir()):
+        raise SSTIError(f"out: {out} is not empty and holds no ssti run; choose a new or empty folder")
+    elif resume:
+        raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", config)
-    data = Path(config["data"])
-    if data.is_dir():
+    write_yaml(out / "config.yaml", config.dump())
+    return not existed
+
+
+def remove_run_files(out: Path, created: bool) -> None:
+    """Delete what ssti writes in a run folder (RUN_FILES), and the folder itself if this call created it and it is empty."""
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def describe_difference(old: RunConfig, new: RunConfig) -> str:
+    """Which fields differ between two run configs, e.g. "differs in: lora.rank, train.lr"; data bytes named as such."""
+    a, b = old.canonical(), new.canonical()
+    changed = []
+    for section in sorted(set(a) | set(b)):
+        x, y = a.get(section), b.get(section)
+        if isinstance(x, dict) or isinstance(y, dict):
+            x, y = x or {}, y or {}
+            changed += [f"{section}.{k}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+        elif x != y:
+            changed.append(section)
+    if changed == ["data.fingerprint"]:
+        return "data changed since this run was made"
+    return "differs in: " + ", ".join(changed)
+
+
+def training_data(config: RunConfig, out: Path, write: bool = True) -> str:
+    """What the run trains on: its injected copy in out/data (written when missing and `write`), else the
+    configured data; the injection record and manifest it trained on are copied beside the run."""
+    source = config.data.dataset
+    if config.injection is not None:
+        folder = out / INJECTED_DATA
+        if write and not is_dataset_folder(folder):
+            inject_into(config, folder)
+        source = str(folder)
+    if write and Path(source).is_dir():
         for name in ("manifest.jsonl", "injection.yaml"):
-            if (data / name).exists():
-                shutil.copyfile(data / name, out / name)
-    return True
+            if (Path(source) / name).exists() and not (out / name).exists():
+                shutil.copyfile(Path(source) / name, out / name)
+    return source
+
+
+def inject_into(config: RunConfig, folder: Path) -> None:
+    """Inject `config.injection` into `config.data` and write the dataset folder the run trains on."""
+    from ssti.inject import inject_dataset, write_injected
+    from ssti.models import load_tokenizer
+
+    spec, d = config.injection, config.data
+    dataset = load_dataset(d.dataset, text_column=d.text_column, label_column=d.label_column)
+    tokenizer = None
+    if spec.length_unit == "tokens" and spec.token_fraction is not None:
+        tokenizer = load_tokenizer(spec.tokenizer, trust_remote_code=config.model.trust_remote_code)
+    write_injected(inject_dataset(dataset, spec, tokenizer=tokenizer, source_dataset=d.dataset), folder, overwrite=True)
 
 
 def _read_metrics(out: Path) -> dict:

@@ -14,6 +14,7 @@ import datasets
 
 from ssti.data import embedded, hub, local
 from ssti.data.common import check_contract, class_names_of, column, make_split
+from ssti.data.folder import read_dataset_folder
 from ssti.errors import SSTIError
 
 
@@ -56,8 +57,6 @@ def load_dataset(source: str, text_column: str = "text", label_column: str = "la
     else:
         path = Path(source)
         if path.is_dir():
-            from ssti.inject.store import read_dataset_folder
-
             ds = read_dataset_folder(path)
         elif path.suffix.lower() in LOCAL_SUFFIXES:
             ds = local.load_local(path, text_column=text_column, label_column=label_column)

@@ -113,11 +113,13 @@ def inject_texts(
     return new_texts, records
 
 
-def resolve_targets(targets: dict[str, str], class_names: Sequence[str]) -> list[tuple[int, str]]:
+def resolve_targets(targets: dict[str, str], class_names: Sequence[str], field: str = "targets") -> list[tuple[int, str]]:
     """Map each target key to a class index; returns (index, key) sorted by index.
 
     A key equal to a class name means that class (so a file whose labels are 1 and 5 is targeted as
-    "5"); otherwise a number is a class index; `*` means every class.
+    "5"); otherwise a number is a class index; `*` means every class. This is ssti's one class
+    resolver: injection targets and the test-time sources of `ssti eval` both go through it. Raises
+    SSTIError naming `field` for an unknown class or a class given twice.
     """
     allowed = ", ".join(f"{i}={n}" for i, n in enumerate(class_names))
     resolved: dict[int, str] = {}
@@ -129,10 +131,10 @@ def resolve_targets(targets: dict[str, str], class_names: Sequence[str]) -> list
         elif key.isdigit() and int(key) < len(class_names):
             indices = [int(key)]
         else:
-            raise SSTIError(f"targets: unknown class {key!r} (classes, index=name: {allowed}; or * for all)")
+            raise SSTIError(f"{field}: unknown class {key!r} (classes, index=name: {allowed}; or * for all)")
         for k in indices:
             if k in resolved:
-                raise SSTIError(f"targets: class {class_names[k]!r} is targeted twice ({resolved[k]!r} and {key!r})")
+                raise SSTIError(f"{field}: class {class_names[k]!r} is targeted twice ({resolved[k]!r} and {key!r})")
             resolved[k] = key
     return sorted(resolved.items())
 
@@ -142,15 +144,6 @@ def token_lengths(tokenizer, texts: Sequence[str]) -> list[int]:
     if not texts:
         return []
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-
-def load_length_tokenizer(name: str, trust_remote_code: bool = False):
-    """Load the tokenizer that measures lengths in model tokens (imported lazily: it pulls in transformers)."""
-    try:
-        from ssti.models import load_tokenizer
-    except ImportError:
-        raise SSTIError(f"tokenizer: cannot load {name!r}: ssti.models.load_tokenizer is unavailable") from None
-    return load_tokenizer(name, trust_remote_code=trust_remote_code)
 
 
 def _fingerprint(split: datasets.Dataset, spec: InjectionSpec) -> str:
@@ -175,8 +168,8 @@ def inject_dataset(
 ) -> InjectedDataset:
     """Apply `spec` to split `spec.split` of `ds`; other splits pass through unchanged.
 
-    `tokenizer` (an object with the Hugging Face call signature) is used when length_unit is "tokens";
-    without it `spec.tokenizer` is loaded lazily. The manifest has one row per modified sample, in row
+    `tokenizer` (an object with the Hugging Face call signature, e.g. `ssti.models.load_tokenizer(spec.tokenizer)`)
+    measures lengths when length_unit is "tokens"; it is required then. The manifest has one row per modified sample, in row
     order: id, split, label, class, source, insertions.
     """
     if spec.split not in ds:
@@ -194,7 +187,8 @@ def inject_dataset(
             members[label].append(row)
     needs_lengths = spec.length_unit == "tokens" and spec.token_fraction is not None
     if needs_lengths and tokenizer is None:
-        tokenizer = load_length_tokenizer(spec.tokenizer)
+        raise SSTIError(f"tokenizer: length_unit 'tokens' needs the tokenizer object; load it with "
+                        f"ssti.models.load_tokenizer({spec.tokenizer!r}) and pass tokenizer=")
 
     manifest: dict[int, dict] = {}
     changed: dict[int, str] = {}
@@ -218,4 +212,4 @@ def inject_dataset(
     return InjectedDataset(out_ds, rows, spec, list(class_names), source_dataset)
 
 
-__all__ = ["InjectedDataset", "InjectionSpec", "inject_dataset", "inject_texts", "insertion_count", "load_length_tokenizer", "resolve_targets", "select_rows", "token_lengths"]
+__all__ = ["InjectedDataset", "InjectionSpec", "inject_dataset", "inject_texts", "insertion_count", "resolve_targets", "select_rows", "token_lengths"]

@@ -25,16 +25,27 @@ ALLOWED = {
 }
 
 
-def one_line(err: ValidationError) -> str:
-    """The first validation problem as `field: got value; allowed: ...` (our own messages kept as is)."""
+def validation_message(err: ValidationError, where: str = "") -> str:
+    """The first problem of a pydantic ValidationError as one line naming the dotted field and what is allowed.
+
+    `where` prefixes the field (e.g. "injection" for a spec inside a run config). Our own SSTIError
+    messages (raised by validators) are kept, with their field made dotted.
+    """
     e = err.errors(include_url=False)[0]
-    field = ".".join(str(x) for x in e["loc"]) or "spec"
+    loc = tuple(str(x) for x in ((where,) if where else ()) + tuple(e["loc"]))
+    field = ".".join(loc) or "spec"
     msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if isinstance(e.get("ctx", {}).get("error"), SSTIError):
-        return msg
+        if loc and msg.startswith(f"{loc[-1]}:"):  # "rate: ..." inside "injection" -> "injection.rate: ..."
+            return ".".join(loc[:-1] + (msg,))
+        return f"{'.'.join(loc)}: {msg}" if loc else msg
     got = e.get("input")
-    if field in ALLOWED:
-        return f"{field}: {got!r} is not allowed ({msg}); allowed: {ALLOWED[field]}"
+    if e["type"] == "literal_error":
+        return f"{field}: {got!r} is not allowed; expected {e['ctx']['expected']}"
+    if e["type"] == "extra_forbidden":
+        return f"{field}: is not a field (a typo?)"
+    if loc and loc[-1] in ALLOWED:
+        return f"{field}: {got!r} is not allowed ({msg}); allowed: {ALLOWED[loc[-1]]}"
     return f"{field}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})")
 
 
@@ -50,16 +61,22 @@ class InjectionSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    targets: dict[str, str]
-    rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    count: int | None = Field(default=None, ge=0)
-    tokens: int = Field(default=1, ge=1)
-    token_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
-    length_unit: Literal["words", "tokens"] = "words"
-    tokenizer: str | None = None
-    location: Literal["beginning", "end", "random"] = "random"
-    seed: int = 0
-    split: str = "train"
+    targets: dict[str, str] = Field(description="class -> token source: CLASS is a class name, an index (a class name wins when both "
+                                    "match) or * for every class; SOURCE one of `ssti sources` (date, country, html, colour, "
+                                    "exclamation, fixed:TEXT, list:a,b, file:PATH, ...)")
+    rate: float | None = Field(default=None, ge=0.0, le=1.0, description="proportion of each target class's rows to inject: exactly "
+                               "round(n_class * rate), drawn with the seed (default 1.0 when count is not given either)")
+    count: int | None = Field(default=None, ge=0, description="number of rows of each target class to inject, instead of rate")
+    tokens: int = Field(default=1, ge=1, description="insertions per injected row (light SSTI: 1; an HTML pair counts as one)")
+    token_fraction: float | None = Field(default=None, ge=0.0, le=1.0, description="insertions per row as a fraction of its length, "
+                                         "at least one (aggressive SSTI: about 0.1), instead of tokens")
+    length_unit: Literal["words", "tokens"] = Field("words", description="unit of a row's length for token_fraction: whitespace words, "
+                                                    "or model tokens of `tokenizer`")
+    tokenizer: str | None = Field(None, description="model name, hub id or folder whose tokenizer measures lengths (length_unit tokens)")
+    location: Literal["beginning", "end", "random"] = Field("random", description="where insertions go: beginning, end, or an "
+                                                             "independent uniform word position each (random)")
+    seed: int = Field(0, description="seeds the rows chosen, the tokens drawn and their positions")
+    split: str = Field("train", description="the split to inject into; the other splits are copied unchanged")
 
     _sources: dict[str, TokenSource] = PrivateAttr(default_factory=dict)
 
@@ -79,7 +96,7 @@ class InjectionSpec(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise SSTIError(one_line(e)) from None
+            raise SSTIError(validation_message(e)) from None
         self._sources.update(objects)
 
     @field_validator("targets")
@@ -110,7 +127,7 @@ class InjectionSpec(BaseModel):
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as e:
-            raise SSTIError(one_line(e)) from None
+            raise SSTIError(validation_message(e)) from None
 
     @classmethod
     def from_dict(cls, data: dict) -> "InjectionSpec":
@@ -135,4 +152,4 @@ class InjectionSpec(BaseModel):
         return self.model_dump(mode="json")
 
 
-__all__ = ["ALL_CLASSES", "InjectionSpec", "one_line"]
+__all__ = ["ALL_CLASSES", "InjectionSpec", "validation_message"]

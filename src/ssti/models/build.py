@@ -212,11 +212,10 @@ def load_classifier(folder: str | Path, base_dtype: torch.dtype = torch.float32)
 
 def load_run(run_dir: str | Path, precision: str | None = None) -> Classifier:
     """The classifier a run folder trained, its base weights in the precision the run used (or `precision`)."""
-    from ssti.io import read_yaml
+    from ssti.config import read_run_config
 
     run_dir = Path(run_dir)
     if precision is None:
-        config = read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else {}
-        precision = (config or {}).get("train", {}).get("precision", "auto")
+        precision = read_run_config(run_dir).train.precision
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return load_classifier(run_dir / "adapter", base_dtype=compute_dtype(precision, device))

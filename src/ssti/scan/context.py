@@ -88,7 +88,7 @@ class LMScorer:
         """Sum of the token log-probabilities of each text after a BOS token (nats), from cache when seen."""
         import torch
 
-        from ssti.train import pad_batch
+        from ssti.models.batching import pad_batch
 
         todo = sorted({t for t in texts if t not in self.cache})
         if todo:

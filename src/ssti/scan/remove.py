@@ -8,28 +8,25 @@ Two modes:
 
 The folder has the layout of an injected dataset (``data/<split>.parquet``, ``manifest.jsonl``,
 ``injection.yaml`` with the class names and a ``cleaning`` record), so `load_dataset` reads it back.
-It is built in a temp sibling and renamed into place (`ssti.io.atomic_dir`).
+It is written by `ssti.data.folder.write_dataset_folder` (the one dataset-folder writer).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 import ssti
 from ssti.data.common import class_names_of, column
+from ssti.data.folder import write_dataset_folder
 from ssti.errors import SSTIError, check_choice
-from ssti.io import atomic_dir, write_yaml
 from ssti.scan import features as feat
 from ssti.scan.scanner import ScanReport
 
 MODES = ("strip", "drop")
 FORMAT = "ssti-cleaned-dataset/1"
-SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.int64())])
 
 
 def with_space(text: str, a: int, b: int) -> tuple[int, int]:
@@ -131,7 +128,7 @@ def write_cleaned(data: datasets.DatasetDict, report: ScanReport, mode: str, out
         "ssti_version": ssti.__version__,
         "source_dataset": report.source,
         "class_names": class_names_of(data),
-        "splits": {name: len(split) for name, split in cleaned.items()},
+        "splits": None,  # filled in by the writer
         "cleaning": {
             "mode": mode, "split": report.split, "threshold": report.threshold, "levels": report.levels,
             "tokenizer": report.tokenizer, "rows_changed": len(manifest), "notes": notes,
@@ -139,12 +136,4 @@ def write_cleaned(data: datasets.DatasetDict, report: ScanReport, mode: str, out
                                  for f in report.flagged],
         },
     }
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        (tmp / "data").mkdir()
-        for name, split in cleaned.items():
-            t = split.data.table.select(["id", "text", "label"])
-            t = pa.table([t.column(n).cast(SCHEMA.field(n).type) for n in SCHEMA.names], schema=SCHEMA).combine_chunks()
-            pq.write_table(t, tmp / "data" / f"{name}.parquet", compression="zstd")
-        (tmp / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest), encoding="utf-8")
-        write_yaml(tmp / "injection.yaml", meta)
-    return Path(out)
+    return write_dataset_folder(cleaned, manifest, meta, out, overwrite=overwrite)

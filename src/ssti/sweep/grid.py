@@ -18,8 +18,9 @@ threads: null                # local: torch CPU threads per run (default: the co
 resources: {cpus: 1, gpus: 0}  # ray: per run
 ```
 
-A run's id is the hash of its resolved config, so re-running a sweep skips finished runs and a
-changed setting is a new run.
+A run's id is `RunConfig.run_id` of its resolved config (fields left at their defaults do not enter
+it, local data enters by content hash), so re-running a sweep skips finished runs, a changed setting
+or changed data bytes is a new run, and a field added to the schema later keeps existing ids.
 """
 
 from __future__ import annotations
@@ -29,12 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from ssti.config import RunConfig, load_run_config
+from ssti.config import RunConfig, apply_overrides, field_of, load_run_config, resolve_data, set_path  # noqa: F401  (set_path re-exported)
 from ssti.errors import SSTIError
 from ssti.io import read_yaml
-from ssti.train import config_hash
 
 SWEEP_KEYS = {"base", "axes", "zip", "variants", "scan", "executor", "workers", "threads", "resources", "name"}
 
@@ -63,61 +61,17 @@ class Sweep:
     threads: int | None = None
 
 
-def resolve_config(config: RunConfig) -> dict[str, Any]:
-    """The fully resolved config of a run as plain data: every default filled in, also in `injection`.
-
-    Two configs that differ only by spelling out a default resolve to the same dict (same run id).
-    """
-    data = config.model_dump(mode="json")
-    if config.injection is not None:
-        from ssti.inject import InjectionSpec
-
-        data["injection"] = InjectionSpec.from_dict(config.injection).model_dump(mode="json")
-    return data
-
-
 def run_id(config: RunConfig) -> str:
-    """The run id: `config_hash` of the resolved config (stable across processes and key order)."""
-    return config_hash(resolve_config(config))
-
-
-def _fields_of(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
+    """The run id of a sweep run: `RunConfig.run_id` (data resolved first, so changed data bytes are a new id)."""
+    return resolve_data(config).run_id()
 
 
 def check_path(path: str) -> None:
-    """Refuse a dotted path that names no RunConfig field, saying which fields exist there."""
-    from ssti.inject import InjectionSpec
-
-    parts = path.split(".")
-    model: type[BaseModel] | None = RunConfig
-    for i, part in enumerate(parts):
-        if model is None:
-            raise SSTIError(f"axes: {path!r}: {'.'.join(parts[:i])} has no sub-fields")
-        if part not in model.model_fields:
-            where = ".".join(parts[:i]) or "the run config"
-            raise SSTIError(f"axes: {path!r} names no field; fields of {where}: {', '.join(_fields_of(model))}")
-        if model is RunConfig and part == "injection":
-            model = InjectionSpec
-            continue
-        annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-        if i < len(parts) - 1 and model is None and part != "targets" and part != "sources":
-            raise SSTIError(f"axes: {path!r}: {'.'.join(parts[:i + 1])} has no sub-fields")
-        if model is None:  # a dict field (injection.targets, eval.sources): any key below it is fine
-            return
-
-
-def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of nested dict `data` with the dotted `path` set to `value` (creating mappings on the way)."""
-    out = dict(data)
-    head, _, rest = path.partition(".")
-    if not rest:
-        out[head] = value
-        return out
-    inner = out.get(head)
-    out[head] = set_path(inner if isinstance(inner, dict) else {}, rest, value)
-    return out
+    """Refuse a dotted path that names no RunConfig field (one line listing the fields there)."""
+    try:
+        field_of(path)
+    except SSTIError as e:
+        raise SSTIError(f"axes: {e}") from None
 
 
 def _axis_values(name: str, values: Any, where: str) -> list[Any]:
@@ -166,8 +120,11 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return dims
 
 
-def expand(raw: dict[str, Any], name: str = "sweep") -> Sweep:
-    """Expand a sweep mapping into its runs (grid order; duplicates of one resolved config kept once)."""
+def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] | None = None) -> Sweep:
+    """Expand a sweep mapping into its runs (grid order; duplicates of one resolved config kept once).
+
+    Dotted `overrides` (`ssti sweep CFG lora.rank=8`) are set in the base before the axes.
+    """
     if not isinstance(raw, dict) or "base" not in raw:
         raise SSTIError("sweep: expected a mapping with `base` (a run config) and `axes`")
     unknown = set(raw) - SWEEP_KEYS
@@ -176,6 +133,7 @@ def expand(raw: dict[str, Any], name: str = "sweep") -> Sweep:
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise SSTIError("base: expected a run config mapping (data, injection, model, lora, train, eval)")
+    base = apply_overrides(base, overrides or {})
     runs: dict[str, SweepRun] = {}
     for combo in itertools.product(*_dimensions(raw)):
         data, labels = base, {}
@@ -190,10 +148,9 @@ def expand(raw: dict[str, Any], name: str = "sweep") -> Sweep:
                         raise SSTIError(f"axes: {path!r} varies the injection but base.injection is null")
                     data = set_path(data, path, value)
         where = ", ".join(f"{k}={v}" for k, v in labels.items())
-        config = load_run_config(data, where=f"run [{where}]" if where else "base")
-        resolved = resolve_config(config)
-        rid = config_hash(resolved)
-        runs.setdefault(rid, SweepRun(rid, labels, config, resolved))
+        config = resolve_data(load_run_config(data, where=f"run [{where}]" if where else "base"))
+        rid = config.run_id()
+        runs.setdefault(rid, SweepRun(rid, labels, config, config.dump()))
     resources = {"cpus": 1, "gpus": 0, **(raw.get("resources") or {})}
     executor = raw.get("executor", "local")
     if executor not in ("local", "ray"):
@@ -208,8 +165,10 @@ def expand(raw: dict[str, Any], name: str = "sweep") -> Sweep:
                  executor=executor, workers=workers, resources=resources, threads=threads)
 
 
-def load_sweep(path: str | Path | dict) -> Sweep:
-    """Read and expand a sweep YAML file (or an already-parsed mapping)."""
+def load_sweep(path: str | Path | dict, overrides: dict[str, Any] | None = None) -> Sweep:
+    """Read and expand a sweep YAML file (or an already-parsed mapping), with dotted `overrides` on its base."""
     if isinstance(path, dict):
-        return expand(path)
-    return expand(read_yaml(path), name=Path(path).stem)
+        return expand(path, overrides=overrides)
+    if Path(path).is_dir():
+        raise SSTIError(f"sweep: {path} is a folder; give a sweep YAML file")
+    return expand(read_yaml(path), name=Path(path).stem, overrides=overrides)

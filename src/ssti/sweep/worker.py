@@ -27,9 +27,9 @@ def execute(config: dict[str, Any], run_dir: str, scan: bool = False, threads: i
             import torch
 
             torch.set_num_threads(threads)
-        from ssti.config import load_run_config
+        from ssti.config import INJECTED_DATA, load_run_config
         from ssti.errors import SSTIError
-        from ssti.pipeline import INJECTED_DATA, run_pipeline
+        from ssti.pipeline import run_pipeline
 
         run_config = load_run_config(config)
         try:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli import command
+from ssti.cli.app import command
 from ssti.errors import SSTIError
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER
 

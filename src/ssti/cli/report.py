@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ssti.cli import command
+from ssti.cli.app import command
 
 
 @command("report")

@@ -1,13 +1,8 @@
-"""The `ssti` command line: a thin typer layer over the Python API.
-
-Each command lives beside the code it drives and is registered here. An SSTIError becomes a one-line
-message on stderr and exit code 2.
-"""
+"""The typer app and the one rule every command shares: an SSTIError is a one-line message, exit code 2."""
 
 from __future__ import annotations
 
 import functools
-import sys
 
 import typer
 
@@ -26,31 +21,24 @@ def _root() -> None:
     """Stress-test and audit LoRA fine-tuning against spurious-token shortcuts (SSTI)."""
 
 
-def command(name: str):
+def command(name: str, **kwargs):
     """Register `fn` as `ssti NAME`, turning SSTIError into a one-line error and exit code 2."""
 
     def wrap(fn):
         @functools.wraps(fn)
-        def run(*args, **kwargs):
+        def run(*args, **kw):
             try:
-                return fn(*args, **kwargs)
+                return fn(*args, **kw)
             except SSTIError as e:
                 typer.secho(f"error: {e}", err=True, fg="red")
                 raise typer.Exit(2) from None
 
-        app.command(name)(run)
+        app.command(name, **kwargs)(run)
         return fn
 
     return wrap
 
 
 def main() -> None:
-    """Entry point for `python -m ssti`."""
+    """Entry point of `ssti`, `python -m ssti` and `python -m ssti.cli`."""
     app(prog_name="ssti")
-
-
-# Command modules register themselves on import.
-from ssti import commands  # noqa: E402,F401
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

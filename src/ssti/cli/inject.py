@@ -1,4 +1,4 @@
-"""`ssti inject` and `ssti show`: the thin CLI over the injection API."""
+"""`ssti inject` and `ssti show`: the thin CLI over the injection API (options built from `InjectionSpec`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ssti.cli import command
+from ssti.cli.app import command
+from ssti.cli.options import spec_options
+from ssti.config import DataSpec, InjectionSpec, validate
 from ssti.errors import SSTIError
 from ssti.inject.sources import SOURCE_HELP
 
@@ -30,26 +32,17 @@ def parse_targets(values: list[str], field: str = "target") -> dict[str, str]:
 
 
 @command("inject")
+@spec_options({"injection": InjectionSpec, "data": DataSpec}, rename={"data.dataset": "--dataset"},
+              skip={"injection.targets", "data.fingerprint"})
 def inject_command(
     out: Path = typer.Option(..., "--out", help="Output folder (data/<split>.parquet, manifest.jsonl, injection.yaml)."),
     target: list[str] = typer.Option(
         [], "--target", "-t",
-        help=f"CLASS=SOURCE, repeatable. CLASS: class index, class name, or * for every class. SOURCE: {SOURCE_HELP}.",
+        help=f"CLASS=SOURCE, repeatable. CLASS: a class name, a class index (a name wins when both match), or * for every class. SOURCE: {SOURCE_HELP}.",
     ),
-    dataset: str = typer.Option("rotten-tomatoes", "--dataset", "-d", help="Dataset name (see `ssti datasets`), local csv/jsonl/parquet file, or ssti folder."),
-    split: str = typer.Option("train", "--split", help="The split to inject into; the other splits are copied unchanged."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Proportion (0..1) of each target class's rows to inject: exactly round(n_class * rate). Default 1.0."),
-    count: Optional[int] = typer.Option(None, "--count", help="Number of rows of each target class to inject (instead of --rate)."),
-    tokens: int = typer.Option(1, "--tokens", help="Insertions per injected sample (>= 1). An HTML pair counts as one."),
-    token_fraction: Optional[float] = typer.Option(None, "--token-fraction", help="Insertions per sample as a fraction (0..1) of its length, at least 1 (instead of --tokens)."),
-    length_unit: str = typer.Option("words", "--length-unit", help="Unit of the length for --token-fraction: words or tokens (model tokens of --tokenizer)."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Model name, hub id or path whose tokenizer measures lengths (--length-unit tokens)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the tokenizer's own Python code from the hub (off by default: it is arbitrary code)."),
-    location: str = typer.Option("random", "--location", help="Where insertions go: beginning, end or random (an independent uniform word position each)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the rows chosen, the tokens drawn and their positions."),
-    text_column: str = typer.Option("text", "--text-column", help="Text column of a local file."),
-    label_column: str = typer.Option("label", "--label-column", help="Label column of a local file."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output folder if it exists."),
+    options: dict = None,
 ) -> None:
     """Inject spurious tokens into a dataset split and write the dataset, manifest and spec to a folder.
 
@@ -57,22 +50,20 @@ def inject_command(
     """
     from ssti.data import load_dataset
     from ssti.inject.engine import inject_dataset
-    from ssti.inject.spec import InjectionSpec
     from ssti.inject.store import write_injected
 
-    spec = InjectionSpec(
-        targets=parse_targets(target), rate=rate, count=count, tokens=tokens, token_fraction=token_fraction,
-        length_unit=length_unit, tokenizer=tokenizer, location=location, seed=seed, split=split,
-    )
+    fields = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("injection.")}
+    spec = InjectionSpec(targets=parse_targets(target), **fields)
+    data = validate(DataSpec, {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("data.")}, "data")
     if out.exists() and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
-    ds = load_dataset(dataset, text_column=text_column, label_column=label_column)
+    ds = load_dataset(data.dataset, text_column=data.text_column, label_column=data.label_column)
     tok = None
     if spec.length_unit == "tokens" and spec.token_fraction is not None:
-        from ssti.inject.engine import load_length_tokenizer
+        from ssti.models import load_tokenizer
 
-        tok = load_length_tokenizer(spec.tokenizer, trust_remote_code=trust_remote_code)
-    result = inject_dataset(ds, spec, tokenizer=tok, source_dataset=dataset)
+        tok = load_tokenizer(spec.tokenizer, trust_remote_code=trust_remote_code)
+    result = inject_dataset(ds, spec, tokenizer=tok, source_dataset=data.dataset)
     path = write_injected(result, out, overwrite=overwrite)
     console = Console(highlight=False)
     n_split = len(result.dataset[spec.split])
@@ -103,7 +94,7 @@ def show_command(
     max_chars: int = typer.Option(1000, "--max-chars", help="Cut each sample's text after this many characters (0: no limit)."),
 ) -> None:
     """Print a few injected samples with the inserted tokens highlighted."""
-    from ssti.inject.store import read_dataset_folder, read_manifest, read_meta
+    from ssti.data.folder import read_dataset_folder, read_manifest, read_meta
 
     meta = read_meta(folder)
     ds = read_dataset_folder(folder)

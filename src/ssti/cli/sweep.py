@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ssti.cli import command
+from ssti.cli.app import command
 from ssti.errors import SSTIError
 
 
 @command("sweep")
 def sweep_command(
     config: Path = typer.Argument(..., help="sweep YAML: base run config + axes (+ zip, variants, scan, executor)"),
+    overrides: Optional[list[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides of the base run config, e.g. train.steps=20", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="sweep folder (runs/ + results.sqlite); default runs/<config name>"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs (and which are done) without running anything"),
     executor: Optional[str] = typer.Option(None, "--executor", help="local | ray (default: the config's, else local)"),
@@ -25,10 +26,11 @@ def sweep_command(
     threads: Optional[int] = typer.Option(None, "--threads", help="local: torch CPU threads per run (1 on a busy shared machine)"),
 ) -> None:
     """Run a grid of runs; finished runs are skipped, interrupted ones resumed, results go to results.sqlite."""
+    from ssti.config import parse_overrides
     from ssti.sweep import load_sweep, run_sweep, store_path
     from ssti.sweep.store import ResultsStore
 
-    sweep = load_sweep(config)
+    sweep = load_sweep(config, parse_overrides(overrides))
     out = out or Path("runs") / sweep.name
     if workers is not None and workers < 1:
         raise SSTIError(f"--workers: {workers} is not a positive integer")

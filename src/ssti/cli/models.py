@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ssti.cli import command
+from ssti.cli.app import command
 
 
 @command("models")

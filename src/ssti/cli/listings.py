@@ -1,0 +1,53 @@
+"""`ssti sources` and `ssti configs`: cheap listings (nothing heavy is imported)."""
+
+from __future__ import annotations
+
+import random
+from importlib import resources
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ssti.cli.app import command
+
+SOURCE_EXAMPLES = ("date", "date:1900-2100", "country", "html", "html-pair", "html-single", "colour", "exclamation",
+                   "double-exclamation", "fixed:cf", "list:alpha,beta")
+
+
+@command("sources")
+def sources_command() -> None:
+    """List the token sources (the SSTI token types) with a few drawn examples each.
+
+    Use them as SOURCE in `--target CLASS=SOURCE`, `injection.targets` and `eval.sources`; `file:PATH`
+    reads one token per line from a file.
+    """
+    from ssti.inject.sources import get_source
+
+    table = Table(title="ssti token sources")
+    for col in ("source", "examples (seed 0)"):
+        table.add_column(col)
+    for spec in SOURCE_EXAMPLES:
+        src, rng = get_source(spec), random.Random(0)
+        table.add_row(spec, escape("  ".join(" ... ".join(src.draw(rng)) for _ in range(4))))
+    table.add_row("file:PATH", "one token per line of a UTF-8 text file")
+    Console().print(table)
+
+
+@command("configs")
+def configs_command() -> None:
+    """List the configs shipped with ssti (run them with `ssti run` or `ssti sweep`; in a checkout they are under configs/)."""
+    import yaml
+
+    table = Table(title="ssti configs")
+    for col in ("file", "kind", "what"):
+        table.add_column(col)
+    for entry in sorted(resources.files("ssti.configs").iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        text = entry.read_text()
+        data = yaml.safe_load(text) or {}
+        kind = "sweep" if "axes" in data else "runs" if "runs" in data else "run"
+        first = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+        table.add_row(f"configs/{entry.name}", kind, escape(first))
+    Console().print(table)
