@@ -3,7 +3,7 @@
 The pipeline, one module per stage: data -> inject -> [scan | defend] -> train -> evaluate -> sweep -> report.
 """
 
-__version__ = "0.1.0"
+from ssti.version import __version__
 
 from ssti.errors import SSTIError  # noqa: E402
 

@@ -43,6 +43,12 @@ def validate(cls: type[T], data: Any, where: str = "") -> T:
     try:
         return cls.model_validate(data if data is not None else {})
     except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        own = first.get("ctx", {}).get("error")
+        if isinstance(own, SSTIError) and isinstance(first.get("input"), dict):
+            # a nested spec (the injection) refused itself: its message names its own field, e.g. "rate: ..."
+            path = ".".join(str(x) for x in ((where,) if where else ()) + tuple(first["loc"]))
+            raise SSTIError(f"{path}.{own}" if path else str(own)) from None
         raise SSTIError(validation_message(e, where)) from None
 
 

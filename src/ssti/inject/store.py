@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ssti
+from ssti.version import __version__
 from ssti.data.folder import (META_FILE, is_dataset_folder, read_dataset_folder, read_manifest, read_meta, read_record,
                               write_dataset_folder)
 from ssti.errors import SSTIError
@@ -24,7 +24,7 @@ def injection_record(result: InjectedDataset) -> dict:
     """What `injection.yaml` says of an injection: format, version, source, seed, classes, counts, spec."""
     return {
         "format": FORMAT,
-        "ssti_version": ssti.__version__,
+        "ssti_version": __version__,
         "source_dataset": result.source_dataset,
         "seed": result.spec.seed,
         "class_names": list(result.class_names),

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ssti import __version__
+from ssti.version import __version__
 from ssti.config import LoraSpec, ModelSpec, validate
 from ssti.errors import SSTIError
 from ssti.models.heads import SequenceClassifier

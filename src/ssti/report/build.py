@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ssti import __version__
+from ssti.version import __version__
 from ssti.errors import SSTIError
 from ssti.io import write_text
 from ssti.report.data import ReportData, load

@@ -18,7 +18,7 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 
-import ssti
+from ssti.version import __version__
 from ssti.data.common import class_names_of, column
 from ssti.data.folder import write_dataset_folder
 from ssti.errors import SSTIError, check_choice
@@ -125,7 +125,7 @@ def write_cleaned(data: datasets.DatasetDict, report: ScanReport, mode: str, out
     cleaned, manifest, notes = clean_dataset(data, report, mode)
     meta = {
         "format": FORMAT,
-        "ssti_version": ssti.__version__,
+        "ssti_version": __version__,
         "source_dataset": report.source,
         "class_names": class_names_of(data),
         "splits": None,  # filled in by the writer
