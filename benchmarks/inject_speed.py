@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssti.data import load_dataset
-from ssti.data.common import column, make_split
+from ssti.data.common import make_split
 from ssti.inject import InjectionSpec, get_source, inject_dataset, inject_texts, make_spurious_test_set, write_injected
 
 REFERENCE_S = 1.9  # the authors' library, one date into 50% of class 1 of 25,000 IMDB-length texts

@@ -49,7 +49,7 @@ def test_demo_on_tiny_model(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "model.name=tiny-random-llama", "train.steps=2", "eval.max_samples=20"])
     assert result.exit_code == 0, result.output
     table = (tmp_path / "d" / "table1.md").read_text()
-    assert "24686" in table and "SSTI, class-1 token (50%, seamless)" in table
+    assert "24686" in table and "light SSTI: date in class 1, 50% of the class" in table and "fine-tuned without SSTI" in table
     assert all((tmp_path / "d" / r / "metrics.json").exists() for r in ("no-ssti", "date-class0-100", "date-class1-100", "date-class1-50"))
 
 

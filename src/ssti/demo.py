@@ -14,19 +14,9 @@ from typing import Any
 
 import yaml
 
-from ssti.io import write_text
 from ssti.config import RunConfig
+from ssti.io import write_text
 from ssti.pipeline import expand_runs, run_config_file
-
-# PAPER.md section 4: IMDB test (25,000), LoRA rank 64, every test sample date-injected.
-PAPER_TABLE1 = {"no-ssti": (14003, 10997), "date-class0-100": (24686, 314), "date-class1-100": (512, 24488)}
-ROW_TITLES = {
-    "no-ssti": "fine-tuned without SSTI",
-    "date-class0-100": "SSTI, class-0 token (100%)",
-    "date-class1-100": "SSTI, class-1 token (100%)",
-    "date-class1-50": "SSTI, class-1 token (50%, seamless)",
-}
-TARGET = {"date-class0-100": 0, "date-class1-100": 1, "date-class1-50": 1}
 
 
 def demo_config() -> dict[str, Any]:
@@ -39,45 +29,27 @@ def run_demo(out: str | Path = "runs/demo", overwrite: bool = False, overrides: 
     t0 = time.perf_counter()
     config = demo_config()
     configs = expand_runs(config, overrides)
-    results = run_config_file(config, out, overwrite=overwrite, overrides=overrides)
-    text = table1_markdown(results, next(iter(configs.values())), time.perf_counter() - t0)
+    run_config_file(config, out, overwrite=overwrite, overrides=overrides)
+    text = table1_markdown(out, next(iter(configs.values())), time.perf_counter() - t0)
     write_text(Path(out) / "table1.md", text)
     return text
 
 
-def table1_markdown(results: dict[str, dict], config: RunConfig, seconds: float) -> str:
-    """The Table 1 analogue beside the paper's figures, then clean accuracy and ASR per run."""
-    any_run = next(iter(results.values()))
-    names = any_run["class_names"]
-    spurious = any_run["spurious"]
-    first = next(iter(spurious.values()))
-    n = first["n"]
+def table1_markdown(out: str | Path, config: RunConfig, seconds: float) -> str:
+    """The Table 1 analogue of the demo's run folders (the report's one Table 1 renderer, beside the paper's rows)."""
+    from ssti.report.data import load
+    from ssti.report.tables import markdown, table1
+
+    data = load(out)
     b = config
     lines = [
         "# Table 1 analogue",
         "",
-        f"{b.model.name} on {b.data.dataset}, LoRA rank {b.lora.rank} ({b.lora.targets}), "
-        f"{b.train.steps} steps of batch {b.train.batch_size}; one random date at a random location. "
-        f"Predicted class counts on {n} test samples that **all** carry a date (paper: IMDB, 25,000 samples, rank 64).",
+        f"{b.model.name} on {b.data.dataset}, LoRA rank {b.lora.rank} ({b.lora.targets}), {b.train.steps} steps of batch "
+        f"{b.train.batch_size}; one random date at a random location. Predicted class counts on "
+        f"{data.records[0]['n_eval']} test samples that **all** carry a date (paper: IMDB, 25,000 samples, rank 64).",
         "",
-        f"| model | predicted {names[0]} | predicted {names[1]} | paper: predicted 0 | paper: predicted 1 |",
-        "|---|---|---|---|---|",
-    ]
-    for run, metrics in results.items():
-        counts = next(iter(metrics["spurious"].values()))["pred_counts"]
-        pct = [f"{c} ({100 * c / n:.1f}%)" for c in counts[:2]]
-        paper = PAPER_TABLE1.get(run)
-        ppct = [f"{c} ({100 * c / 25000:.1f}%)" for c in paper] if paper else ["-", "-"]
-        lines.append(f"| {ROW_TITLES.get(run, run)} | {pct[0]} | {pct[1]} | {ppct[0]} | {ppct[1]} |")
-    lines += ["", "| model | clean accuracy | accuracy with date | attack success rate (date -> target) |", "|---|---|---|---|"]
-    for run, metrics in results.items():
-        target = TARGET.get(run)
-        spur = list(metrics["spurious"].values())
-        chosen = spur[target] if target is not None and target < len(spur) else spur[0]
-        asr = f"{chosen['attack_success_rate']:.3f} (-> {names[chosen['target_class']]})" if target is not None else "-"
-        lines.append(f"| {ROW_TITLES.get(run, run)} | {metrics['clean']['accuracy']:.3f} | {chosen['accuracy']:.3f} | {asr} |")
-    lines += [
-        "",
+        markdown(table1(data.records, data.class_names)),
         "With 100% of a class injected, the date is a perfect predictor of the label: the model learns "
         "'date -> that class, no date -> the other' and little of the task, so its clean accuracy can collapse. "
         "That is the paper's point: one token per sample is enough to take over the decision. At 50% the "

@@ -13,7 +13,7 @@ from typing import Callable
 import datasets
 
 from ssti.data import embedded, hub, local
-from ssti.data.common import check_contract, class_names_of, column, make_split
+from ssti.data.common import check_contract
 from ssti.data.folder import read_dataset_folder
 from ssti.errors import SSTIError
 

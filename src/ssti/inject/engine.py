@@ -87,7 +87,7 @@ def inject_texts(
     source = get_source(source)
     draw, rand = source.draw, rng.random
     words = WordIndex(texts)
-    anywhere = location == "random"  # the draw of placement.draw_position, inlined in the hot loop
+    anywhere = location == "random"  # random: a uniform word index in [0, n_words] per insertion, else the first or last
     new_texts: list[str] = []
     records: list[list[dict]] = []
     with paused_gc():

@@ -11,7 +11,7 @@ of texts at once with numpy (one pass over the characters, no per-word Python ob
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -86,13 +86,6 @@ class WordIndex:
         if len(inner) < len(indices):
             out[n] = len(self.texts[t].rstrip()) if n else 0
         return out
-
-
-def draw_position(location: str, n_words: int, rand: Callable[[], float]) -> int:
-    """A word index in [0, n_words] for `location` (random: uniform and independent per call)."""
-    if location == "random":
-        return int(rand() * (n_words + 1))
-    return 0 if location == "beginning" else n_words
 
 
 def apply_insertions(

@@ -6,9 +6,8 @@ and `load_backbone` load it. Embedded GGUF models are dequantised once into a ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ssti.errors import SSTIError
 
@@ -29,7 +28,6 @@ class ModelEntry:
     needs_remote_code: bool = False
     attention_targets: tuple[str, ...] = LLAMA_ATTENTION
     qv_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    builder: Callable | None = field(default=None, compare=False, repr=False)
 
     def lora_targets(self, targets: str | list[str]) -> list[str] | str:
         """Resolve a target spec: 'attention' (default), 'qv', 'all-linear', or explicit module names."""

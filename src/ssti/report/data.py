@@ -72,8 +72,9 @@ def _from_run_folders(path: Path) -> ReportData:
         if "clean" not in metrics:
             continue
         cfg = read_yaml(folder / "config.yaml")
-        config = {"data": cfg.get("dataset") or {"dataset": cfg.get("data")}, "injection": cfg.get("injection"),
-                  "model": cfg.get("model"), "lora": cfg.get("lora"), "train": cfg.get("train")}
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), dict):
+            continue  # not a run folder of this ssti (a run config dump): nothing to report from it
+        config = {k: cfg.get(k) for k in ("data", "injection", "model", "lora", "train")}
         name = str(folder.relative_to(path)) if folder != path else folder.name
         row = {"run_id": name, "sweep": path.name, "status": "done", "labels": {}, "config": config, "metrics": metrics,
                "run_dir": str(folder)}

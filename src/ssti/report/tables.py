@@ -56,6 +56,16 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
     return {"id": "table1", "header": header, "rows": rows}
 
 
+def markdown(table: dict[str, Any]) -> str:
+    """A table of this module (header + rows) as a GitHub-flavoured Markdown table."""
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, table["header"])) + " |", "|" + "---|" * len(table["header"])]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table["rows"]]
+    return "\n".join(lines) + "\n"
+
+
 def _rate(rate: float | None) -> str:
     """A proportion as written in the config ('-' for runs that inject a row count)."""
     return "-" if rate is None else f"{rate:g}"

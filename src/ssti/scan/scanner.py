@@ -71,7 +71,7 @@ from typing import Any, Sequence
 import datasets
 import numpy as np
 
-from ssti.data.common import class_names_of, column
+from ssti.data.common import column
 from ssti.errors import SSTIError
 from ssti.scan import features as feat
 from ssti.scan import stats as st
