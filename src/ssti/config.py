@@ -56,8 +56,17 @@ class DataSpec(Spec):
     dataset: str = Field("rotten-tomatoes", description="registry name (see `ssti datasets`), ssti dataset folder, or csv/jsonl/parquet file")
     text_column: str = Field("text", description="text column of a local file")
     label_column: str = Field("label", description="label column of a local file")
+    delimiter: str | None = Field(None, description="field delimiter of a local csv file (default ','; e.g. ';' or a tab)")
+    drop_unlabelled: bool = Field(False, description="drop rows of a local file labelled -1 or left empty (counted on stderr) "
+                                  "instead of refusing the file")
     fingerprint: str | None = Field(None, description="sha256 of a local file's (or ssti folder's) bytes, filled in when a run is "
                                     "made; a run whose data bytes changed is refused, and changed bytes are a new run id")
+
+
+    def load_options(self) -> dict[str, Any]:
+        """The keyword arguments of `ssti.data.load_dataset` this spec sets (how a local file is read)."""
+        return {"text_column": self.text_column, "label_column": self.label_column, "delimiter": self.delimiter,
+                "drop_unlabelled": self.drop_unlabelled}
 
 
 class ModelSpec(Spec):

@@ -155,14 +155,14 @@ def evaluation_data(run_dir: Path, config: RunConfig, data: str | None = None):
     fingerprint it was trained on."""
     if data is not None:
         d = config.data
-        return load_dataset(data, text_column=d.text_column, label_column=d.label_column)
+        return load_dataset(data, **d.load_options())
     if config.injection is not None:
         folder = run_dir / INJECTED_DATA
         if not is_dataset_folder(folder):
             raise SSTIError(f"run: {folder} is missing (the run's injected training set); re-create the run with `ssti run`")
         return load_dataset(str(folder))
     config = resolve_data(config)
-    return load_dataset(config.data.dataset, text_column=config.data.text_column, label_column=config.data.label_column)
+    return load_dataset(config.data.dataset, **config.data.load_options())
 
 
 def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | None = None, write: bool = True) -> dict[str, Any]:

@@ -117,7 +117,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         data = training_data(config, out, write=False)
         device, world = accelerator.device, accelerator.num_processes
         dtype = compute_dtype(spec.precision, device)
-        dataset = load_dataset(data, text_column=config.data.text_column, label_column=config.data.label_column)
+        dataset = load_dataset(data, **config.data.load_options())
         class_names = class_names_of(dataset)
         clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
         clf.module.to(device)
@@ -283,7 +283,7 @@ def inject_into(config: RunConfig, folder: Path) -> None:
     from ssti.models import load_tokenizer
 
     spec, d = config.injection, config.data
-    dataset = load_dataset(d.dataset, text_column=d.text_column, label_column=d.label_column)
+    dataset = load_dataset(d.dataset, **d.load_options())
     tokenizer = None
     if spec.length_unit == "tokens" and spec.token_fraction is not None:
         tokenizer = load_tokenizer(spec.tokenizer, trust_remote_code=config.model.trust_remote_code)

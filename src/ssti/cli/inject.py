@@ -57,7 +57,7 @@ def inject_command(
     data = validate(DataSpec, {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("data.")}, "data")
     if out.exists() and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
-    ds = load_dataset(data.dataset, text_column=data.text_column, label_column=data.label_column)
+    ds = load_dataset(data.dataset, **data.load_options())
     tok = None
     if spec.length_unit == "tokens" and spec.token_fraction is not None:
         from ssti.models import load_tokenizer

@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ssti.cli.app import command
+from ssti.cli.options import spec_options
+from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER
 
@@ -68,6 +70,7 @@ def _span(values) -> str:
 
 
 @command("scan")
+@spec_options({"data": DataSpec}, skip={"data.dataset", "data.fingerprint"})
 def scan_command(
     data: str = typer.Argument(..., help="An ssti folder (injected or cleaned), a dataset name (see `ssti datasets`) or a local csv/jsonl/parquet file."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON (verdict, features most suspicious first, rows)."),
@@ -81,8 +84,7 @@ def scan_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     split: str = typer.Option("train", "--split", help="The split to scan (and clean)."),
     top: int = typer.Option(20, "--top", help="Features to report besides the flagged ones."),
-    text_column: str = typer.Option("text", "--text-column", help="Text column of a local file."),
-    label_column: str = typer.Option("label", "--label-column", help="Label column of a local file."),
+    options: dict = None,
 ) -> None:
     """Find tokens and token types that predict the labels far better than language does.
 
@@ -106,7 +108,8 @@ def scan_command(
     tok = None if tokenizer.lower() == "none" else tokenizer
     if tok is None:
         lv = [x for x in lv if x != "subword"] or ["word"]
-    ds = load_dataset(data, text_column=text_column, label_column=label_column)
+    spec = validate(DataSpec, {"dataset": data, **{k.split(".", 1)[1]: v for k, v in options.items()}}, "data")
+    ds = load_dataset(data, **spec.load_options())
     report = scan_dataset(ds, split=split, levels=lv, tokenizer=tok, threshold=threshold, top=top, source=data, context=context)
     err = Console(stderr=True, highlight=False)
     if json_out:

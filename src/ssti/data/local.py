@@ -20,37 +20,49 @@ SUFFIXES = (".csv", ".jsonl", ".parquet")
 SPLIT_NAMES = ("train", "validation", "test")
 
 
+UNLABELLED = ("-1", "")  # the GLUE convention for unlabelled rows, and an empty cell
+
+
+def _is_integer_text(v: str) -> bool:
+    return v.lstrip("+-").isdigit()
+
+
 def encode_labels(values: Sequence, field: str = "label") -> tuple[list[int], list[str]]:
-    """Turn raw label values into class indices and class names.
+    """Turn raw label values into class indices and class names, keeping every label's spelling.
 
-    Integer labels (and floats that are whole numbers) get names `str(value)` in sorted order and
-    are remapped to 0..K-1 (so labels 0..K-1 keep their numbers and gaps such as {1, 5} become
-    {0, 1} named "1", "5"); string labels get their sorted distinct values as names. Values must not
-    be missing (None); the caller checks that first so it can name the row.
+    Labels are compared as the text written in the file (a number read from JSON or parquet becomes
+    its text: 1 -> "1", True -> "True"), so "01" and "1" are two classes and "01" stays "01". Class
+    order: numeric when every label looks like an integer ("2" before "10"; ties by spelling),
+    otherwise sorted as text. Values must not be missing or unlabelled; the caller checks that first
+    so it can name the row. Raises SSTIError for list or struct labels (multi-label rows).
     """
-    distinct = set(values)
-    if all(isinstance(v, bool) for v in distinct):
-        names = sorted(str(v) for v in distinct)
-        index = {v: names.index(str(v)) for v in distinct}
-    elif all(isinstance(v, int) and not isinstance(v, bool) for v in distinct) or all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() for v in distinct
-    ):
-        ordered = sorted({int(v) for v in distinct})
-        names = [str(v) for v in ordered]
-        position = {v: k for k, v in enumerate(ordered)}
-        index = {v: position[int(v)] for v in distinct}
-    elif all(isinstance(v, str) for v in distinct):
-        names = sorted(distinct)
-        position = {v: k for k, v in enumerate(names)}
-        index = position
+    kinds = {"text" if isinstance(v, str) else "number" for v in values if not isinstance(v, (list, tuple, dict))}
+    if len(kinds) > 1 or any(isinstance(v, float) and not v.is_integer() for v in values):
+        found = sorted({type(v).__name__ for v in values})
+        raise SSTIError(f"{field}: labels must be all integers or all strings, found {', '.join(found)}")
+    texts = []
+    for i, v in enumerate(values):
+        if isinstance(v, (list, tuple, dict)):
+            raise SSTIError(f"{field}: row {i} (0-based) holds {type(v).__name__} label {v!r}: multi-label rows are not "
+                            f"supported (one class per row)")
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        texts.append(v if isinstance(v, str) else str(v))
+    distinct = set(texts)
+    if distinct and all(_is_integer_text(v) for v in distinct):
+        names = sorted(distinct, key=lambda v: (int(v), v))
     else:
-        kinds = sorted({type(v).__name__ for v in distinct})
-        raise SSTIError(f"{field}: labels must be all integers or all strings, found {', '.join(kinds)}")
-    return [index[v] for v in values], names
+        names = sorted(distinct)
+    index = {v: k for k, v in enumerate(names)}
+    return [index[v] for v in texts], names
 
 
-def _read_table(path: Path) -> pa.Table:
-    """Read a csv/jsonl/parquet file into an Arrow table, turning parse errors into one line."""
+def _read_table(path: Path, text_columns: Sequence[str], delimiter: str | None = None) -> pa.Table:
+    """Read a csv/jsonl/parquet file into an Arrow table, turning parse errors into one line.
+
+    CSV cells are read as the text in the file: no type inference on the text, label, id and split
+    columns ("0007" stays "0007", "1e3" stays "1e3", "NA" stays "NA").
+    """
     import pyarrow.csv as pacsv
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
@@ -58,7 +70,12 @@ def _read_table(path: Path) -> pa.Table:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pacsv.read_csv(path)
+            convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}, strings_can_be_null=False,
+                                           quoted_strings_can_be_null=False)
+            parse = pacsv.ParseOptions(delimiter=delimiter) if delimiter else None
+            return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+        if delimiter:
+            raise SSTIError(f"delimiter: only csv files have a delimiter ({path.name} is {suffix[1:]})")
         if suffix == ".jsonl":
             return pajson.read_json(path)
         return pq.read_table(path)
@@ -92,13 +109,18 @@ def load_local(
     label_column: str = "label",
     test_fraction: float = TEST_FRACTION,
     seed: int = SPLIT_SEED,
+    delimiter: str | None = None,
+    drop_unlabelled: bool = False,
 ) -> datasets.DatasetDict:
     """Load a local csv/jsonl/parquet file into the dataset contract (`id`, `text`, `label` ClassLabel).
 
     A `split` column (train/validation/test) is honoured; otherwise the rows are split into
     train/test stratified by label with `test_fraction` and `seed`, so the same file always gives
     the same split. An `id` column is kept (as a string); otherwise ids are `<filestem>-<row>`.
-    Every problem (missing file or column, empty file, missing values) is a one-line SSTIError.
+    Text, id and label cells are read as written (see `_read_table` and `encode_labels`). Rows
+    labelled -1 (the GLUE convention for unlabelled rows) or left empty are refused, or with
+    `drop_unlabelled` dropped and counted on stderr. Every problem (missing file or column, empty
+    file, missing values, multi-label rows) is a one-line SSTIError.
     """
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
@@ -109,7 +131,9 @@ def load_local(
         raise SSTIError(f"test_fraction: {test_fraction} is not between 0 and 1 (exclusive)")
     if path.stat().st_size == 0:
         raise SSTIError(f"dataset: {path} is empty")
-    table = _read_table(path)
+    if delimiter is not None and len(delimiter) != 1:
+        raise SSTIError(f"delimiter: {delimiter!r} is not one character (e.g. ';' or a tab)")
+    table = _read_table(path, (text_column, label_column, "id", "split"), delimiter)
     for option, name in (("text_column", text_column), ("label_column", label_column)):
         if name not in table.column_names:
             raise SSTIError(
@@ -118,13 +142,26 @@ def load_local(
     if table.num_rows == 0:
         raise SSTIError(f"dataset: {path} is empty (no rows)")
 
-    texts = _text_values(table, text_column, path)
     raw_labels = table.column(label_column).to_pylist()
-    raw_labels = [None if isinstance(v, str) and not v.strip() else v for v in raw_labels]
-    for field, name, values in (("text_column", text_column, texts), ("label_column", label_column, raw_labels)):
-        row = _first_null(values)
-        if row is not None:
-            raise SSTIError(f"{field}: row {row} (0-based) of {path.name} has no value in column {name!r}")
+    unlabelled = [i for i, v in enumerate(raw_labels) if v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                                                       and str(v).strip() in UNLABELLED)]
+    if unlabelled and not drop_unlabelled:
+        i = unlabelled[0]
+        raise SSTIError(f"label_column: row {i} (0-based) of {path.name} is unlabelled ({raw_labels[i]!r} in column {label_column!r}; "
+                        f"{len(unlabelled)} such rows); remove them, or pass --drop-unlabelled (data.drop_unlabelled) to drop them")
+    if unlabelled:
+        import sys
+
+        keep = pa.array(sorted(set(range(table.num_rows)) - set(unlabelled)), pa.int64())
+        table = table.take(keep)
+        raw_labels = table.column(label_column).to_pylist()
+        print(f"note: dropped {len(unlabelled)} unlabelled row(s) of {path.name} (label -1 or empty)", file=sys.stderr)
+        if table.num_rows == 0:
+            raise SSTIError(f"dataset: {path} has no labelled rows")
+    texts = _text_values(table, text_column, path)
+    row = _first_null(texts)
+    if row is not None:
+        raise SSTIError(f"text_column: row {row} (0-based) of {path.name} has no value in column {text_column!r}")
     labels, class_names = encode_labels(raw_labels, field="label_column")
 
     if "id" in table.column_names:

@@ -47,10 +47,12 @@ DEFAULT_DATASET = "rotten-tomatoes"
 LOCAL_SUFFIXES = local.SUFFIXES
 
 
-def load_dataset(source: str, text_column: str = "text", label_column: str = "label") -> datasets.DatasetDict:
+def load_dataset(source: str, text_column: str = "text", label_column: str = "label", delimiter: str | None = None,
+                 drop_unlabelled: bool = False) -> datasets.DatasetDict:
     """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file.
 
-    `text_column`/`label_column` only apply to local files; the result always follows the contract.
+    `text_column`, `label_column`, `delimiter` and `drop_unlabelled` only apply to local files (see
+    `ssti.data.local.load_local`); the result always follows the contract.
     """
     if source in DATASETS:
         ds = DATASETS[source].loader()
@@ -59,7 +61,8 @@ def load_dataset(source: str, text_column: str = "text", label_column: str = "la
         if path.is_dir():
             ds = read_dataset_folder(path)
         elif path.suffix.lower() in LOCAL_SUFFIXES:
-            ds = local.load_local(path, text_column=text_column, label_column=label_column)
+            ds = local.load_local(path, text_column=text_column, label_column=label_column, delimiter=delimiter,
+                                  drop_unlabelled=drop_unlabelled)
         else:
             raise SSTIError(
                 f"dataset: {source!r} is not a known name ({', '.join(DATASETS)}), "

@@ -143,7 +143,7 @@ def _file(arg: str | None) -> ChoiceSource:
         raise SSTIError("source: file: needs a path (file:PATH, one item per line)")
     path = Path(arg)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first token
     except (FileNotFoundError, IsADirectoryError):
         raise SSTIError(f"source: file:{arg} not found (file:PATH must name a text file, one item per line)") from None
     except UnicodeDecodeError:
