@@ -25,7 +25,7 @@ def write(toy_dataset, out, seed=0, **kw):
 
 def test_folder_layout_and_round_trip(toy_dataset, tmp_path):
     out = write(toy_dataset, tmp_path / "inj")
-    assert sorted(p.name for p in out.iterdir()) == ["data", "injection.yaml", "manifest.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".ssti.json", "data", "injection.yaml", "manifest.jsonl"]
     assert sorted(p.name for p in (out / "data").iterdir()) == ["test.parquet", "train.parquet"]
     ds = read_dataset_folder(out)
     assert list(ds) == ["train", "test"]

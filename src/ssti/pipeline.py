@@ -13,14 +13,14 @@ from typing import Any
 
 from ssti.config import RunConfig, deep_merge, load_run_config, read_run_config, resolve_data
 from ssti.errors import SSTIError
-from ssti.io import read_yaml
+from ssti.io import read_marker, read_yaml
 from ssti.train import describe_difference, train
 
 
 def run_state(out: Path, config: RunConfig) -> str:
     """Where run `config` stands in folder `out`: new, other (another run is there), training, trained or evaluated."""
-    if not (out / "config.yaml").exists():
-        return "new"
+    if read_marker(out) is None or not (out / "config.yaml").exists():
+        return "new"  # (train refuses a non-empty folder ssti did not write)
     if read_run_config(out).run_id() != config.run_id():
         return "other"
     if not (out / "adapter" / "model.json").exists() or (out / "checkpoint").exists():

@@ -26,7 +26,7 @@ from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, read_run_config, re
 from ssti.data import class_names_of, column, load_dataset
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
-from ssti.io import atomic_dir, write_json, write_yaml
+from ssti.io import MARKER, atomic_dir, check_output, read_marker, remove_entries, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, compute_dtype, save_classifier
@@ -197,7 +197,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         accelerator.wait_for_everyone()
         return result
     except BaseException:
-        if created is not None and not (out / "checkpoint").exists():
+        if created is not None and not resume and not (out / "checkpoint").exists():
             remove_run_files(out, created)  # nothing worth resuming: leave nothing of ours half-written
         raise
 
@@ -210,37 +210,34 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
     """Create the run folder with config.yaml, or check that a resumed one holds the same run.
 
     Returns whether the folder itself was created by this call (so a failure can remove it again).
-    A folder that holds files but no ssti run is refused, never emptied.
+    The output rule of every command applies (`ssti.io.check_output`): a folder that holds files
+    ssti did not write is refused, never emptied; `overwrite` replaces only what ssti wrote.
     """
     existed = out.exists()
-    if existed and not out.is_dir():
-        raise SSTIError(f"out: {out} is a file, not a folder")
-    if (out / "config.yaml").exists():
-        old = read_run_config(out)
+    if check_output(out, "run") == "ours":
+        old = read_run_config(out) if (out / "config.yaml").exists() else None
         if resume:
+            if old is None:
+                raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
             if old.run_id() != config.run_id():
                 raise SSTIError(f"resume: {out} holds a run of another config ({describe_difference(old, config)}); use a new --out")
             return False
         if not overwrite:
             raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over)")
         remove_run_files(out, created=False)
-    elif existed and any(out.iterdir()):
-        raise SSTIError(f"out: {out} is not empty and holds no ssti run; choose a new or empty folder")
     elif resume:
         raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "config.yaml", config.dump())
+    write_marker(out, "run", list(RUN_FILES))
     return not existed
 
 
 def remove_run_files(out: Path, created: bool) -> None:
-    """Delete what ssti writes in a run folder (RUN_FILES), and the folder itself if this call created it and it is empty."""
-    for name in RUN_FILES:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+    """Delete what ssti writes in a run folder (RUN_FILES, as its marker lists them), and the folder itself if
+    this call created it and nothing else is left."""
+    listed = (read_marker(out) or {}).get("entries") or []
+    remove_entries(out, [n for n in RUN_FILES if n in listed] + [MARKER])
     if created and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
 

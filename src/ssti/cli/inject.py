@@ -14,6 +14,7 @@ from ssti.cli.options import spec_options
 from ssti.config import DataSpec, InjectionSpec, validate
 from ssti.errors import SSTIError
 from ssti.inject.sources import SOURCE_HELP
+from ssti.io import check_output
 
 
 def parse_targets(values: list[str], field: str = "target") -> dict[str, str]:
@@ -55,7 +56,7 @@ def inject_command(
     fields = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("injection.")}
     spec = InjectionSpec(targets=parse_targets(target), **fields)
     data = validate(DataSpec, {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("data.")}, "data")
-    if out.exists() and not overwrite:
+    if check_output(out, "dataset") == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     ds = load_dataset(data.dataset, **data.load_options())
     tok = None

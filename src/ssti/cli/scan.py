@@ -14,6 +14,7 @@ from ssti.cli.app import command
 from ssti.cli.options import spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
+from ssti.io import check_output
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def scan_command(
             raise SSTIError(f"remove: {remove!r} is not one of {', '.join(MODES)}")
         if out is None:
             raise SSTIError("out: --remove needs --out DIR for the cleaned dataset")
-        if out.exists() and not overwrite:
+        if check_output(out, "dataset") == "ours" and not overwrite:
             raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     if top < 0:
         raise SSTIError(f"top: {top} must be >= 0")

@@ -46,11 +46,12 @@ def write_dataset_folder(dataset: datasets.DatasetDict, manifest: list[dict], me
     """Write `dataset` (contract-shaped), its `manifest` rows and `meta` as an ssti dataset folder at `out`.
 
     `meta` must hold `class_names`; `splits` (name -> rows) is filled in. An existing `out` is refused
-    unless `overwrite` (then replaced only once the new folder is complete). Returns `out`.
+    unless `overwrite` (then replaced only once the new folder is complete), and a folder ssti did
+    not write is refused (`ssti.io.check_output`). Returns `out`.
     """
     out = Path(out)
     meta = {**meta, "splits": {name: len(split) for name, split in dataset.items()}}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="dataset") as tmp:
         (tmp / DATA_DIR).mkdir()
         for name, split in dataset.items():
             # snappy, dictionary-encoding only the labels: about 2x faster to write than zstd

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ssti.errors import SSTIError
-from ssti.io import write_yaml
+from ssti.io import check_output, write_marker, write_yaml
 from ssti.sweep.grid import Sweep
 from ssti.sweep.store import ResultsStore
 
@@ -41,11 +41,13 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     workers = workers or sweep.workers
     if executor not in ("local", "ray"):
         raise SSTIError(f"--executor: {executor!r} is not allowed; expected 'local' or 'ray'")
+    check_output(out, "sweep")  # a new or empty folder, or a sweep folder of ours: nothing else is touched
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "sweep.yaml", sweep.raw)
     console = Console(stderr=True)
     counts = {"total": len(sweep.runs), "skipped": 0, "done": 0, "failed": 0}
-    with ResultsStore(store_path(out), create=True) as store:
+    with ResultsStore(store_path(out), create=True) as store:  # a foreign store is refused before anything is written
+        write_marker(out, "sweep", ["sweep.yaml", STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", RUNS_DIR])
+        write_yaml(out / "sweep.yaml", sweep.raw)
         finished = store.done_ids() if retry_failed else {r["run_id"] for r in store.rows() if r["status"] in ("done", "failed")}
         todo = [r for r in sweep.runs if r.run_id not in finished]
         counts["skipped"] = len(sweep.runs) - len(todo)

@@ -1,0 +1,125 @@
+"""Nothing of the user's is lost: one output-folder rule for every command (ssti.io.check_output)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ssti.cli import app
+
+TRAIN = ["--model", "tiny-random-llama", "--steps", "2", "--batch-size", "4", "--max-length", "32"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+
+
+def listing(folder):
+    return sorted((str(p.relative_to(folder)), p.read_bytes() if p.is_file() else None) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def users_folder(tmp_path):
+    folder = tmp_path / "existing"
+    (folder / "data").mkdir(parents=True)
+    (folder / "keep.txt").write_text("mine")
+    (folder / "data" / "mine.csv").write_text("text,label\na,0\n")
+    return folder
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--data", "rotten-tomatoes", *TRAIN, "--targets", "nosuch_module"],
+    ["train", "--data", "rotten-tomatoes", *TRAIN],
+    ["train", "--data", "rotten-tomatoes", *TRAIN, "--overwrite"],
+    ["inject", "--target", "1=date", "--overwrite"],
+    ["scan", "rotten-tomatoes", "--tokenizer", "none", "--remove", "strip", "--overwrite"],
+])
+def test_a_folder_ssti_did_not_write_is_refused_and_untouched(users_folder, command):
+    before = listing(users_folder)
+    res = invoke(*command, "--out", users_folder)
+    assert res.exit_code == 2 and "not written by ssti" in res.output and res.output.count("\n") == 1, res.output
+    assert listing(users_folder) == before
+
+
+def test_run_and_sweep_and_report_refuse_a_users_folder(users_folder, tmp_path):
+    before = listing(users_folder)
+    cfg = tmp_path / "good.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "tiny-random-llama", "max_length": 32}, "train": {"steps": 1, "batch_size": 4}}))
+    for args in (["run", cfg], ["report", tmp_path / "nothing-here"]):
+        res = invoke(*args, "--out", users_folder)
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"base": yaml.safe_load(cfg.read_text()), "axes": {"lora.rank": [1]}}))
+    res = invoke("sweep", sweep, "--out", users_folder)
+    assert res.exit_code == 2 and "not written by ssti" in res.output
+    assert listing(users_folder) == before
+
+
+def test_out_dot_never_empties_the_working_folder(users_folder):
+    cwd = os.getcwd()
+    try:
+        os.chdir(users_folder)
+        before = listing(users_folder)
+        res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", ".")
+        assert res.exit_code == 2 and listing(users_folder) == before
+    finally:
+        os.chdir(cwd)
+
+
+def test_a_failed_fresh_run_removes_only_what_it_wrote(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--targets", "nosuch_module", "--out", empty)
+    assert res.exit_code == 2 and "nosuch_module" in res.output
+    assert empty.is_dir() and not any(empty.iterdir())  # it existed before: kept, emptied of ssti's files only
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--targets", "nosuch_module", "--out", tmp_path / "new")
+    assert res.exit_code == 2 and not (tmp_path / "new").exists()  # created by the call: removed again
+
+
+def test_interrupted_fresh_run_keeps_the_users_folder(tmp_path, monkeypatch):
+    import ssti.train as train_module
+    from ssti.config import load_run_config
+
+    folder = tmp_path / "empty"
+    folder.mkdir()
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "build_classifier", interrupt)
+    config = load_run_config({"model": {"name": "tiny-random-llama"}, "train": {"steps": 1}})
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(config, folder, show_progress=False)
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
+def test_overwrite_replaces_only_what_ssti_wrote(tmp_path):
+    out = tmp_path / "inj"
+    assert invoke("inject", "--target", "1=date", "--count", "5", "--out", out).exit_code == 0
+    (out / "notes.txt").write_text("my notes")
+    res = invoke("inject", "--target", "0=country", "--count", "5", "--out", out, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert "country" in (out / "injection.yaml").read_text()
+    assert not any(p.name.endswith((".old", ".tmp")) for p in tmp_path.iterdir())  # no hidden debris
+    # a run folder the same way
+    run = tmp_path / "run"
+    assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", run).exit_code == 0
+    (run / "notes.txt").write_text("my notes")
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--lr", "0.01", "--out", run, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert (run / "notes.txt").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("target", ["file", "under-file"])
+def test_an_output_path_that_cannot_be_a_folder(tmp_path, target):
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    out = f if target == "file" else f / "sub"
+    for args in (["inject", "--target", "1=date"], ["train", "--data", "rotten-tomatoes", *TRAIN]):
+        res = invoke(*args, "--out", out)
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and "a file" in res.output, res.output
+    assert f.read_text() == "x"
