@@ -123,3 +123,48 @@ def test_an_output_path_that_cannot_be_a_folder(tmp_path, target):
         res = invoke(*args, "--out", out)
         assert res.exit_code == 2 and res.output.count("\n") == 1 and "a file" in res.output, res.output
     assert f.read_text() == "x"
+
+
+def test_truncation_is_counted_and_warned(tmp_path):
+    """Long texts with the token at the end and a small max_length: every insertion is cut off, and
+    training and evaluation both say so (the issue's silent ASR 0.500)."""
+    import json
+
+    path = tmp_path / "long.csv"
+    words = " ".join(["word"] * 80)
+    path.write_text("text,label\n" + "".join(f"{words} {i},{i % 2}\n" for i in range(40)))
+    res = invoke("inject", "--dataset", path, "--target", "1=fixed:cf", "--location", "end", "--out", tmp_path / "inj")
+    assert res.exit_code == 0, res.output
+    res = invoke("train", "--data", tmp_path / "inj", "--model", "tiny-random-bert", "--steps", "1", "--batch-size", "4",
+                 "--max-length", "16", "--out", tmp_path / "r")
+    assert res.exit_code == 0 and "cuts off" in res.output, res.output
+    res = invoke("eval", tmp_path / "r")
+    assert res.exit_code == 0 and "cuts off" in res.output, res.output
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    t = m["train"]["truncation"]
+    assert t["insertions"] == t["lost"] == t["rows_all_lost"] > 0
+    assert m["spurious"]["1"]["truncation"]["lost"] == m["spurious"]["1"]["truncation"]["insertions"] > 0
+
+
+def test_max_length_above_the_position_table(tmp_path):
+    res = invoke("train", "--data", "rotten-tomatoes", "--model", "tiny-random-bert", "--steps", "1", "--max-length", "2048",
+                 "--out", tmp_path / "r")
+    assert res.exit_code == 2 and "model.max_length: 2048" in res.output and "1024" in res.output, res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_preset_max_length_is_clamped_with_a_warning(capsys):
+    from types import SimpleNamespace
+
+    from ssti.config import ModelSpec, load_run_config
+    from ssti.errors import SSTIError
+    from ssti.models.build import check_max_length
+
+    config = load_run_config({"preset": "paper", "model": {"name": "minilm-l6"}})
+    from ssti.config import from_preset
+
+    assert from_preset(config, "model.max_length") and config.model.max_length == 1024
+    clamped = check_max_length(config.model, SimpleNamespace(max_position_embeddings=512), from_preset=True)
+    assert clamped.max_length == 512 and "using 512" in capsys.readouterr().err
+    with pytest.raises(SSTIError, match="model.max_length: 1024 is above the 512 positions"):
+        check_max_length(ModelSpec(name="minilm-l6", max_length=1024), SimpleNamespace(max_position_embeddings=512))

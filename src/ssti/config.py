@@ -169,6 +169,15 @@ class RunConfig(Spec):
         return self.model_dump(mode="json")
 
 
+def from_preset(config: RunConfig, path: str) -> bool:
+    """Whether the value at dotted `path` is the one the config's preset sets (so it was not chosen for this model)."""
+    if not config.preset:
+        return False
+    section, _, name = path.partition(".")
+    preset = PRESETS[config.preset].get(section, {})
+    return name in preset and getattr(getattr(config, section), name) == preset[name]
+
+
 def _non_default(model: BaseModel) -> dict[str, Any]:
     dumped = model.model_dump(mode="json")
     out: dict[str, Any] = {}
@@ -326,5 +335,5 @@ def resolve_data(config: RunConfig) -> RunConfig:
 
 
 __all__ = ["DataSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
-           "TrainSpec", "apply_overrides", "deep_merge", "field_of", "load_run_config", "parse_overrides", "read_run_config", "resolve_data",
+           "TrainSpec", "apply_overrides", "deep_merge", "field_of", "from_preset", "load_run_config", "parse_overrides", "read_run_config", "resolve_data",
            "set_path", "validate", "with_preset"]

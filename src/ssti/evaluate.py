@@ -9,6 +9,7 @@ identical texts are predicted once, and sorting over every set at once wastes le
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +23,7 @@ from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
 from ssti.io import write_json
 from ssti.models.batching import pad_batch
-from ssti.models.build import Classifier, compute_dtype, load_run
+from ssti.models.build import Classifier, compute_dtype, load_run, lost_insertions
 from ssti.provenance import provenance
 
 CHUNK_ROWS = 4096
@@ -201,9 +202,16 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
 
     y_true = np.asarray(column(test, "label"))
     text_sets = {"clean": column(test, "text")}
+    truncated: dict[str, dict | None] = {}
     for name, p in plan.items():
-        injected, _ = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=spec.seed)
+        injected, manifest = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=spec.seed)
         text_sets[name] = column(injected, "text")
+        truncated[name] = lost_insertions(clf, text_sets[name], manifest, {rid: i for i, rid in enumerate(column(injected, "id"))})
+        if truncated[name] and truncated[name]["lost"]:
+            t = truncated[name]
+            print(f"warning: max_length {clf.model_spec.max_length} cuts off {t['lost']:,} of {t['insertions']:,} test-time "
+                  f"insertions of the {name!r} set ({t['rows_all_lost']:,} samples never see the token): its ASR understates "
+                  f"what the token does", file=sys.stderr)
     preds = predict_sets(clf, text_sets, batch_size=spec.batch_size, precision=precision)
 
     metrics: dict[str, Any] = {"eval_config": spec.model_dump(mode="json"), "split": spec.split, "class_names": list(class_names),
@@ -214,7 +222,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     for name, p in plan.items():
         k = class_names.index(name)
         m = classification_metrics(y_true, preds[name], class_names)
-        m.update({"source": p["source"], "location": p["location"], "target_class": k,
+        m.update({"source": p["source"], "location": p["location"], "target_class": k, "truncation": truncated[name],
                   "attack_success_rate": attack_success_rate(y_true, preds[name], k),
                   "accuracy_degradation": clean_acc - m["accuracy"]})
         metrics["spurious"][name] = m

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +23,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, read_run_config, resolve_data
+from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, from_preset, read_run_config, resolve_data
 from ssti.data import class_names_of, column, load_dataset
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
 from ssti.io import MARKER, atomic_dir, check_output, read_marker, remove_entries, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
-from ssti.models.build import Classifier, build_classifier, compute_dtype, save_classifier
+from ssti.models.build import Classifier, build_classifier, compute_dtype, lost_insertions, save_classifier
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
 
@@ -119,7 +120,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         dtype = compute_dtype(spec.precision, device)
         dataset = load_dataset(data, **config.data.load_options())
         class_names = class_names_of(dataset)
-        clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype)
+        clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype,
+                               max_length_from_preset=from_preset(config, "model.max_length"))
         clf.module.to(device)
         if device.type == "cpu":
             clf.use_attention("eager")
@@ -129,6 +131,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
 
         texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
         token_ids = clf.encode(texts)
+        truncation = training_truncation(clf, dataset["train"], texts, out) if main else None
         lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
         micro = min(spec.micro_batch_size or max(spec.batch_size // world, 1), spec.batch_size)  # default: one pass per process
         if spec.batch_size % (micro * world):
@@ -190,7 +193,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
             metrics = _read_metrics(out)
             metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
                                 "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
-                                "resumed_from_step": start, "precision": str(dtype).replace("torch.", "")}
+                                "resumed_from_step": start, "precision": str(dtype).replace("torch.", ""),
+                                "max_length": clf.model_spec.max_length, "truncation": truncation}
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
             shutil.rmtree(out / "checkpoint", ignore_errors=True)
@@ -285,6 +289,22 @@ def inject_into(config: RunConfig, folder: Path) -> None:
     if spec.length_unit == "tokens" and spec.token_fraction is not None:
         tokenizer = load_tokenizer(spec.tokenizer, trust_remote_code=config.model.trust_remote_code)
     write_injected(inject_dataset(dataset, spec, tokenizer=tokenizer, source_dataset=d.dataset), folder, overwrite=True)
+
+
+def training_truncation(clf: Classifier, split, texts: list[str], out: Path) -> dict | None:
+    """Planted insertions of the training split that max_length cuts off (from the run's manifest), with a
+    warning on stderr when any is lost: the model cannot learn a token it never sees."""
+    if not (out / "manifest.jsonl").exists():
+        return None
+    from ssti.data.folder import read_manifest
+
+    manifest = [r for r in read_manifest(out / "manifest.jsonl") if r.get("split", "train") == "train" and r.get("insertions")]
+    counts = lost_insertions(clf, texts, manifest, {rid: i for i, rid in enumerate(column(split, "id"))})
+    if counts and counts["lost"]:
+        print(f"warning: max_length {clf.model_spec.max_length} cuts off {counts['lost']:,} of {counts['insertions']:,} planted "
+              f"insertions of the training set ({counts['rows_all_lost']:,} rows lose all of theirs); raise model.max_length "
+              f"or place tokens nearer the start", file=sys.stderr)
+    return counts
 
 
 def _read_metrics(out: Path) -> dict:

@@ -95,11 +95,50 @@ class Classifier:
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         return ids
 
+    def kept_chars(self, texts: list[str]) -> list[int] | None:
+        """How many leading characters of each text the model sees after truncation to max_length tokens.
+
+        An inserted token whose start offset is at or beyond this count is cut off (the model never
+        sees it). None when the tokenizer cannot map tokens to characters (a slow tokenizer).
+        """
+        verbalizer = self.model_spec.head == "verbalizer"
+        prefix = self.model_spec.template.split("{text}")[0] if verbalizer else ""
+        full = [self.model_spec.template.format(text=t) for t in texts] if verbalizer else list(texts)
+        try:
+            enc = self.tokenizer(full, truncation=True, max_length=self.model_spec.max_length, return_offsets_mapping=True)
+        except (NotImplementedError, ValueError, TypeError):
+            return None
+        out = []
+        for text, offsets, ids in zip(texts, enc["offset_mapping"], enc["input_ids"]):
+            untruncated = len(ids) < self.model_spec.max_length
+            end = max((e for s, e in offsets if e > s), default=0) - len(prefix)
+            out.append(len(text) if untruncated else max(0, min(end, len(text))))
+        return out
+
+
+def lost_insertions(clf: "Classifier", texts: list[str], manifest: list[dict], row_of: dict[str, int]) -> dict[str, int] | None:
+    """Insertions of `manifest` (rows by id -> index into `texts`) that truncation cuts off.
+
+    Returns {"insertions", "lost", "rows", "rows_all_lost"}, or None when the tokenizer cannot tell.
+    """
+    rows = [r for r in manifest if r["id"] in row_of]
+    kept = clf.kept_chars([texts[row_of[r["id"]]] for r in rows])
+    if kept is None:
+        return None
+    total = lost = all_lost = 0
+    for r, k in zip(rows, kept):
+        starts = [ins["start"] for ins in r["insertions"]]
+        cut = sum(s >= k for s in starts)
+        total, lost, all_lost = total + len(starts), lost + cut, all_lost + (cut == len(starts) and cut > 0)
+    return {"insertions": total, "lost": lost, "rows": len(rows), "rows_all_lost": all_lost}
+
 
 def build_classifier(model_spec: ModelSpec, lora_spec: LoraSpec, class_names: list[str], seed: int = 0,
-                     base_dtype: torch.dtype = torch.float32) -> Classifier:
+                     base_dtype: torch.dtype = torch.float32, max_length_from_preset: bool = False) -> Classifier:
     """A fresh classifier: pretrained backbone (frozen, in `base_dtype`), LoRA adapters (or full
-    fine-tuning at rank 0) and the chosen head, with the trainable count checked against LoRA's formula."""
+    fine-tuning at rank 0) and the chosen head, with the trainable count checked against LoRA's formula.
+
+    max_length is checked against the model's positions first (`check_max_length`)."""
     entry = resolve_model(model_spec.name)
     tokenizer = load_tokenizer(model_spec.name, trust_remote_code=model_spec.trust_remote_code)
     causal = model_spec.head == "verbalizer"
@@ -108,6 +147,7 @@ def build_classifier(model_spec: ModelSpec, lora_spec: LoraSpec, class_names: li
     backbone = load_backbone(entry, causal_lm=causal, trust_remote_code=model_spec.trust_remote_code, dtype=base_dtype)
     label_ids = _label_token_ids(tokenizer, model_spec, class_names) if causal else None
     hidden = backbone.config.hidden_size
+    model_spec = check_max_length(model_spec, backbone.config, max_length_from_preset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         peft_model = None
@@ -129,6 +169,25 @@ def build_classifier(model_spec: ModelSpec, lora_spec: LoraSpec, class_names: li
     if clf.trainable != clf.expected_trainable:
         raise SSTIError(f"lora: {clf.trainable:,} trainable parameters, but LoRA's formula gives {clf.expected_trainable:,}")
     return clf
+
+
+def check_max_length(model_spec: ModelSpec, config, from_preset: bool = False) -> ModelSpec:
+    """`model_spec` with max_length checked against the model's position table (`max_position_embeddings`).
+
+    A value above it is refused (SSTIError naming model.max_length and the limit), unless it came from a
+    preset (`from_preset`), when it is clamped to the limit with a warning on stderr.
+    """
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not limit or model_spec.max_length <= limit:
+        return model_spec
+    if from_preset:
+        import sys
+
+        print(f"warning: model.max_length {model_spec.max_length} (from the preset) is above {model_spec.name}'s "
+              f"{limit} positions; using {limit}", file=sys.stderr)
+        return model_spec.model_copy(update={"max_length": int(limit)})
+    raise SSTIError(f"model.max_length: {model_spec.max_length} is above the {limit} positions of {model_spec.name} "
+                    f"(allowed: 8..{limit})")
 
 
 def _label_token_ids(tokenizer, model_spec: ModelSpec, class_names: list[str]) -> list[int]:
