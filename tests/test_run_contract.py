@@ -165,6 +165,9 @@ def test_fingerprints_are_cached_by_size_mtime_and_inode(tmp_path, monkeypatch):
     ({"injection": {"targets": {"1": "date"}, "colour": "red"}}, ["injection.colour"]),
     ({"injection": {"targets": {"1": "emoji"}}}, ["injection.targets", "emoji"]),
     ({"train": {"optimizer": "sgd"}}, ["train.optimizer", "adamw"]),
+    ({"eval": {"sources": {"nope": "date"}}}, ["eval.sources", "nope", "0=rotten"]),
+    ({"injection": {"targets": {"neutral": "date"}}}, ["injection.targets", "neutral"]),
+    ({"injection": {"targets": {"1": "date"}, "split": "validation"}}, ["injection.split", "validation"]),
     ({"data": "rotten-tomatoes", "ssti_version": "0.1.0"}, ["older ssti", "re-create"]),
     ([1, 2], ["expected a mapping"]),
 ])

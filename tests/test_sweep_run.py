@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -151,3 +152,30 @@ def test_ray_dead_address_via_run_sweep(tmp_path):
     with pytest.raises(SSTIError, match="no Ray cluster answers"):
         run_sweep(expand(tiny_sweep(tmp_path)), tmp_path / "sw", executor="ray", address=f"127.0.0.1:{port}", timeout=2,
                   show_progress=False)
+
+
+def test_killing_the_driver_of_a_multi_worker_sweep_leaves_no_orphans(tmp_path):
+    """kill -9 of the driver only (not its process group): the spawned workers die with it."""
+    import psutil
+
+    raw = tiny_sweep(tmp_path, ranks=(1, 2, 4, 8))
+    raw["base"]["train"]["steps"] = 200
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "ssti", "sweep", str(path), "--out", str(tmp_path / "sw"), "--workers", "2", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.time() + 120, []
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            workers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) >= 2, "the workers did not start"
+        time.sleep(2)
+        proc.kill()  # SIGKILL to the driver alone
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=20)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        for p in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                p.kill()

@@ -31,6 +31,27 @@ def run_state(out: Path, config: RunConfig) -> str:
     return "trained"
 
 
+def check_classes(configs: list[RunConfig]) -> None:
+    """Refuse, before any work, injection targets and eval sources that name no class of the data, and an
+    injection into a split the data does not have (each distinct dataset is loaded once)."""
+    from ssti.data import class_names_of, load_dataset
+    from ssti.inject import resolve_targets
+
+    seen: dict[str, tuple[list[str], list[str]]] = {}
+    for config in configs:
+        key = config.data.model_dump_json()
+        if key not in seen:
+            ds = load_dataset(config.data.dataset, **config.data.load_options())
+            seen[key] = (class_names_of(ds), list(ds))
+        names, splits = seen[key]
+        if config.injection is not None:
+            resolve_targets(config.injection.targets, names, "injection.targets")
+            if config.injection.split not in splits:
+                raise SSTIError(f"injection.split: {config.injection.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+        if config.eval.sources:
+            resolve_targets(config.eval.sources, names, "eval.sources")
+
+
 def run_pipeline(config: RunConfig, out: str | Path, overwrite: bool = False, show_progress: bool = True) -> dict[str, Any]:
     """Run `config` into folder `out` and return its metrics (train, clean, spurious, provenance)."""
     from ssti.evaluate import evaluate_run
@@ -87,6 +108,7 @@ def run_config_file(path: str | Path | dict, out: str | Path, overwrite: bool = 
     Every run is validated (and its data resolved) before any is started.
     """
     runs = {name: resolve_data(c) for name, c in expand_runs(read_config_file(path), overrides).items()}
+    check_classes(list(runs.values()))
     results = {}
     for name, config in runs.items():
         if name and show_progress:

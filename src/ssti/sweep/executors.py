@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable, Iterable
@@ -33,10 +34,26 @@ def run_local(tasks: Iterable[Task], done: Done, scan: bool, workers: int = 1, t
             done(rid, execute(config, run_dir, scan, threads))
         return
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=die_with_parent) as pool:
         futures = {pool.submit(execute, config, run_dir, scan, threads): rid for rid, config, run_dir in tasks}
         for future in as_completed(futures):
             done(futures[future], future.result())
+
+
+def die_with_parent() -> None:
+    """In a worker process: be killed when the sweep driver dies, even by kill -9 (Linux PR_SET_PDEATHSIG),
+    so no orphaned worker goes on training (and holding memory) after its driver is gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the driver died before the call above
+        os._exit(1)
 
 
 def check_address(address: str, timeout: float = 10.0) -> None:

@@ -42,6 +42,9 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     if executor not in ("local", "ray"):
         raise SSTIError(f"--executor: {executor!r} is not allowed; expected 'local' or 'ray'")
     check_output(out, "sweep")  # a new or empty folder, or a sweep folder of ours: nothing else is touched
+    from ssti.pipeline import check_classes
+
+    check_classes([r.config for r in sweep.runs])  # every run's classes, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     counts = {"total": len(sweep.runs), "skipped": 0, "done": 0, "failed": 0}

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -51,22 +53,47 @@ class ResultsStore:
             raise SSTIError(f"store: {self.path} is a folder, not an ssti results store")
         fresh = create and (not self.path.exists() or self.path.stat().st_size == 0)
         if fresh:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create()
         elif not _is_sqlite(self.path):
             raise SSTIError(f"store: {self.path} is not an ssti results store (not an SQLite file)")
         self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            if fresh:
-                self.conn.execute("PRAGMA journal_mode=WAL")
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if create and not tables:  # an SQLite file with nothing in it: initialised, not refused
                 with self._tx():
-                    for stmt in filter(str.strip, SCHEMA.split(";")):
-                        self.conn.execute(stmt)
-                    self.conn.execute("INSERT OR REPLACE INTO ssti_meta VALUES ('format', ?), ('version', ?)", (FORMAT, str(VERSION)))
+                    self._schema(self.conn)
+            self.conn.execute("PRAGMA journal_mode=WAL")
             self._check()
             self.conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise SSTIError(f"store: {self.path} is not an ssti results store ({e})") from None
+
+    @staticmethod
+    def _schema(conn: sqlite3.Connection) -> None:
+        for stmt in filter(str.strip, SCHEMA.split(";")):
+            conn.execute(stmt)
+        conn.execute("INSERT OR REPLACE INTO ssti_meta VALUES ('format', ?), ('version', ?)", (FORMAT, str(VERSION)))
+
+    def _create(self) -> None:
+        """Create the store atomically: the schema is written into a temporary file that is renamed into
+        place, so a process killed at any moment leaves either no store or a complete one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("BEGIN")
+                self._schema(conn)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def _check(self) -> None:
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
