@@ -69,6 +69,10 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SSTIError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise SSTIError(f"{path}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise SSTIError(f"{path}: not UTF-8 text (is it a YAML file?)") from None
     except yaml.YAMLError as e:
         raise SSTIError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
 

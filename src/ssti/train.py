@@ -232,8 +232,14 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
     elif resume:
         raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", config.dump())
-    write_marker(out, "run", list(RUN_FILES))
+    try:
+        write_yaml(out / "config.yaml", config.dump())
+        write_marker(out, "run", list(RUN_FILES))
+    except BaseException:
+        remove_entries(out, ["config.yaml", MARKER])
+        if not existed:
+            out.rmdir()
+        raise
     return not existed
 
 

@@ -21,16 +21,46 @@ def _root() -> None:
     """Stress-test and audit LoRA fine-tuning against spurious-token shortcuts (SSTI)."""
 
 
+def one_line(e: BaseException) -> str | None:
+    """The one-line message of an error users cause (bad input, unusable paths, damaged files), else None.
+
+    SSTIError carries its own message; an OSError (missing, unreadable or unwritable path, full disk,
+    permission) names the path and the reason; parse errors of YAML, JSON and safetensors files name
+    the kind of file. Anything else is a bug and keeps its traceback.
+    """
+    if isinstance(e, SSTIError):
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, OSError):
+        where = e.filename if e.filename is not None else "path"
+        extra = f" -> {e.filename2}" if getattr(e, "filename2", None) else ""
+        return f"{where}{extra}: {e.strerror or type(e).__name__} (a path that cannot be read or written)"
+    kind = type(e).__module__.split(".")[0]
+    if type(e).__name__ == "SafetensorError" or kind == "safetensors":
+        return f"a safetensors file is damaged ({str(e).splitlines()[0][:160]}); re-create the run"
+    if kind == "yaml":
+        return f"a YAML file is damaged ({str(e).splitlines()[0][:160]})"
+    if type(e).__name__ == "JSONDecodeError":
+        return f"a JSON file is damaged ({str(e).splitlines()[0][:160]})"
+    return None
+
+
 def command(name: str, **kwargs):
-    """Register `fn` as `ssti NAME`, turning SSTIError into a one-line error and exit code 2."""
+    """Register `fn` as `ssti NAME`: errors users cause become one line on stderr and exit code 2 (see
+    `one_line`); Ctrl-C is one line and exit code 130."""
 
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kw):
             try:
                 return fn(*args, **kw)
-            except SSTIError as e:
-                typer.secho(f"error: {e}", err=True, fg="red")
+            except KeyboardInterrupt:
+                typer.secho("interrupted (finished work is kept; rerun the command to resume)", err=True, fg="yellow")
+                raise typer.Exit(130) from None
+            except Exception as e:  # noqa: BLE001  (only the kinds `one_line` knows; the rest re-raised)
+                message = one_line(e)
+                if message is None:
+                    raise
+                typer.secho(f"error: {message}", err=True, fg="red")
                 raise typer.Exit(2) from None
 
         app.command(name, **kwargs)(run)

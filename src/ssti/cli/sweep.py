@@ -70,6 +70,9 @@ def results_command(
 
     if status not in (None, "done", "running", "failed"):
         raise SSTIError(f"--status: {status!r} is not allowed; expected done, running or failed")
+    for out, suffix in ((csv, ".csv"), (parquet, ".parquet")):  # both checked before either is written
+        if out is not None and (out.suffix != suffix or out.is_dir()):
+            raise SSTIError(f"--{suffix[1:]}: {out} is not a file name ending in {suffix}")
     path = store / STORE_NAME if store.is_dir() else store
     recs = records(path, status)
     for out in (csv, parquet):

@@ -14,12 +14,13 @@ from ssti.errors import SSTIError
 from ssti.inject.sources import TokenSource, get_source, is_recorded_object, recorded_name
 
 ALL_CLASSES = "*"
+MAX_TOKENS = 1000  # insertions per row: far above aggressive SSTI (10% of a 1,000-word text), far below what exhausts memory
 
 
 ALLOWED = {
     "rate": "a proportion in [0, 1]",
     "count": "a whole number of rows >= 0",
-    "tokens": "a whole number >= 1",
+    "tokens": f"a whole number from 1 to {MAX_TOKENS:,} (for more, use token_fraction)",
     "token_fraction": "a fraction in [0, 1]",
     "seed": "a whole number",
 }
@@ -67,7 +68,8 @@ class InjectionSpec(BaseModel):
     rate: float | None = Field(default=None, ge=0.0, le=1.0, description="proportion of each target class's rows to inject: exactly "
                                "round(n_class * rate), drawn with the seed (default 1.0 when count is not given either)")
     count: int | None = Field(default=None, ge=0, description="number of rows of each target class to inject, instead of rate")
-    tokens: int = Field(default=1, ge=1, description="insertions per injected row (light SSTI: 1; an HTML pair counts as one)")
+    tokens: int = Field(default=1, ge=1, le=MAX_TOKENS, description=f"insertions per injected row (light SSTI: 1; an HTML pair "
+                        f"counts as one; at most {MAX_TOKENS:,})")
     token_fraction: float | None = Field(default=None, ge=0.0, le=1.0, description="insertions per row as a fraction of its length, "
                                          "at least one (aggressive SSTI: about 0.1), instead of tokens")
     length_unit: Literal["words", "tokens"] = Field("words", description="unit of a row's length for token_fraction: whitespace words, "

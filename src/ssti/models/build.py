@@ -251,6 +251,9 @@ def load_classifier(folder: str | Path, base_dtype: torch.dtype = torch.float32)
         base_dtype = torch.float32
     backbone = load_backbone(entry, causal_lm=causal, trust_remote_code=model_spec.trust_remote_code, dtype=base_dtype)
     peft_model = None
+    if lora_spec.rank > 0 and not (folder / "adapter_model.safetensors").is_file():
+        raise SSTIError(f"run: {folder} has no adapter_model.safetensors (ssti loads safetensors only, never pickled weights "
+                        f"such as adapter_model.bin: they can run arbitrary code)")
     try:
         if lora_spec.rank > 0:
             from peft import PeftModel

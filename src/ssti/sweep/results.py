@@ -98,6 +98,8 @@ def records(store_path: str | Path, status: str | None = None) -> list[dict[str,
 def export(recs: list[dict[str, Any]], out: str | Path) -> None:
     """Write records as CSV or parquet (by the file's suffix), atomically."""
     out = Path(out)
+    if out.is_dir():
+        raise SSTIError(f"out: {out} is a folder; give a file name ending in .csv or .parquet")
     if out.suffix == ".csv":
         buf = io.StringIO()
         cols = list(recs[0]) if recs else []

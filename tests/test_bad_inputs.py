@@ -1,0 +1,202 @@
+"""Every command, walked with a table of bad inputs: each gets one line on stderr naming the field or
+path, exit code 2, and the folder it ran in is left exactly as it was (nothing half-written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ssti.cli import app
+
+TINY_TRAIN = ["--model", "tiny-random-llama", "--steps", "1", "--batch-size", "4", "--max-length", "32"]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Things the bad inputs need: a finished tiny run, an injected folder, a sweep folder, odd files."""
+    root = tmp_path_factory.mktemp("made")
+    r = CliRunner()
+    assert r.invoke(app, ["inject", "--target", "1=date", "--count", "20", "--out", str(root / "inj")]).exit_code == 0
+    res = r.invoke(app, ["train", "--data", str(root / "inj"), *TINY_TRAIN, "--out", str(root / "run")])
+    assert res.exit_code == 0, res.output
+    sweep = {"base": {"model": {"name": "tiny-random-llama", "max_length": 32}, "train": {"steps": 1, "batch_size": 4},
+                      "eval": {"max_samples": 20}}, "axes": {"lora.rank": [1]}}
+    (root / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    assert r.invoke(app, ["sweep", str(root / "sweep.yaml"), "--out", str(root / "sw")]).exit_code == 0
+    (root / "empty.yaml").write_text("")
+    (root / "list.yaml").write_text("- a\n- b\n")
+    (root / "binary.yaml").write_bytes(bytes(range(256)))
+    (root / "broken.yaml").write_text("a: [1, 2\n")
+    (root / "empty.csv").write_text("")
+    (root / "nolabel.csv").write_text("text\nhello\nworld\n")
+    (root / "other.csv").write_text("text,label\n" + "".join(f"t{i},{'x' if i % 2 else 'y'}\n" for i in range(10)))
+    (root / "notes.txt").write_text("not data")
+    (root / "multi.jsonl").write_text("".join(json.dumps({"text": f"t{i}", "label": [0, 1]}) + "\n" for i in range(6)))
+    (root / "a-file").write_text("x")
+    # damaged copies of the run
+    for name, damage in (("run-badyaml", lambda d: (d / "config.yaml").write_text("- a list\n")),
+                         ("run-badweights", lambda d: (d / "adapter" / "adapter_model.safetensors").write_bytes(b"\0garbage")),
+                         ("run-pickle", lambda d: ((d / "adapter" / "adapter_model.safetensors").unlink(),
+                                                    (d / "adapter" / "adapter_model.bin").write_bytes(b"\x80\x04pickle"))),
+                         ("run-unfinished", lambda d: shutil.rmtree(d / "adapter")),
+                         ("inj-badmanifest", None)):
+        src = root / ("inj" if name.startswith("inj") else "run")
+        shutil.copytree(src, root / name)
+        if damage:
+            damage(root / name)
+    (root / "inj-badmanifest" / "manifest.jsonl").write_text("{not json\n")
+    (root / "sw-foreign").mkdir()
+    (root / "sw-foreign" / "results.sqlite").write_text("a text file, not a store")
+    return root
+
+
+R = "{run}"
+CASES = [
+    # inject
+    (["inject", "--out", "o"], "target"),
+    (["inject", "--target", "1", "--out", "o"], "target"),
+    (["inject", "--target", "1=emoji", "--out", "o"], "targets"),
+    (["inject", "--target", "9=date", "--out", "o"], "targets"),
+    (["inject", "--target", "1=date", "--rate", "2", "--out", "o"], "rate"),
+    (["inject", "--target", "1=date", "--rate", "-0.1", "--out", "o"], "rate"),
+    (["inject", "--target", "1=date", "--count", "-1", "--out", "o"], "count"),
+    (["inject", "--target", "1=date", "--count", "99999999", "--out", "o"], "count"),
+    (["inject", "--target", "1=date", "--tokens", "0", "--out", "o"], "tokens"),
+    (["inject", "--target", "1=date", "--tokens", "1000000000", "--out", "o"], "tokens"),
+    (["inject", "--target", "1=date", "--token-fraction", "2", "--out", "o"], "token_fraction"),
+    (["inject", "--target", "1=date", "--rate", "0.5", "--count", "3", "--out", "o"], "rate/count"),
+    (["inject", "--target", "1=date", "--location", "middle", "--out", "o"], "location"),
+    (["inject", "--target", "1=date", "--length-unit", "chars", "--out", "o"], "length_unit"),
+    (["inject", "--target", "1=date", "--length-unit", "tokens", "--token-fraction", "0.1", "--out", "o"], "tokenizer"),
+    (["inject", "--target", "1=date", "--dataset", "nosuch", "--out", "o"], "dataset"),
+    (["inject", "--target", "1=date", "--dataset", "missing.csv", "--out", "o"], "dataset"),
+    (["inject", "--target", "1=date", "--dataset", "{made}/notes.txt", "--out", "o"], "dataset"),
+    (["inject", "--target", "1=date", "--dataset", "{made}/empty.csv", "--out", "o"], "empty"),
+    (["inject", "--target", "1=date", "--dataset", "{made}/nolabel.csv", "--out", "o"], "label_column"),
+    (["inject", "--target", "1=date", "--split", "nosuch", "--out", "o"], "split"),
+    (["inject", "--target", "1=date", "--out", "{made}/a-file/sub"], "a file"),
+    (["inject", "--target", "1=date", "--delimiter", "::", "--dataset", "{made}/other.csv", "--out", "o"], "delimiter"),
+    (["inject", "--target", "1=file:missing.txt", "--out", "o"], "file:missing.txt"),
+    (["inject", "--target", "1=list:", "--out", "o"], "list"),
+    (["inject", "--target", "1=date", "--dataset", "{made}/multi.jsonl", "--out", "o"], "label"),
+    # show
+    (["show", "nosuch"], "nosuch"),
+    (["show", "{made}/inj-badmanifest"], "manifest"),
+    (["show", "{made}/inj", "--split", "nosuch"], "split"),
+    # scan
+    (["scan", "nosuch"], "dataset"),
+    (["scan", "rotten-tomatoes", "--levels", "nope"], "levels"),
+    (["scan", "rotten-tomatoes", "--remove", "nope", "--out", "o"], "remove"),
+    (["scan", "rotten-tomatoes", "--remove", "strip"], "out"),
+    (["scan", "rotten-tomatoes", "--top", "-1"], "top"),
+    (["scan", "{made}/multi.jsonl"], "label"),
+    (["scan", "rotten-tomatoes", "--remove", "strip", "--out", "{made}/a-file"], "a file"),
+    # train
+    (["train", "--data", "rotten-tomatoes", "--model", "nope", "--out", "o"], "model"),
+    (["train", "--data", "rotten-tomatoes", "--rank", "-1", "--out", "o"], "lora.rank"),
+    (["train", "--data", "rotten-tomatoes", "--optimizer", "sgd", "--out", "o"], "train.optimizer"),
+    (["train", "--data", "rotten-tomatoes", "--lr", "0", "--out", "o"], "train.lr"),
+    (["train", "--data", "rotten-tomatoes", "--batch-size", "0", "--out", "o"], "train.batch_size"),
+    (["train", "--data", "rotten-tomatoes", "--steps", "0", "--out", "o"], "train.steps"),
+    (["train", "--data", "rotten-tomatoes", "--head", "nope", "--out", "o"], "model.head"),
+    (["train", "--data", "rotten-tomatoes", "--max-length", "4", "--out", "o"], "model.max_length"),
+    (["train", "--data", "rotten-tomatoes", "--precision", "fp16", "--out", "o"], "train.precision"),
+    (["train", "--data", "rotten-tomatoes", "--warmup-ratio", "2", "--out", "o"], "train.warmup_ratio"),
+    (["train", "--data", "rotten-tomatoes", "--preset", "nope", "--out", "o"], "preset"),
+    (["train", "--data", "rotten-tomatoes", "--set", "lora.rnak=1", "--out", "o"], "lora.rnak"),
+    (["train", "--data", "rotten-tomatoes", "--set", "rank", "--out", "o"], "KEY=VALUE"),
+    (["train", "--data", "nosuch", *TINY_TRAIN, "--out", "o"], "dataset"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--resume", "--out", "o"], "resume"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--max-length", "4096", "--out", "o"], "model.max_length"),
+    # eval
+    (["eval", "nosuch"], "not an ssti run folder"),
+    (["eval", "{made}/run-badyaml"], "expected a mapping"),
+    (["eval", "{made}/run-unfinished"], "not finished training"),
+    (["eval", "{made}/run-badweights"], "run"),
+    (["eval", "{made}/run-pickle"], "run"),
+    (["eval", "{made}/run", "--batch-size", "0"], "batch_size"),
+    (["eval", "{made}/run", "--max-samples", "-5"], "max_samples"),
+    (["eval", "{made}/run", "--max-samples", "0"], "max_samples"),
+    (["eval", "{made}/run", "--source", "7=date"], "eval.sources"),
+    (["eval", "{made}/run", "--source", "1=emoji"], "source"),
+    (["eval", "{made}/run", "--split", "nope"], "eval.split"),
+    (["eval", "{made}/run", "--location", "middle"], "location"),
+    (["eval", "{made}/run", "--data", "{made}/other.csv"], "classes"),
+    # run
+    (["run", "{made}/empty.yaml", "--out", "o"], "empty"),
+    (["run", "{made}/list.yaml", "--out", "o"], "mapping"),
+    (["run", "{made}/binary.yaml", "--out", "o"], "binary.yaml"),
+    (["run", "{made}/broken.yaml", "--out", "o"], "YAML"),
+    (["run", "{made}", "--out", "o"], "folder"),
+    (["run", "missing.yaml", "--out", "o"], "not found"),
+    (["run", "{made}/run/config.yaml", "lora.rnak=1", "--out", "o"], "lora.rnak"),
+    (["run", "{made}/run/config.yaml", "--out", "{made}/a-file"], "a file"),
+    (["run", "{made}/run/config.yaml"], "out"),
+    # sweep and results
+    (["sweep", "missing.yaml"], "not found"),
+    (["sweep", "{made}/list.yaml"], "sweep"),
+    (["sweep", "{made}/sweep.yaml", "--workers", "0"], "workers"),
+    (["sweep", "{made}/sweep.yaml", "--threads", "0"], "threads"),
+    (["sweep", "{made}/sweep.yaml", "--executor", "slurm"], "executor"),
+    (["sweep", "{made}/sweep.yaml", "lora.rnak=2", "--dry-run"], "lora.rnak"),
+    (["sweep", "{made}/sweep.yaml", "--out", "{made}/sw-foreign"], "not written by ssti"),
+    (["results", "nosuch"], "store"),
+    (["results", "{made}/sw", "--status", "nope"], "status"),
+    (["results", "{made}/sw", "--csv", "{made}"], "--csv"),
+    (["results", "{made}/sw", "--csv", "runs.txt"], "--csv"),
+    (["results", "{made}/sw-foreign"], "store"),
+    # report
+    (["report", "nosuch", "-o", "o"], "nosuch"),
+    (["report", "{made}/sw", "-o", "{made}/a-file"], "a file"),
+]
+
+
+def listing(folder: Path) -> list:
+    return sorted((str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("args, word", CASES, ids=[" ".join(a[:3]) + f" [{i}]" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(made, tmp_path, args, word):
+    args = [a.replace("{made}", str(made)) for a in args]
+    cwd = os.getcwd()
+    before, made_before = listing(tmp_path), listing(made)
+    try:
+        os.chdir(tmp_path)
+        res = CliRunner().invoke(app, args, terminal_width=400)
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 2, f"exit {res.exit_code}: {res.output[-2000:]}\n{res.exception!r}"
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+    assert word in res.output, res.output
+    assert listing(tmp_path) == before and listing(made) == made_before
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 60 and len({a[0] for a, _ in CASES}) >= 9
+
+
+@pytest.mark.parametrize("errno_, reason", [(28, "No space left on device"), (13, "Permission denied"), (30, "Read-only file system")])
+def test_disk_full_read_only_and_permission_failures_are_one_line(tmp_path, monkeypatch, errno_, reason):
+    """Sessions run as root, so these are staged by raising the OSError at the write itself."""
+    import ssti.io
+
+    def fail(*a, **k):
+        raise OSError(errno_, reason, str(a[-1]) if a else "?")
+
+    monkeypatch.setattr(ssti.io.os, "replace", fail)
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        for args in (["inject", "--target", "1=date", "--count", "5", "--out", "o"],
+                     ["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--out", "r"]):
+            res = CliRunner().invoke(app, args, terminal_width=400)
+            assert res.exit_code == 2 and res.output.count("\n") == 1 and reason in res.output, res.output
+    finally:
+        os.chdir(cwd)
+    assert listing(tmp_path) == []  # no debris: temp files and the half-made folders are gone
