@@ -297,7 +297,7 @@ def test_spec_allowed_values_are_named():
         InjectionSpec(targets={"1": "date"}, location="middle")
     with pytest.raises(SSTIError, match=r"rate: 2 is not allowed .*; allowed: a proportion in \[0, 1\]"):
         InjectionSpec(targets={"1": "date"}, rate=2)
-    with pytest.raises(SSTIError, match=r"tokens: 0 is not allowed .*; allowed: a whole number >= 1"):
+    with pytest.raises(SSTIError, match=r"tokens: 0 is not allowed .*; allowed: a whole number from 1 to 1,000"):
         InjectionSpec(targets={"1": "date"}, tokens=0)
 
 
