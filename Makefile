@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/scan_speed.py
 	$(PY) benchmarks/scan_quality.py
+	$(PY) benchmarks/cost_scaling.py
 
 clean:
 	rm -rf $(VENV) runs
