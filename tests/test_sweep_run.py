@@ -152,6 +152,7 @@ def test_ray_dead_address_via_run_sweep(tmp_path):
     with pytest.raises(SSTIError, match="no Ray cluster answers"):
         run_sweep(expand(tiny_sweep(tmp_path)), tmp_path / "sw", executor="ray", address=f"127.0.0.1:{port}", timeout=2,
                   show_progress=False)
+    assert not (tmp_path / "sw").exists()  # refused before anything was written: no run left marked running
 
 
 def test_killing_the_driver_of_a_multi_worker_sweep_leaves_no_orphans(tmp_path):

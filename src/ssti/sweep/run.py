@@ -45,6 +45,10 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     from ssti.pipeline import check_classes
 
     check_classes([r.config for r in sweep.runs])  # every run's classes, before anything is written
+    if executor == "ray" and address and address != "auto":
+        from ssti.sweep.executors import check_address
+
+        check_address(address, timeout)  # a dead cluster is refused before any run is marked as running
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     counts = {"total": len(sweep.runs), "skipped": 0, "done": 0, "failed": 0}
@@ -81,13 +85,20 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
                 else:
                     progress.console.print(f"[red]failed[/] {rid} {escape(f'[{label}]')}: {escape(result['error'].splitlines()[0])}")
 
-            if executor == "ray":
-                from ssti.sweep.executors import run_ray
+            try:
+                if executor == "ray":
+                    from ssti.sweep.executors import run_ray
 
-                run_ray(tasks, done, sweep.scan, address=address, cpus=sweep.resources.get("cpus", 1),
-                        gpus=sweep.resources.get("gpus", 0), timeout=timeout, local_cpus=workers if workers > 1 else None)
-            else:
-                from ssti.sweep.executors import run_local
+                    run_ray(tasks, done, sweep.scan, address=address, cpus=sweep.resources.get("cpus", 1),
+                            gpus=sweep.resources.get("gpus", 0), timeout=timeout, local_cpus=workers if workers > 1 else None)
+                else:
+                    from ssti.sweep.executors import run_local
 
-                run_local(tasks, done, sweep.scan, workers=workers, threads=threads or sweep.threads)
+                    run_local(tasks, done, sweep.scan, workers=workers, threads=threads or sweep.threads)
+            except SSTIError as e:  # the executor itself failed (no cluster, ...): no run is left marked running
+                statuses = {r["run_id"]: r["status"] for r in store.rows()}
+                for rid in by_id:
+                    if statuses.get(rid) == "running":
+                        store.finish(rid, None, None, f"not run: {e}")
+                raise
     return counts
