@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -168,3 +169,31 @@ def test_a_preset_max_length_is_clamped_with_a_warning(capsys):
     assert clamped.max_length == 512 and "using 512" in capsys.readouterr().err
     with pytest.raises(SSTIError, match="model.max_length: 1024 is above the 512 positions"):
         check_max_length(ModelSpec(name="minilm-l6", max_length=1024), SimpleNamespace(max_position_embeddings=512))
+
+
+def test_overwrite_keeps_user_files_inside_sstis_own_sub_folders(tmp_path):
+    ds = tmp_path / "ds"
+    assert invoke("inject", "--target", "1=date", "--count", "5", "--out", ds).exit_code == 0
+    (ds / "data" / "my.txt").write_text("mine")
+    assert invoke("inject", "--target", "1=country", "--count", "5", "--out", ds, "--overwrite").exit_code == 0
+    assert (ds / "data" / "my.txt").read_text() == "mine"
+    run = tmp_path / "r1"
+    assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", run).exit_code == 0
+    marker = json.loads((run / ".ssti.json").read_text())
+    assert "checkpoint/" not in marker["entries"] and "data/" not in marker["entries"]  # only what was written
+    for sub in ("data", "checkpoint", "adapter"):
+        (run / sub).mkdir(exist_ok=True)
+        (run / sub / "m.txt").write_text("mine")
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--lr", "0.01", "--out", run, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert all((run / sub / "m.txt").read_text() == "mine" for sub in ("data", "checkpoint", "adapter"))
+    assert (run / "adapter" / "model.json").exists()
+
+
+def test_demo_and_named_runs_refuse_a_users_folder(tmp_path):
+    folder = tmp_path / "my"
+    folder.mkdir()
+    (folder / "table1.md").write_text("MY OWN TABLE")
+    res = invoke("demo", "--out", folder, "model.name=tiny-random-llama", "train.steps=1", "eval.max_samples=20")
+    assert res.exit_code == 2 and "not written by ssti" in res.output
+    assert (folder / "table1.md").read_text() == "MY OWN TABLE" and sorted(p.name for p in folder.iterdir()) == ["table1.md"]

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ssti.config import RunConfig
-from ssti.io import write_text
+from ssti.io import write_marker, write_text
 from ssti.pipeline import expand_runs, run_config_file
 
 
@@ -31,6 +31,7 @@ def run_demo(out: str | Path = "runs/demo", overwrite: bool = False, overrides: 
     configs = expand_runs(config, overrides)
     run_config_file(config, out, overwrite=overwrite, overrides=overrides)
     text = table1_markdown(out, next(iter(configs.values())), time.perf_counter() - t0)
+    write_marker(out, "runs", ["table1.md"])
     write_text(Path(out) / "table1.md", text)
     return text
 

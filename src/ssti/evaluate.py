@@ -8,7 +8,6 @@ identical texts are predicted once, and sorting over every set at once wastes le
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,12 +20,13 @@ from ssti.config import INJECTED_DATA, EvalSpec, RunConfig, read_run_config, res
 from ssti.data import class_names_of, column, load_dataset
 from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
-from ssti.io import write_json
+from ssti.io import read_json, write_json
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, compute_dtype, load_run, lost_insertions
 from ssti.provenance import provenance
 
 CHUNK_ROWS = 4096
+TRAINING_KEYS = ("train", "provenance")  # what training writes into metrics.json; evaluation owns the rest
 
 
 # ---------------------------------------------------------------- metrics (pure numpy, hand-checkable)
@@ -184,6 +184,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         raise SSTIError(f"run: {run_dir} has not finished training (no adapter/model.json); "
                         f"finish it with `ssti run {run_dir / 'config.yaml'} --out {run_dir}` or `ssti train ... --resume`")
     spec = spec or config.eval
+    previous = read_json(run_dir / "metrics.json", {})  # a damaged file is refused before any work
     dataset = evaluation_data(run_dir, config, data)
     if spec.split not in dataset:
         raise SSTIError(f"eval.split: {spec.split!r} is not in the dataset (splits: {', '.join(dataset)})")
@@ -230,11 +231,10 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
     device = next(clf.module.parameters()).device
     if write:
-        path = run_dir / "metrics.json"
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(metrics)
+        # this evaluation replaces the last one whole (no key of an earlier evaluation survives); training's stay
+        merged = {k: v for k, v in previous.items() if k in TRAINING_KEYS} | metrics
         merged["eval_provenance"] = provenance(str(device), started)
-        write_json(path, merged)
+        write_json(run_dir / "metrics.json", merged)
         return merged
     metrics["eval_provenance"] = provenance(str(device), started)
     return metrics

@@ -62,6 +62,19 @@ def write_yaml(path: str | Path, obj: Any) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
 
 
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """Read a JSON file (`default` when it does not exist), turning a damaged file into a one-line SSTIError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if default is not None:
+            return default
+        raise SSTIError(f"{path}: file not found") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SSTIError(f"{path}: damaged, not valid JSON ({str(e).splitlines()[0][:120]}); delete it or re-create the run") from None
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning a missing or unparsable file into a one-line SSTIError."""
     path = Path(path)
@@ -79,12 +92,15 @@ def read_yaml(path: str | Path) -> Any:
 
 # ---------------------------------------------------------------- output folders: one rule for every command
 
-MARKER = ".ssti.json"  # written into every folder ssti creates: its kind and the entries ssti wrote there
-KINDS = ("run", "dataset", "sweep", "report")
+MARKER = ".ssti.json"  # in every folder ssti writes: its kind and exactly what ssti wrote there
 
 
 def read_marker(folder: str | Path) -> dict | None:
-    """The marker of a folder ssti wrote ({"format": "ssti-<kind>/1", "kind", "entries"}), or None."""
+    """The marker of a folder ssti wrote ({"format": "ssti-<kind>/1", "kind", "entries"}), or None.
+
+    `entries` are paths relative to the folder: files ssti wrote, and "name/" for a sub-folder ssti
+    wrote that carries a marker of its own.
+    """
     try:
         data = json.loads((Path(folder) / MARKER).read_text())
     except (OSError, ValueError):
@@ -93,10 +109,37 @@ def read_marker(folder: str | Path) -> dict | None:
 
 
 def write_marker(folder: str | Path, kind: str, entries: list[str]) -> None:
-    """Record that ssti wrote `entries` (names directly inside `folder`) as a folder of `kind`."""
+    """Record that ssti wrote `entries` in `folder` (added to what it recorded before) as a folder of `kind`."""
     old = read_marker(folder) or {}
     names = sorted(set(old.get("entries") or []) | set(entries))
     write_json(Path(folder) / MARKER, {"format": f"ssti-{kind}/1", "kind": kind, "entries": names})
+
+
+def written_files(folder: Path) -> list[str]:
+    """Every file below `folder` as a relative posix path (what a freshly built folder records)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
+
+
+def remove_written(folder: str | Path) -> None:
+    """Delete what ssti recorded writing in `folder` (recursing into sub-folders with their own marker),
+    then the marker and the folders left empty; every other file stays where it is."""
+    folder = Path(folder)
+    marker = read_marker(folder)
+    if marker is None:
+        return
+    parents = set()
+    for entry in marker.get("entries") or []:
+        path = folder / entry.rstrip("/")
+        if entry.endswith("/"):
+            remove_written(path)
+            parents.add(path)
+        elif path.is_file() or path.is_symlink():
+            path.unlink()
+        parents.update(q for q in path.parents if folder in q.parents)
+    (folder / MARKER).unlink(missing_ok=True)
+    for d in sorted(parents, key=lambda q: len(q.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only when empty
 
 
 def check_output(out: str | Path, kind: str) -> str:
@@ -123,55 +166,53 @@ def check_output(out: str | Path, kind: str) -> str:
     return "ours"
 
 
-def remove_entries(folder: Path, names: list[str] | tuple[str, ...]) -> None:
-    """Delete the entries `names` directly inside `folder` (only names ssti wrote are ever passed)."""
-    for name in names:
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-
-
 @contextlib.contextmanager
-def atomic_dir(out: str | Path, overwrite: bool = False, kind: str | None = None) -> Iterator[Path]:
+def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", replace_unmarked: bool = False) -> Iterator[Path]:
     """Build a folder in a temp sibling and move it into place only when the block succeeds.
 
-    With `kind` (a user-facing output folder), `check_output`'s rule applies: a missing or empty
-    `out` is used; an ssti folder of that kind is replaced only with `overwrite`, entry by entry, and
-    only the entries its marker lists (other files in it stay); anything else is refused. Without
-    `kind` (a sub-folder ssti owns, e.g. a run's adapter/), an existing `out` is replaced whole when
-    `overwrite`. A failure at any point leaves the old folder (or nothing) behind.
+    `check_output`'s rule applies: a missing or empty `out` is used; a folder ssti wrote of this
+    `kind` ("part": a sub-folder ssti owns, such as a run's adapter/) is replaced only with
+    `overwrite`, and then only the files its marker lists (other files in it stay); a "part" holding
+    only files the user left there gets ssti's files beside them; anything else is refused, except
+    with `replace_unmarked` (caches ssti keeps in its own cache folder). The new
+    folder carries a marker listing its files. A failure at any point leaves the old folder (or
+    nothing) behind and no temp debris.
     """
     out = Path(out)
-    state = check_output(out, kind) if kind else ("ours" if out.exists() else "new")
+    unmarked = out.is_dir() and any(out.iterdir()) and read_marker(out) is None
+    if unmarked and replace_unmarked:
+        state = "unmarked"
+    elif unmarked and kind == "part":
+        state = "merge"  # a sub-folder of ours where the user left files: ours go in beside them, theirs stay
+    else:
+        state = check_output(out, kind)
     if state == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         yield tmp
-        if kind:
-            write_marker(tmp, kind, [p.name for p in tmp.iterdir() if p.name != MARKER])
+        write_marker(tmp, kind, written_files(tmp))
         public_modes(tmp)
-        if state == "new" or not kind:
-            if out.exists() and not kind:
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-                os.replace(out, old / "x")
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                if out.exists():
-                    out.rmdir()  # empty (check_output said so)
-                os.replace(tmp, out)
+        if state == "new":
+            if out.exists():
+                out.rmdir()  # empty (check_output said so)
+            os.replace(tmp, out)
+        elif state == "unmarked":
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
         else:
-            previous = (read_marker(out) or {}).get("entries") or []
-            new = [p.name for p in tmp.iterdir()]
-            remove_entries(out, [n for n in previous if n not in new and n != MARKER])
-            for name in new:
-                remove_entries(out, [name])
-                os.replace(tmp / name, out / name)
-            tmp.rmdir()
+            if state == "merge":
+                clash = [rel for rel in written_files(tmp) if (out / rel).exists()]
+                if clash:
+                    raise SSTIError(f"out: {out / clash[0]} is a file ssti did not write; move it away first")
+            remove_written(out)
+            for rel in written_files(tmp) + [MARKER]:
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / rel, out / rel)
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

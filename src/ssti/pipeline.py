@@ -7,13 +7,12 @@ overwritten, and then only the files ssti wrote there are replaced.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ssti.config import RunConfig, deep_merge, load_run_config, read_run_config, resolve_data
 from ssti.errors import SSTIError
-from ssti.io import read_marker, read_yaml
+from ssti.io import check_output, read_json, read_marker, read_yaml, write_marker
 from ssti.train import describe_difference, train
 
 
@@ -26,7 +25,7 @@ def run_state(out: Path, config: RunConfig) -> str:
     if not (out / "adapter" / "model.json").exists() or (out / "checkpoint").exists():
         return "training"
     metrics = out / "metrics.json"
-    if metrics.exists() and json.loads(metrics.read_text()).get("eval_config") == config.eval.model_dump(mode="json"):
+    if metrics.exists() and read_json(metrics).get("eval_config") == config.eval.model_dump(mode="json"):
         return "evaluated"
     return "trained"
 
@@ -63,7 +62,7 @@ def run_pipeline(config: RunConfig, out: str | Path, overwrite: bool = False, sh
         raise SSTIError(f"out: {out} holds another run ({describe_difference(read_run_config(out), config)}); "
                         f"pass --overwrite to replace it, or use a new --out")
     if state == "evaluated":
-        return json.loads((out / "metrics.json").read_text())
+        return read_json(out / "metrics.json")
     if state in ("new", "other", "training"):
         train(config, out, resume=state == "training", overwrite=state == "other", show_progress=show_progress)
     return evaluate_run(out, config.eval)
@@ -109,8 +108,14 @@ def run_config_file(path: str | Path | dict, out: str | Path, overwrite: bool = 
     """
     runs = {name: resolve_data(c) for name, c in expand_runs(read_config_file(path), overrides).items()}
     check_classes(list(runs.values()))
+    named = any(runs)
+    if named:  # a folder of named runs: the same output rule, one level up
+        check_output(out, "runs")
+        Path(out).mkdir(parents=True, exist_ok=True)
     results = {}
     for name, config in runs.items():
+        if named:
+            write_marker(out, "runs", [f"{name}/"])
         if name and show_progress:
             from rich.console import Console
 

@@ -27,7 +27,7 @@ from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, from_preset, read_r
 from ssti.data import class_names_of, column, load_dataset
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
-from ssti.io import MARKER, atomic_dir, check_output, read_marker, remove_entries, write_json, write_marker, write_yaml
+from ssti.io import MARKER, atomic_dir, check_output, read_json, remove_written, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, compute_dtype, lost_insertions, save_classifier
@@ -152,6 +152,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
             _truncate_log(log_path, start)
         real_tokens, seconds, loss_value = 0, 0.0, float("nan")
         module.train()
+        if main:
+            write_marker(out, "run", [log_path.name])
         with _progress(show_progress and main, total, start) as (bar, task), log_path.open("a") as log:
             for step in range(start, total):
                 t0 = time.perf_counter()
@@ -188,16 +190,17 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
         if main:
             module.eval()
+            write_marker(out, "run", ["adapter/", "metrics.json"])
             with atomic_dir(out / "adapter", overwrite=True) as tmp:
                 save_classifier(clf, tmp)
-            metrics = _read_metrics(out)
+            metrics = read_json(out / "metrics.json", {})
             metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
                                 "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
                                 "resumed_from_step": start, "precision": str(dtype).replace("torch.", ""),
                                 "max_length": clf.model_spec.max_length, "truncation": truncation}
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
-            shutil.rmtree(out / "checkpoint", ignore_errors=True)
+            remove_written(out / "checkpoint")
         accelerator.wait_for_everyone()
         return result
     except BaseException:
@@ -206,8 +209,6 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         raise
 
 
-# What ssti writes into a run folder; nothing else in it is ever deleted, moved or overwritten.
-RUN_FILES = ("config.yaml", "adapter", "checkpoint", "train_log.jsonl", "metrics.json", "injection.yaml", "manifest.jsonl", INJECTED_DATA)
 
 
 def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> bool:
@@ -234,9 +235,10 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
     out.mkdir(parents=True, exist_ok=True)
     try:
         write_yaml(out / "config.yaml", config.dump())
-        write_marker(out, "run", list(RUN_FILES))
+        write_marker(out, "run", ["config.yaml"])  # each later write adds what it wrote
     except BaseException:
-        remove_entries(out, ["config.yaml", MARKER])
+        (out / "config.yaml").unlink(missing_ok=True)
+        (out / MARKER).unlink(missing_ok=True)
         if not existed:
             out.rmdir()
         raise
@@ -244,10 +246,9 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
 
 
 def remove_run_files(out: Path, created: bool) -> None:
-    """Delete what ssti writes in a run folder (RUN_FILES, as its marker lists them), and the folder itself if
-    this call created it and nothing else is left."""
-    listed = (read_marker(out) or {}).get("entries") or []
-    remove_entries(out, [n for n in RUN_FILES if n in listed] + [MARKER])
+    """Delete what ssti wrote in a run folder (what its marker lists), and the folder itself if this call
+    created it and nothing else is left: no other file in it is ever deleted, moved or overwritten."""
+    remove_written(out)
     if created and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
 
@@ -275,11 +276,13 @@ def training_data(config: RunConfig, out: Path, write: bool = True) -> str:
     if config.injection is not None:
         folder = out / INJECTED_DATA
         if write and not is_dataset_folder(folder):
+            write_marker(out, "run", [f"{INJECTED_DATA}/"])
             inject_into(config, folder)
         source = str(folder)
     if write and Path(source).is_dir():
         for name in ("manifest.jsonl", "injection.yaml"):
             if (Path(source) / name).exists() and not (out / name).exists():
+                write_marker(out, "run", [name])
                 shutil.copyfile(Path(source) / name, out / name)
     return source
 
@@ -313,11 +316,6 @@ def training_truncation(clf: Classifier, split, texts: list[str], out: Path) -> 
     return counts
 
 
-def _read_metrics(out: Path) -> dict:
-    path = out / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines past `step` (written after the checkpoint we resume from)."""
     if not path.exists():
@@ -338,6 +336,7 @@ def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
                 tensors[f"{idx}.{key}"] = value.detach().contiguous()
             else:
                 scalars[f"{idx}.{key}"] = value
+    write_marker(out, "run", ["checkpoint/"])
     with atomic_dir(out / "checkpoint", overwrite=True) as tmp:
         save_file(weights, tmp / "weights.safetensors")
         if tensors:

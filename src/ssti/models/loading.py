@@ -125,7 +125,7 @@ def _converted(name: str, locate_gguf) -> Path:
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
     model.config.quantization_config = None
     model.hf_quantizer = None
-    with atomic_dir(target, overwrite=True) as tmp:
+    with atomic_dir(target, overwrite=True, kind="cache", replace_unmarked=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return target

@@ -6,7 +6,6 @@ aggressive, or the variant name) and the config that produced the runs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ssti.errors import SSTIError
-from ssti.io import read_yaml
+from ssti.io import read_json, read_yaml
 from ssti.sweep.results import flatten
 
 
@@ -68,7 +67,7 @@ def _from_run_folders(path: Path) -> ReportData:
                         f"(config.yaml + metrics.json)")
     recs, configs, names = [], {}, []
     for folder in folders:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = read_json(folder / "metrics.json")
         if "clean" not in metrics:
             continue
         cfg = read_yaml(folder / "config.yaml")

@@ -6,7 +6,6 @@ raises for a failed run, the failure comes back as `error` and the sweep goes on
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from pathlib import Path
@@ -28,6 +27,7 @@ def execute(config: dict[str, Any], run_dir: str, scan: bool = False, threads: i
 
             torch.set_num_threads(threads)
         from ssti.config import INJECTED_DATA, load_run_config
+        from ssti.io import read_json
         from ssti.errors import SSTIError
         from ssti.pipeline import run_pipeline
 
@@ -35,7 +35,7 @@ def execute(config: dict[str, Any], run_dir: str, scan: bool = False, threads: i
         try:
             metrics = run_pipeline(run_config, run_dir, overwrite=True, show_progress=show_progress)
             path = Path(run_dir) / "metrics.json"  # the whole file: evaluation plus the training summary
-            result["metrics"] = json.loads(path.read_text()) if path.exists() else metrics
+            result["metrics"] = read_json(path, metrics)
             if scan and run_config.injection:
                 result["scan"] = scan_training_set(Path(run_dir) / INJECTED_DATA, run_config.model.name)
         except SSTIError as e:
