@@ -39,6 +39,10 @@ def made(tmp_path_factory):
     (root / "notes.txt").write_text("not data")
     (root / "multi.jsonl").write_text("".join(json.dumps({"text": f"t{i}", "label": [0, 1]}) + "\n" for i in range(6)))
     (root / "a-file").write_text("x")
+    (root / "dupcol.csv").write_text("text,label,label\n" + "".join(f"t{i},a,b\n" for i in range(6)))
+    (root / "typo.yaml").write_text("lora: {rnak: 8}\n")
+    (root / "variant.yaml").write_text(yaml.safe_dump({**sweep, "variants": {"a": {"lora.rnk": 3}}}))
+    (root / "run-badmetrics").mkdir()
     # damaged copies of the run
     for name, damage in (("run-badyaml", lambda d: (d / "config.yaml").write_text("- a list\n")),
                          ("run-badweights", lambda d: (d / "adapter" / "adapter_model.safetensors").write_bytes(b"\0garbage")),
@@ -51,6 +55,11 @@ def made(tmp_path_factory):
         if damage:
             damage(root / name)
     (root / "inj-badmanifest" / "manifest.jsonl").write_text("{not json\n")
+    shutil.rmtree(root / "run-badmetrics")
+    shutil.copytree(root / "run", root / "run-badmetrics")
+    (root / "run-badmetrics" / "metrics.json").write_text("{broken")
+    (root / "config-only").mkdir()
+    shutil.copy(root / "run" / "config.yaml", root / "config-only" / "config.yaml")
     (root / "sw-foreign").mkdir()
     (root / "sw-foreign" / "results.sqlite").write_text("a text file, not a store")
     return root
@@ -85,6 +94,7 @@ CASES = [
     (["inject", "--target", "1=file:missing.txt", "--out", "o"], "file:missing.txt"),
     (["inject", "--target", "1=list:", "--out", "o"], "list"),
     (["inject", "--target", "1=date", "--dataset", "{made}/multi.jsonl", "--out", "o"], "label"),
+    (["inject", "--target", "1=date", "--dataset", "{made}/dupcol.csv", "--out", "o"], "more than once"),
     # show
     (["show", "nosuch"], "nosuch"),
     (["show", "{made}/inj-badmanifest"], "manifest"),
@@ -114,6 +124,10 @@ CASES = [
     (["train", "--data", "nosuch", *TINY_TRAIN, "--out", "o"], "dataset"),
     (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--resume", "--out", "o"], "resume"),
     (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--max-length", "4096", "--out", "o"], "model.max_length"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--micro-batch-size", "8", "--out", "o"], "train.micro_batch_size"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--micro-batch-size", "3", "--out", "o"], "train.micro_batch_size"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--head", "verbalizer", "--template", "{txt}", "--out", "o"], "model.template"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--head", "verbalizer", "--template", "none", "--out", "o"], "model.template"),
     # eval
     (["eval", "nosuch"], "not an ssti run folder"),
     (["eval", "{made}/run-badyaml"], "expected a mapping"),
@@ -128,6 +142,9 @@ CASES = [
     (["eval", "{made}/run", "--split", "nope"], "eval.split"),
     (["eval", "{made}/run", "--location", "middle"], "location"),
     (["eval", "{made}/run", "--data", "{made}/other.csv"], "classes"),
+    (["eval", "{made}/run-badmetrics"], "metrics.json"),
+    (["eval", "{made}/config-only"], "ssti run"),
+    (["eval", "{made}/run", "--text-column", "review"], "--data"),
     # run
     (["run", "{made}/empty.yaml", "--out", "o"], "empty"),
     (["run", "{made}/list.yaml", "--out", "o"], "mapping"),
@@ -138,6 +155,9 @@ CASES = [
     (["run", "{made}/run/config.yaml", "lora.rnak=1", "--out", "o"], "lora.rnak"),
     (["run", "{made}/run/config.yaml", "--out", "{made}/a-file"], "a file"),
     (["run", "{made}/run/config.yaml"], "out"),
+    (["run", "{made}/typo.yaml", "--out", "o"], "fields of lora: rank"),
+    (["run", "{made}/run/config.yaml", "eval.split=validation", "--out", "o"], "eval.split"),
+    (["run", "{made}/run/config.yaml", "eval.sources.nope=date", "--out", "o"], "eval.sources"),
     # sweep and results
     (["sweep", "missing.yaml"], "not found"),
     (["sweep", "{made}/list.yaml"], "sweep"),
@@ -146,6 +166,7 @@ CASES = [
     (["sweep", "{made}/sweep.yaml", "--executor", "slurm"], "executor"),
     (["sweep", "{made}/sweep.yaml", "lora.rnak=2", "--dry-run"], "lora.rnak"),
     (["sweep", "{made}/sweep.yaml", "--out", "{made}/sw-foreign"], "not written by ssti"),
+    (["sweep", "{made}/variant.yaml", "--dry-run"], "variants.a"),
     (["results", "nosuch"], "store"),
     (["results", "{made}/sw", "--status", "nope"], "status"),
     (["results", "{made}/sw", "--csv", "{made}"], "--csv"),

@@ -160,7 +160,7 @@ def test_fingerprints_are_cached_by_size_mtime_and_inode(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("config, words", [
-    ({"lora": {"rnak": 4}}, ["lora.rnak", "not a field"]),
+    ({"lora": {"rnak": 4}}, ["lora.rnak", "fields of lora: rank"]),
     ({"injection": {"targets": {"1": "date"}, "rate": 2.0}}, ["injection.rate", "2.0", "[0, 1]"]),
     ({"injection": {"targets": {"1": "date"}, "colour": "red"}}, ["injection.colour"]),
     ({"injection": {"targets": {"1": "emoji"}}}, ["injection.targets", "emoji"]),
@@ -191,6 +191,9 @@ def test_bad_run_inputs_are_one_line(tmp_path):
     unfinished = tmp_path / "u"
     unfinished.mkdir()
     (unfinished / "config.yaml").write_text(yaml.safe_dump(RunConfig().dump()))
+    from ssti.io import write_marker
+
+    write_marker(unfinished, "run", ["config.yaml"])  # what an interrupted run leaves
     res = invoke("eval", unfinished)
     assert res.exit_code == 2 and "has not finished training" in res.output
     with pytest.raises(SSTIError, match="not an ssti run folder"):
@@ -218,3 +221,64 @@ def test_distributed_launchers_run_ssti_cli(tmp_path, launcher):
     done = subprocess.run(base + args, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "r" / "adapter" / "model.json").exists()
+
+
+def test_demo_overrides_of_the_injection_skip_the_run_without_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside a checkout: configs/NAME.yaml is the shipped config
+    res = invoke("run", "configs/demo.yaml", "injection.rate=0.25", "--print-config")
+    assert res.exit_code == 0, res.output
+    docs = res.output.split("# ")[1:]
+    assert "injection: null" in docs[0] and all("rate: 0.25" in d for d in docs[1:])
+    assert invoke("sweep", "configs/findings-cpu.yaml", "--dry-run").exit_code == 0
+    res = invoke("run", "configs/nosuch.yaml", "--print-config")
+    assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_evaluation_replaces_the_last_one_and_reads_other_columns(small_csv, tmp_path):
+    run = tmp_path / "r"
+    assert invoke("train", "--data", small_csv, *TINY, "--out", run).exit_code == 0
+    other = tmp_path / "cols.csv"
+    other.write_text("review,sentiment\n" + "".join(f"sample {i},{'low' if i % 2 else 'high'}\n" for i in range(10)))
+    res = invoke("eval", run, "--source", "low=country", "--source", "high=html", "--data", other,
+                 "--text-column", "review", "--label-column", "sentiment")
+    assert res.exit_code == 0, res.output
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["eval_data"] == str(other) and "seamless_injection_rate" in m
+    assert invoke("eval", run).exit_code == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert "eval_data" not in m and "seamless_injection_rate" not in m and m["spurious"] == {} and "train" in m
+
+
+def test_an_edit_that_restores_size_and_mtime_is_still_seen(small_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSTI_CACHE", str(tmp_path / "cache"))
+    from ssti.data.fingerprint import fingerprint
+
+    first = fingerprint(small_csv)
+    st = small_csv.stat()
+    data = bytearray(small_csv.read_bytes())
+    data[20] = ord("X") if data[20] != ord("X") else ord("Y")
+    small_csv.write_bytes(bytes(data))
+    os.utime(small_csv, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert small_csv.stat().st_size == st.st_size and small_csv.stat().st_mtime_ns == st.st_mtime_ns
+    assert fingerprint(small_csv) != first
+
+
+def test_api_run_id_is_the_id_the_run_gets(small_csv, tmp_path):
+    from ssti.train import train
+
+    config = load_run_config({"data": {"dataset": str(small_csv)}, "model": {"name": "tiny-random-bert", "max_length": 32},
+                              "train": {"steps": 1, "batch_size": 4}})
+    train(config, tmp_path / "r", show_progress=False)
+    assert load_run_config(tmp_path / "r" / "config.yaml").run_id() == config.run_id()
+
+
+def test_injection_run_notes_a_changed_source_and_evaluates_its_own_copy(small_csv, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"dataset": str(small_csv)}, "injection": {"targets": {"high": "fixed:cf"}},
+                                   "model": {"name": "tiny-random-bert", "max_length": 32}, "train": {"steps": 1, "batch_size": 4}}))
+    assert invoke("run", cfg, "--out", tmp_path / "r").exit_code == 0
+    small_csv.write_text(small_csv.read_text().replace("slow", "slaw"))
+    res = invoke("eval", tmp_path / "r")
+    assert res.exit_code == 0 and "changed since this run was made" in res.output and "own copy" in res.output
+    res = invoke("run", tmp_path / "r" / "config.yaml", "--out", tmp_path / "r")
+    assert res.exit_code == 2 and "changed since this run was made" in res.output

@@ -45,6 +45,12 @@ def validate(cls: type[T], data: Any, where: str = "") -> T:
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         own = first.get("ctx", {}).get("error")
+        if first["type"] == "extra_forbidden" and cls is RunConfig:
+            path = ".".join(str(x) for x in first["loc"])
+            try:
+                field_of(path)
+            except SSTIError as named:
+                raise SSTIError(f"{where + '.' if where else ''}{named}") from None
         if isinstance(own, SSTIError) and isinstance(first.get("input"), dict):
             # a nested spec (the injection) refused itself: its message names its own field, e.g. "rate: ..."
             path = ".".join(str(x) for x in ((where,) if where else ()) + tuple(first["loc"]))
@@ -78,6 +84,17 @@ class ModelSpec(Spec):
     template: str = Field("{text}\nAnswer:", description="verbalizer: prompt template with {text}")
 
 
+    @model_validator(mode="after")
+    def _template_has_text(self):
+        try:
+            filled = self.template.format(text="\0")
+        except (KeyError, IndexError, ValueError) as e:
+            raise SSTIError(f"template: {self.template!r} is not a format string with only {{text}} ({type(e).__name__}: {e})") from None
+        if "\0" not in filled:
+            raise SSTIError(f"template: {self.template!r} has no {{text}}: the model would never see the text")
+        return self
+
+
 class LoraSpec(Spec):
     rank: int = Field(8, ge=0, description="LoRA rank; 0 = full fine-tuning (all weights trainable) as a comparison")
     alpha: float | None = Field(None, gt=0, description="LoRA alpha; default = rank, as in the paper")
@@ -88,7 +105,7 @@ class LoraSpec(Spec):
     @model_validator(mode="after")
     def _one_alpha(self):
         if self.alpha is not None and self.alpha_ratio is not None:
-            raise ValueError("give alpha or alpha_ratio, not both")
+            raise SSTIError("alpha/alpha_ratio: give alpha or alpha_ratio, not both")
         return self
 
     def resolved_alpha(self) -> float:
@@ -112,6 +129,13 @@ class TrainSpec(Spec):
     seed: int = Field(0, description="seeds batch order, head init and LoRA init")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 where the hardware has it (CUDA or CPU with AVX-512 BF16), else fp32")
     checkpoint_every: int = Field(50, ge=0, description="save a resumable checkpoint every N steps (0: never)")
+
+    @model_validator(mode="after")
+    def _micro_divides_batch(self):
+        m = self.micro_batch_size
+        if m is not None and (m > self.batch_size or self.batch_size % m):
+            raise SSTIError(f"micro_batch_size: {m} does not divide batch_size {self.batch_size} (allowed: a divisor of it)")
+        return self
 
     def total_steps(self, n_train: int) -> int:
         """Optimizer steps to run for a training split of n_train samples."""
@@ -160,8 +184,12 @@ class RunConfig(Spec):
         return {"schema": ID_SCHEMA, **body}
 
     def run_id(self) -> str:
-        """A short stable hash of `canonical()` (independent of key order and of fields left at their defaults)."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), default=str)
+        """A short stable hash of `canonical()` (independent of key order and of fields left at their defaults).
+
+        Local data not yet fingerprinted is resolved first (`resolve_data`), so the id is the one the run gets.
+        """
+        config = resolve_data(self) if self.data.fingerprint is None and is_local(self.data.dataset) else self
+        text = json.dumps(config.canonical(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def dump(self) -> dict[str, Any]:
@@ -292,8 +320,24 @@ def load_run_config(source: Any, where: str = "", overrides: dict[str, Any] | No
     if "ssti_version" in data or isinstance(data.get("data"), str):
         raise SSTIError(f"{label}: written by an older ssti (a run config before the run contract); "
                         f"re-create the run with `ssti run` or `ssti train` (its adapter cannot be matched to a config)")
+    if data.get("injection") is None and any(k.startswith("injection.") and not k.startswith("injection.targets")
+                                             for k in overrides or {}):
+        first = next(k for k in overrides if k.startswith("injection."))
+        raise SSTIError(f"{first}: this config has no injection; give injection.targets.CLASS=SOURCE too")
     data = with_preset(apply_overrides(data, overrides or {}))
     return validate(RunConfig, data, where)
+
+
+def shipped_config(path: str | Path) -> Path:
+    """`path`, or when it does not exist and names a config shipped with ssti (`demo.yaml`, `configs/demo.yaml`),
+    that shipped file: the README's `configs/...` paths work outside a checkout too."""
+    path = Path(path)
+    if path.exists() or path.parent not in (Path("."), Path("configs")):
+        return path
+    from importlib import resources
+
+    shipped = resources.files("ssti.configs").joinpath(path.name)
+    return Path(str(shipped)) if shipped.is_file() else path
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
@@ -324,7 +368,8 @@ def resolve_data(config: RunConfig) -> RunConfig:
     if not is_local(data.dataset):
         if data.fingerprint:
             raise SSTIError(f"data.dataset: {data.dataset} is not there any more; this run was made from a local file or folder "
-                            f"(fingerprint {data.fingerprint[:12]}): restore it or give data.dataset=PATH of the same bytes")
+                            f"(fingerprint {data.fingerprint[:12]}): restore it, or name the same bytes elsewhere "
+                            f"(`ssti eval RUN --data PATH`, `ssti run CONFIG data.dataset=PATH`)")
         return config
     path = str(Path(data.dataset).resolve())
     digest = fingerprint(path)
@@ -335,5 +380,5 @@ def resolve_data(config: RunConfig) -> RunConfig:
 
 
 __all__ = ["DataSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
-           "TrainSpec", "apply_overrides", "deep_merge", "field_of", "from_preset", "load_run_config", "parse_overrides", "read_run_config", "resolve_data",
+           "TrainSpec", "apply_overrides", "deep_merge", "field_of", "from_preset", "load_run_config", "parse_overrides", "read_run_config", "resolve_data", "shipped_config",
            "set_path", "validate", "with_preset"]

@@ -16,11 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ssti.config import INJECTED_DATA, EvalSpec, RunConfig, read_run_config, resolve_data
+from ssti.config import INJECTED_DATA, DataSpec, EvalSpec, RunConfig, read_run_config, resolve_data
 from ssti.data import class_names_of, column, load_dataset
 from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
-from ssti.io import read_json, write_json
+from ssti.io import read_json, read_marker, write_json
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, compute_dtype, load_run, lost_insertions
 from ssti.provenance import provenance
@@ -150,23 +150,37 @@ def spurious_plan(run_dir: Path, class_names: Sequence[str], spec: EvalSpec) -> 
             for k, key in resolve_targets(trained.targets, class_names)}
 
 
-def evaluation_data(run_dir: Path, config: RunConfig, data: str | None = None):
-    """The dataset a run is evaluated on: `data` when given (another dataset with the same classes), else
-    the run's own injected copy (runs with an injection), else its recorded data, checked against the
+def evaluation_data(run_dir: Path, config: RunConfig, data: str | DataSpec | None = None):
+    """The dataset a run is evaluated on: `data` when given (another dataset with the same classes; a
+    name or path is read with the run's own column options, a DataSpec with its own), else the run's
+    own injected copy (runs with an injection), else its recorded data, checked against the
     fingerprint it was trained on."""
     if data is not None:
-        d = config.data
-        return load_dataset(data, **d.load_options())
+        d = data if isinstance(data, DataSpec) else config.data.model_copy(update={"dataset": str(data), "fingerprint": None})
+        return load_dataset(d.dataset, **d.load_options())
     if config.injection is not None:
         folder = run_dir / INJECTED_DATA
         if not is_dataset_folder(folder):
             raise SSTIError(f"run: {folder} is missing (the run's injected training set); re-create the run with `ssti run`")
+        _warn_if_source_changed(config)
         return load_dataset(str(folder))
     config = resolve_data(config)
     return load_dataset(config.data.dataset, **config.data.load_options())
 
 
-def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | None = None, write: bool = True) -> dict[str, Any]:
+def _warn_if_source_changed(config: RunConfig) -> None:
+    """A run with an injection evaluates on its own copy of the data; say so when the source it was made from changed."""
+    d = config.data
+    if d.fingerprint and Path(d.dataset).exists():
+        try:
+            resolve_data(config)
+        except SSTIError:
+            print(f"note: {d.dataset} changed since this run was made; evaluating on the run's own copy of the data it "
+                  f"was trained on ({INJECTED_DATA}/ in the run folder)", file=sys.stderr)
+
+
+def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | DataSpec | None = None,
+                 write: bool = True) -> dict[str, Any]:
     """Evaluate a trained run on the clean split and one spurious set per class token type.
 
     `spec` defaults to the run's own `eval` section; its `sources` (class -> token source) override
@@ -180,9 +194,12 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     started = time.time()
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    if read_marker(run_dir) is None:
+        raise SSTIError(f"run: {run_dir} holds a config.yaml but no run made by ssti; make it with "
+                        f"`ssti run {run_dir / 'config.yaml'} --out NEW_FOLDER`")
     if not (run_dir / "adapter" / "model.json").exists() or (run_dir / "checkpoint").exists():
         raise SSTIError(f"run: {run_dir} has not finished training (no adapter/model.json); "
-                        f"finish it with `ssti run {run_dir / 'config.yaml'} --out {run_dir}` or `ssti train ... --resume`")
+                        f"finish it with `ssti run {run_dir / 'config.yaml'} --out {run_dir}`")
     spec = spec or config.eval
     previous = read_json(run_dir / "metrics.json", {})  # a damaged file is refused before any work
     dataset = evaluation_data(run_dir, config, data)
@@ -218,7 +235,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     metrics: dict[str, Any] = {"eval_config": spec.model_dump(mode="json"), "split": spec.split, "class_names": list(class_names),
                                "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
     if data is not None:
-        metrics["eval_data"] = data
+        metrics["eval_data"] = data.dataset if isinstance(data, DataSpec) else str(data)
     clean_acc = metrics["clean"]["accuracy"]
     for name, p in plan.items():
         k = class_names.index(name)

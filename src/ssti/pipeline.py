@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ssti.config import RunConfig, deep_merge, load_run_config, read_run_config, resolve_data
+from ssti.config import RunConfig, deep_merge, load_run_config, read_run_config, resolve_data, shipped_config
 from ssti.errors import SSTIError
 from ssti.io import check_output, read_json, read_marker, read_yaml, write_marker
 from ssti.train import describe_difference, train
@@ -32,7 +32,7 @@ def run_state(out: Path, config: RunConfig) -> str:
 
 def check_classes(configs: list[RunConfig]) -> None:
     """Refuse, before any work, injection targets and eval sources that name no class of the data, and an
-    injection into a split the data does not have (each distinct dataset is loaded once)."""
+    injection or evaluation split the data does not have (each distinct dataset is loaded once)."""
     from ssti.data import class_names_of, load_dataset
     from ssti.inject import resolve_targets
 
@@ -49,6 +49,8 @@ def check_classes(configs: list[RunConfig]) -> None:
                 raise SSTIError(f"injection.split: {config.injection.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
         if config.eval.sources:
             resolve_targets(config.eval.sources, names, "eval.sources")
+        if config.eval.split not in splits:
+            raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
 
 
 def run_pipeline(config: RunConfig, out: str | Path, overwrite: bool = False, show_progress: bool = True) -> dict[str, Any]:
@@ -83,15 +85,20 @@ def expand_runs(data: dict, overrides: dict[str, Any] | None = None) -> dict[str
     unknown = set(data) - {"base", "runs"}
     if unknown:
         raise SSTIError(f"config: unknown key(s) {', '.join(sorted(unknown))} beside runs; allowed: base, runs")
-    return {name: load_run_config(deep_merge(data.get("base") or {}, overrides_ or {}), f"runs.{name}", overrides=overrides)
-            for name, overrides_ in runs.items()}
+    out = {}
+    for name, own in runs.items():
+        merged = deep_merge(data.get("base") or {}, own or {})
+        # an injection.* override applies to the runs that inject; a run without an injection keeps none
+        mine = {k: v for k, v in (overrides or {}).items() if merged.get("injection") is not None or not k.startswith("injection.")}
+        out[name] = load_run_config(merged, f"runs.{name}", overrides=mine)
+    return out
 
 
 def read_config_file(path: str | Path | dict) -> dict:
     """A run config file's data (a mapping given as is passes through); one-line errors for empty or non-mapping files."""
     if isinstance(path, dict):
         return path
-    path = Path(path)
+    path = shipped_config(path)
     if path.is_dir():
         raise SSTIError(f"config: {path} is a folder; give a YAML file (a run folder's own is {path / 'config.yaml'})")
     data = read_yaml(path)

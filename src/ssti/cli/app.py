@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 
 import typer
 
@@ -13,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[mean; last]" and "[default: 8]" are shown as written
 )
 
 
@@ -53,6 +56,9 @@ def command(name: str, **kwargs):
         def run(*args, **kw):
             try:
                 return fn(*args, **kw)
+            except BrokenPipeError:  # `ssti ... | head`: the reader left; nothing to say
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(0) from None
             except KeyboardInterrupt:
                 typer.secho("interrupted (finished work is kept; rerun the command to resume)", err=True, fg="yellow")
                 raise typer.Exit(130) from None

@@ -51,3 +51,4 @@ def configs_command() -> None:
         first = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
         table.add_row(f"configs/{entry.name}", kind, escape(first))
     Console().print(table)
+    Console().print(f"ssti run / ssti sweep find these by name anywhere (configs/NAME.yaml); the files: {resources.files('ssti.configs')}")

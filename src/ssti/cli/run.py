@@ -17,7 +17,7 @@ from ssti.cli.app import command
 from ssti.cli.options import spec_options
 from ssti.config import DataSpec, EvalSpec, LoraSpec, ModelSpec, TrainSpec
 
-OVERRIDES_HELP = "dotted KEY=VALUE overrides of the run config, e.g. lora.rank=8 train.steps=60 injection.rate=0.5"
+OVERRIDES_HELP = "dotted KEY=VALUE overrides of the run config, e.g. lora.rank=8 train.steps=60"
 
 
 def _print_configs(configs: dict) -> None:
@@ -33,7 +33,8 @@ def _print_configs(configs: dict) -> None:
 def train_command(
     out: Path = typer.Option(..., "--out", help="run folder to write"),
     preset: Optional[str] = typer.Option(None, "--preset", help="'paper': the authors' hyper-parameters; options you give win over it"),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help=OVERRIDES_HELP),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="a dotted KEY=VALUE override of the run config, repeatable: "
+                                             "--set lora.rank=8 --set train.steps=60"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run in --out (only the files ssti wrote there)"),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved run config and exit"),
@@ -58,12 +59,13 @@ def train_command(
 
 
 @command("eval")
-@spec_options({"": EvalSpec}, skip={"sources"})
+@spec_options({"": EvalSpec, "data": DataSpec}, skip={"sources", "data.dataset", "data.fingerprint"})
 def eval_command(
     run_dir: Path = typer.Argument(..., help="a run folder written by `ssti train` or `ssti run`"),
     source: Optional[list[str]] = typer.Option(None, "--source", help="CLASS=SOURCE: test-time token type per target class, "
                                                "CLASS a name or index (repeatable; default: the types the run trained with)"),
-    data: Optional[str] = typer.Option(None, "--data", help="evaluate on another dataset with the same classes (name, ssti folder or file)"),
+    data: Optional[str] = typer.Option(None, "--data", help="evaluate on another dataset with the same classes (name, ssti folder "
+                                       "or file; read with the run's column options unless --text-column etc. are given)"),
     options: dict = None,
 ) -> None:
     """Evaluate a run: clean accuracy and, per token type, predicted-class counts and attack success on a
@@ -75,11 +77,18 @@ def eval_command(
     from ssti.config import read_run_config, validate
     from ssti.evaluate import evaluate_run, metrics_table
 
-    base = read_run_config(run_dir).eval.model_dump()
+    config = read_run_config(run_dir)
+    base = config.eval.model_dump()
     if source:
         base["sources"] = parse_targets(source, "source")
-    spec = validate(EvalSpec, {**base, **options}, "eval")
-    metrics = evaluate_run(run_dir, spec, data=data)
+    spec = validate(EvalSpec, {**base, **{k: v for k, v in options.items() if not k.startswith("data.")}}, "eval")
+    reading = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("data.")}
+    if reading and data is None:
+        from ssti.errors import SSTIError
+
+        raise SSTIError(f"{next(iter(reading))}: only applies with --data (how to read that dataset)")
+    other = validate(DataSpec, {**config.data.model_dump(), "fingerprint": None, **reading, "dataset": data}, "data") if data else None
+    metrics = evaluate_run(run_dir, spec, data=other)
     Console().print(metrics_table(metrics, title=str(run_dir)))
     if not metrics["spurious"]:
         Console().print("[yellow]no token types to test: the run was not trained on injected data; pass --source CLASS=SOURCE[/]")
@@ -117,7 +126,8 @@ def run_command(
 @command("demo")
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="where the four runs and table1.md go"),
-    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP + " (applied to all four runs)", show_default=False),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP + " (applied to all four runs; injection.* "
+                                                    "only to the three that inject, e.g. injection.rate=0.25)", show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="redo runs whose config changed"),
 ) -> None:
     """The main job: reproduce the paper's Table 1 on the embedded default model and dataset (about 10 minutes on 2 CPU cores).

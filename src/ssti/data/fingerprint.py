@@ -2,8 +2,8 @@
 
 A local file is hashed whole (sha256); an ssti dataset folder by the names and hashes of the files
 that make it (`injection.yaml`, `manifest.jsonl`, `data/*.parquet`). Big files are hashed once: a
-per-file cache (in the ssti cache folder) is trusted only while size, mtime_ns and inode are all
-unchanged, and otherwise the bytes are hashed again.
+per-file cache (in the ssti cache folder) is trusted only while size, mtime_ns, ctime_ns and inode
+are all unchanged, and otherwise the bytes are hashed again.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def file_digest(path: Path, cache: dict[str, dict]) -> str:
     except OSError as e:
         raise SSTIError(f"data.dataset: cannot read {path} ({e.strerror or e})") from None
     key = str(path.resolve())
-    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+    # ctime too: it cannot be set back by hand (os.utime), so an edit that restores size and mtime is still seen
+    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
     hit = cache.get(key)
     if hit and all(hit.get(k) == v for k, v in stamp.items()):
         return hit["sha256"]

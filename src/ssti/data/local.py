@@ -126,7 +126,8 @@ def load_local(
     if path.suffix.lower() not in SUFFIXES:
         raise SSTIError(f"dataset: {path} has suffix {path.suffix or '(none)'!r}; allowed: {', '.join(SUFFIXES)}")
     if not path.is_file():
-        raise SSTIError(f"dataset: file {path} does not exist")
+        where = "" if path.is_absolute() else f" (relative to the working folder {Path.cwd()})"
+        raise SSTIError(f"dataset: file {path} does not exist{where}")
     if not 0.0 < test_fraction < 1.0:
         raise SSTIError(f"test_fraction: {test_fraction} is not between 0 and 1 (exclusive)")
     if path.stat().st_size == 0:
@@ -134,6 +135,9 @@ def load_local(
     if delimiter is not None and len(delimiter) != 1:
         raise SSTIError(f"delimiter: {delimiter!r} is not one character (e.g. ';' or a tab)")
     table = _read_table(path, (text_column, label_column, "id", "split"), delimiter)
+    dupes = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
+    if dupes:
+        raise SSTIError(f"dataset: {path.name} has column(s) {', '.join(map(repr, dupes))} more than once; give every column its own name")
     for option, name in (("text_column", text_column), ("label_column", label_column)):
         if name not in table.column_names:
             raise SSTIError(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssti.config import RunConfig, apply_overrides, field_of, load_run_config, resolve_data, set_path  # noqa: F401  (set_path re-exported)
+from ssti.config import RunConfig, apply_overrides, field_of, load_run_config, resolve_data, set_path, shipped_config
 from ssti.errors import SSTIError
 from ssti.io import read_yaml
 
@@ -66,12 +66,12 @@ def run_id(config: RunConfig) -> str:
     return resolve_data(config).run_id()
 
 
-def check_path(path: str) -> None:
-    """Refuse a dotted path that names no RunConfig field (one line listing the fields there)."""
+def check_path(path: str, where: str = "axes") -> None:
+    """Refuse a dotted path that names no RunConfig field (one line naming `where` and listing the fields there)."""
     try:
         field_of(path)
     except SSTIError as e:
-        raise SSTIError(f"axes: {e}") from None
+        raise SSTIError(f"{where}: {e}") from None
 
 
 def _axis_values(name: str, values: Any, where: str) -> list[Any]:
@@ -94,7 +94,7 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
             raise SSTIError(f"zip[{i}]: expected a non-empty mapping of dotted path -> list of values")
         lists = {p: _axis_values(p, v, f"zip[{i}]") for p, v in group.items()}
         for p in lists:
-            check_path(p)
+            check_path(p, f"zip[{i}]")
         lengths = {len(v) for v in lists.values()}
         if len(lengths) != 1:
             raise SSTIError(f"zip[{i}]: the lists have different lengths ({', '.join(f'{p}: {len(v)}' for p, v in lists.items())})")
@@ -114,7 +114,7 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
             if not isinstance(overrides, dict):
                 raise SSTIError(f"variants.{name}: expected a mapping of dotted path -> value")
             for p in overrides:
-                check_path(p)
+                check_path(p, f"variants.{name}")
             dim.append({"variant": str(name), **overrides})
         dims.append(dim)
     return dims
@@ -145,7 +145,8 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
                     labels[path] = value
                 if path != "variant":
                     if path.startswith("injection.") and data.get("injection") is None:
-                        raise SSTIError(f"axes: {path!r} varies the injection but base.injection is null")
+                        source = f"variants.{labels['variant']}" if "variant" in assignment else "axes"
+                        raise SSTIError(f"{source}: {path!r} varies the injection but base.injection is null")
                     data = set_path(data, path, value)
         where = ", ".join(f"{k}={v}" for k, v in labels.items())
         config = resolve_data(load_run_config(data, where=f"run [{where}]" if where else "base"))
@@ -169,6 +170,7 @@ def load_sweep(path: str | Path | dict, overrides: dict[str, Any] | None = None)
     """Read and expand a sweep YAML file (or an already-parsed mapping), with dotted `overrides` on its base."""
     if isinstance(path, dict):
         return expand(path, overrides=overrides)
-    if Path(path).is_dir():
+    path = shipped_config(path)
+    if path.is_dir():
         raise SSTIError(f"sweep: {path} is a folder; give a sweep YAML file")
-    return expand(read_yaml(path), name=Path(path).stem, overrides=overrides)
+    return expand(read_yaml(path), name=path.stem, overrides=overrides)
