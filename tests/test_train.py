@@ -92,8 +92,10 @@ def test_resume_refusals(tmp_path):
 
 
 def test_batch_must_split_into_micro_batches(tmp_path):
-    with pytest.raises(SSTIError, match="batch_size"):
-        train(cfg(train_spec=spec(batch_size=5, micro_batch_size=2)), tmp_path / "r", show_progress=False)
+    from ssti.config import load_run_config
+
+    with pytest.raises(SSTIError, match="train.micro_batch_size: 2 does not divide batch_size 5"):
+        load_run_config({"train": {"batch_size": 5, "micro_batch_size": 2}})
 
 
 def test_cli_train_and_errors(tmp_path):
