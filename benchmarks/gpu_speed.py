@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.export:
         return export(args.export)
-    from ssti.config import LoraSpec, ModelSpec, TrainSpec
+    from ssti.config import DataSpec, EvalSpec, LoraSpec, ModelSpec, RunConfig, TrainSpec
     from ssti.data import column, load_dataset
     from ssti.evaluate import evaluate_run, predict
     from ssti.models.build import load_classifier
@@ -94,8 +94,9 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name(), "peak_tflops": peak / 1e12, "params": params}
     for rank, targets in ((64, "attention"), (8, "qv")):
         run = work / f"run-r{rank}"
-        train(args.data, run, ModelSpec(name=str(work / "model"), max_length=512), LoraSpec(rank=rank, targets=targets),
-              TrainSpec(steps=args.steps, batch_size=args.batch, checkpoint_every=0), show_progress=False)
+        train(RunConfig(data=DataSpec(dataset=args.data), model=ModelSpec(name=str(work / "model"), max_length=512),
+                        lora=LoraSpec(rank=rank, targets=targets), train=TrainSpec(steps=args.steps, batch_size=args.batch, checkpoint_every=0)),
+              run, show_progress=False)
         log = [json.loads(line) for line in open(run / "train_log.jsonl")][3:]
         tps = sum(r["real_tokens"] for r in log) / sum(r["seconds"] for r in log)
         mfu = 4 * params * tps / peak
@@ -113,7 +114,7 @@ def main() -> None:
         tps = tokens / (time.perf_counter() - t)
         results[f"infer_b{bs}"] = {"tokens_per_s": tps, "mfu": 2 * params * tps / peak}
         print(f"inference batch {bs}: {tps:,.0f} real tokens/s, MFU {2 * params * tps / peak:.2f}", flush=True)
-    m = evaluate_run(run, sources={"1": "date"}, max_samples=500)
+    m = evaluate_run(run, EvalSpec(sources={"1": "date"}, max_samples=500))
     print("eval on CUDA ok: clean accuracy", round(m["clean"]["accuracy"], 3), "(random weights, short training)")
     print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     Path(args.out, "gpu_speed.json").write_text(json.dumps(results, indent=2))

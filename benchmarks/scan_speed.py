@@ -53,8 +53,8 @@ def main(argv=None) -> int:
     tok, _ = resolve_tokenizer(DEFAULT_TOKENIZER, notes)
     load_s = time.perf_counter() - t
     rep = scan_dataset(split, levels=ALL_LEVELS, tokenizer=tok)
-    print(f"| docs | words/doc | levels | features | scan s | tokens/s | tokenizer load s |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| docs | words/doc | levels | features | scan s | tokens/s | tokenizer load s |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| {rep.n_docs:,} | {rep.n_tokens / rep.n_docs:.0f} | {', '.join(rep.levels)} | {rep.n_features:,} | {rep.seconds:.1f} | "
           f"{rep.tokens_per_s:,.0f} | {load_s:.1f} |")
     print(f"verdict on random text: {rep.verdict}; notes: {rep.notes + notes}")

@@ -12,10 +12,13 @@ Modes (LoRA r=8 on q/v, batch 16, rotten-tomatoes train split):
   ssti-infer    ssti.evaluate.predict: adapters merged (as `ssti eval` does), inference_mode, bf16,
                 length-sorted, batch 32
   plain-infer   the same merged model, batch 32 in split order (no sorting)
-MFU = (4 x non-embedding params x real tokens/s for training, 2 x for inference) / bf16 matmul peak,
-the peak measured inside each mode's own process right before and right after its work (the higher
-of the two): this shared 2-core machine drifts by 10-20% over minutes, and a peak taken next to the
-work keeps the ratio honest when the whole machine is slower or faster than at the start.
+MFU = (4 x non-embedding params x real tokens/s for training, 2 x for inference) / the machine's best
+matmul peak (the faster of fp32 and bf16, as nanoGPT's estimate_mfu divides by the hardware peak):
+a bf16 run on a machine whose fp32 path is faster is measured against the fp32 peak. The peaks are
+measured inside each mode's own process right before and right after its work (the higher of the
+two): this shared 2-core machine drifts by 10-20% over minutes, and a peak taken next to the work
+keeps the ratio honest when the whole machine is slower or faster than at the start. Each mode runs
+at its own best precision (ssti: `auto`, measured; the Trainer: bf16 only when bf16 is the faster path).
 """
 
 from __future__ import annotations
@@ -61,12 +64,12 @@ def texts_and_labels():
 def run_ssti(steps: int) -> dict:
     import tempfile
 
-    from ssti.config import LoraSpec, ModelSpec, TrainSpec
+    from ssti.config import LoraSpec, ModelSpec, RunConfig, TrainSpec
     from ssti.train import train
 
     out = tempfile.mkdtemp() + "/run"
-    train("rotten-tomatoes", out, ModelSpec(max_length=128), LoraSpec(rank=8, targets="qv"),
-          TrainSpec(steps=steps, batch_size=16, checkpoint_every=0), show_progress=False)
+    train(RunConfig(model=ModelSpec(max_length=128), lora=LoraSpec(rank=8, targets="qv"),
+                    train=TrainSpec(steps=steps, batch_size=16, checkpoint_every=0)), out, show_progress=False)
     log = [json.loads(line) for line in open(f"{out}/train_log.jsonl")][2:]  # skip warm-up steps
     return {"real_tokens": sum(r["real_tokens"] for r in log), "seconds": sum(r["seconds"] for r in log), "steps": len(log)}
 
@@ -80,6 +83,7 @@ def run_hf(steps: int, best: bool) -> dict:
 
     from ssti.models import load_tokenizer
     from ssti.models.loading import _weights_folder
+    from ssti.models.precision import auto_dtype
     from ssti.models.registry import resolve_model
 
     texts, labels, _ = texts_and_labels()
@@ -112,7 +116,7 @@ def run_hf(steps: int, best: bool) -> dict:
         return batch
 
     args = TrainingArguments(output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=16, learning_rate=1e-3,
-                             bf16=best, use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
+                             bf16=best and auto_dtype(torch.device("cpu")) == torch.bfloat16, use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
                              dataloader_num_workers=0, **({"train_sampling_strategy": "group_by_length"} if best else {}))
     Trainer(model=model, args=args, train_dataset=ds, data_collator=collate, callbacks=[Timer()]).train()
     return {"real_tokens": sum(real_tokens[2:steps]), "seconds": sum(timings[2:]), "steps": len(timings) - 2}
@@ -125,11 +129,12 @@ def run_infer(sort: bool) -> dict:
 
     from ssti.config import LoraSpec, ModelSpec
     from ssti.evaluate import predict
-    from ssti.models.build import build_classifier, compute_dtype
     from ssti.models.batching import pad_batch
+    from ssti.models.build import build_classifier
+    from ssti.models.precision import compute_dtype
 
     _, _, test = texts_and_labels()
-    dtype = compute_dtype("auto", torch.device("cpu"))
+    dtype = compute_dtype("auto", torch.device("cpu"), "infer")
     clf = build_classifier(ModelSpec(max_length=128), LoraSpec(rank=8, targets="qv"), ["rotten", "fresh"], base_dtype=dtype)
     clf.merge_adapters()  # as `ssti eval` does
     tokens = sum(len(t) for t in clf.encode(test))
@@ -148,12 +153,17 @@ def run_infer(sort: bool) -> dict:
     return {"real_tokens": tokens, "seconds": time.perf_counter() - t}
 
 
+def best_peak() -> tuple[float, str]:
+    """The faster matmul path here: (FLOP/s, dtype name)."""
+    return max((matmul_peak(torch.bfloat16), "bf16"), (matmul_peak(torch.float32), "fp32"))
+
+
 def child(mode: str, steps: int) -> None:
-    peak_before = matmul_peak(torch.bfloat16)
+    peak_before = best_peak()
     result = {"ssti": lambda: run_ssti(steps), "hf-padded": lambda: run_hf(max(6, steps // 2), best=False),
               "hf-best": lambda: run_hf(steps, best=True), "ssti-infer": lambda: run_infer(sort=True),
               "plain-infer": lambda: run_infer(sort=False)}[mode]()
-    result["peak_bf16"] = max(peak_before, matmul_peak(torch.bfloat16))
+    result["peak"], result["peak_dtype"] = max(peak_before, best_peak())
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print("RESULT " + json.dumps(result))
 
@@ -170,7 +180,9 @@ def main() -> None:
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
     params = non_embedding_params()
     print(f"matmul peak: bf16 {peak_bf16 / 1e9:.0f} GFLOP/s, fp32 {peak_fp32 / 1e9:.0f} GFLOP/s; non-embedding params {params / 1e6:.1f}M")
-    print(f"ceilings: training {peak_bf16 / (4 * params):.0f} tokens/s, inference {peak_bf16 / (2 * params):.0f} tokens/s (bf16)")
+    best = max(peak_bf16, peak_fp32)
+    print(f"ceilings at the best peak ({'bf16' if peak_bf16 >= peak_fp32 else 'fp32'}): training {best / (4 * params):.0f} tokens/s, "
+          f"inference {best / (2 * params):.0f} tokens/s")
     runs: dict[str, list[dict]] = {}
     for cycle in range(args.repeats):
         for mode in args.modes.split(","):
@@ -181,9 +193,9 @@ def main() -> None:
                 continue
             r = json.loads(line[0][7:])
             r["tps"] = r["real_tokens"] / r["seconds"]
-            r["mfu"] = (2 if "infer" in mode else 4) * params * r["tps"] / r["peak_bf16"]
+            r["mfu"] = (2 if "infer" in mode else 4) * params * r["tps"] / r["peak"]
             runs.setdefault(mode, []).append(r)
-            print(f"{mode:12s} {r['tps']:8.0f} real tokens/s   MFU {r['mfu']:.2f} (peak {r['peak_bf16'] / 1e9:.0f} GFLOP/s)   "
+            print(f"{mode:12s} {r['tps']:8.0f} real tokens/s   MFU {r['mfu']:.2f} (best peak {r['peak'] / 1e9:.0f} GFLOP/s, {r['peak_dtype']})   "
                   f"peak RSS {r['peak_rss_gb']:.2f} GB   [cycle {cycle + 1}]", flush=True)
     mean = {mode: {k: sum(r[k] for r in rs) / len(rs) for k in ("tps", "mfu", "peak_rss_gb")} for mode, rs in runs.items()}
     if args.repeats > 1:

@@ -49,3 +49,17 @@ def test_python_dash_m_ssti_cli_sees_every_command():
     for module in ("ssti", "ssti.cli"):
         done = subprocess.run([sys.executable, "-m", module, "train", "--help"], capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0 and "--rank" in done.stdout, done.stderr[-1000:]
+
+
+def test_benchmarks_import_and_name_only_existing_ssti_apis():
+    """The benchmarks are not run in CI (they time things), but an API they call that no longer exists fails here."""
+    import ast
+    import importlib
+
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ssti"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{path.name}: {node.module}.{alias.name} does not exist"

@@ -59,8 +59,8 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
     train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "whole", show_progress=False)
     real_save = train_module._save_checkpoint
 
-    def save_then_die(out, clf, optimizer, step):
-        real_save(out, clf, optimizer, step)
+    def save_then_die(out, clf, optimizer, step, *rest):
+        real_save(out, clf, optimizer, step, *rest)
         if step == 4:
             raise KeyboardInterrupt
 

@@ -22,7 +22,8 @@ from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
 from ssti.io import read_json, read_marker, write_json
 from ssti.models.batching import pad_batch
-from ssti.models.build import Classifier, compute_dtype, load_run, lost_insertions
+from ssti.models.build import Classifier, load_run, lost_insertions
+from ssti.models.precision import compute_dtype
 from ssti.provenance import provenance
 
 CHUNK_ROWS = 4096
@@ -90,7 +91,7 @@ def predict(clf: Classifier, texts: Sequence[str], batch_size: int = 32, device:
             precision: str = "auto") -> np.ndarray:
     """Predicted class per text, streaming in chunks; each chunk sorted by length for little padding."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = compute_dtype(precision, device)
+    dtype = compute_dtype(precision, device, "infer")
     module = clf.module.to(device).eval()
     pad_id = clf.tokenizer.pad_token_id
     preds = np.empty(len(texts), dtype=np.int64)

@@ -30,7 +30,8 @@ from ssti.errors import SSTIError
 from ssti.io import MARKER, atomic_dir, check_output, read_json, remove_written, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
-from ssti.models.build import Classifier, build_classifier, compute_dtype, lost_insertions, save_classifier
+from ssti.models.build import Classifier, build_classifier, lost_insertions, save_classifier
+from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
 
@@ -117,7 +118,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         accelerator.wait_for_everyone()
         data = training_data(config, out, write=False)
         device, world = accelerator.device, accelerator.num_processes
-        dtype = compute_dtype(spec.precision, device)
+        dtype = training_dtype(spec.precision, device, out if resume else None)
         dataset = load_dataset(data, **config.data.load_options())
         class_names = class_names_of(dataset)
         clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype,
@@ -125,9 +126,11 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         clf.module.to(device)
         if device.type == "cpu":
             clf.use_attention("eager")
+        peak = best_peak(device, "train")
+        flops_per_token = (6 if lora.rank == 0 else 4) * non_embedding_parameters(clf.module.backbone)
         if main:
             print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
-                  f"base weights {str(dtype).replace('torch.', '')} on {device}")
+                  f"base weights {dtype_name(dtype)} on {device}; MFU against the best matmul peak here, {peak / 1e9:.0f} GFLOP/s")
 
         texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
         token_ids = clf.encode(texts)
@@ -180,12 +183,15 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                 dt = time.perf_counter() - t0
                 real_tokens, seconds, loss_value = real_tokens + step_tokens * world, seconds + dt, step_loss
                 if main:
+                    mfu = flops_per_token * step_tokens * world / max(dt, 1e-9) / (peak * world)
                     log.write(json.dumps({"step": step + 1, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
-                                          "real_tokens": step_tokens * world, "seconds": round(dt, 4)}) + "\n")
+                                          "real_tokens": step_tokens * world, "seconds": round(dt, 4), "mfu": round(mfu, 4),
+                                          "precision": dtype_name(dtype)}) + "\n")
                     log.flush()
-                    bar.update(task, advance=1, loss=step_loss, tps=real_tokens / max(seconds, 1e-9))
+                    tps = real_tokens / max(seconds, 1e-9)
+                    bar.update(task, advance=1, loss=step_loss, tps=tps, mfu=flops_per_token * tps / (peak * world))
                     if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
-                        _save_checkpoint(out, clf, optimizer, step + 1)
+                        _save_checkpoint(out, clf, optimizer, step + 1, dtype)
 
         result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
         if main:
@@ -196,7 +202,11 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
             metrics = read_json(out / "metrics.json", {})
             metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
                                 "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
-                                "resumed_from_step": start, "precision": str(dtype).replace("torch.", ""),
+                                "resumed_from_step": start, "precision": dtype_name(dtype),
+                                "matmul_peaks_gflops": {purpose: {k: round(v / 1e9, 1) for k, v in p.items()}
+                                                        for purpose, p in measured_peaks(device).items()},
+                                "mfu": round(flops_per_token * result.tokens_per_second / (peak * world), 4),
+                                "flops_per_token": flops_per_token, "peak_flops": peak,
                                 "max_length": clf.model_spec.max_length, "truncation": truncation}
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
@@ -300,6 +310,29 @@ def inject_into(config: RunConfig, folder: Path) -> None:
     write_injected(inject_dataset(dataset, spec, tokenizer=tokenizer, source_dataset=d.dataset), folder, overwrite=True)
 
 
+def training_dtype(precision: str, device: torch.device, resumed_run: Path | None) -> torch.dtype:
+    """The base-weight dtype of a run: `precision` resolved here (`auto` measured, see ssti.models.precision);
+    a resumed run keeps the dtype it started with, saying so when `auto` would now pick another."""
+    dtype = compute_dtype(precision, device, "train")
+    state = resumed_run / "checkpoint" / "state.json" if resumed_run else None
+    if state and state.exists():
+        try:
+            started = read_json(state).get("dtype")
+        except (SSTIError, AttributeError):
+            started = None  # a damaged checkpoint is refused by _load_checkpoint, with the full story
+        if started and started != dtype_name(dtype):
+            print(f"note: precision {precision} resolves to {dtype_name(dtype)} on this machine; the run started in "
+                  f"{started} and keeps it", file=sys.stderr)
+            dtype = torch.bfloat16 if started == "bf16" else torch.float32
+    return dtype
+
+
+def non_embedding_parameters(backbone: torch.nn.Module) -> int:
+    """Parameters of the backbone outside its embedding tables and LoRA adapters (N in MFU's 2N/4N/6N FLOPs per token)."""
+    skip = {id(p) for m in backbone.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    return sum(p.numel() for n, p in backbone.named_parameters() if id(p) not in skip and "lora_" not in n)
+
+
 def training_truncation(clf: Classifier, split, texts: list[str], out: Path) -> dict | None:
     """Planted insertions of the training split that max_length cuts off (from the run's manifest), with a
     warning on stderr when any is lost: the model cannot learn a token it never sees."""
@@ -324,7 +357,7 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer, step: int) -> None:
+def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer, step: int, dtype: torch.dtype = torch.float32) -> None:
     """Trainable weights and optimizer state as safetensors + JSON, written atomically."""
     names = [n for n, p in clf.module.named_parameters() if p.requires_grad]
     weights = {n: p.detach().float().contiguous() for n, p in clf.module.named_parameters() if p.requires_grad}
@@ -341,7 +374,8 @@ def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
         save_file(weights, tmp / "weights.safetensors")
         if tensors:
             save_file(tensors, tmp / "optimizer.safetensors")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "names": names, "param_groups": state["param_groups"], "scalars": scalars}))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "names": names, "param_groups": state["param_groups"], "scalars": scalars,
+                                                    "dtype": dtype_name(dtype)}))
 
 
 def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer) -> int:
@@ -382,9 +416,10 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                            TextColumn("{task.fields[tps]:.0f} tok/s"), TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.enabled)
+                            TextColumn("{task.fields[tps]:.0f} tok/s"), TextColumn("MFU {task.fields[mfu]:.2f}"), TimeElapsedColumn(),
+                            TimeRemainingColumn(), disable=not self.enabled)
         self.bar.__enter__()
-        task = self.bar.add_task("train", total=self.total, completed=self.start, loss=float("nan"), tps=0.0)
+        task = self.bar.add_task("train", total=self.total, completed=self.start, loss=float("nan"), tps=0.0, mfu=0.0)
         return self.bar, task
 
     def __exit__(self, *exc):

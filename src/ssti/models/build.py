@@ -14,22 +14,9 @@ from ssti.config import LoraSpec, ModelSpec, validate
 from ssti.errors import SSTIError
 from ssti.models.heads import SequenceClassifier
 from ssti.models.loading import load_backbone, load_tokenizer
+from ssti.models.precision import compute_dtype
 from ssti.models.lora import apply_lora, count_trainable, expected_lora_parameters
 from ssti.models.registry import ModelEntry, resolve_model
-
-
-def has_bf16(device: torch.device) -> bool:
-    """Whether bf16 matmuls are fast here: CUDA with bf16 support, or a CPU with AVX-512 BF16/AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-
-
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype for a precision setting ('auto', 'bf16', 'fp32') on `device`."""
-    if precision == "fp32" or (precision == "auto" and not has_bf16(device)):
-        return torch.float32
-    return torch.bfloat16
 
 
 @dataclass
@@ -280,4 +267,4 @@ def load_run(run_dir: str | Path, precision: str | None = None) -> Classifier:
     if precision is None:
         precision = read_run_config(run_dir).train.precision
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return load_classifier(run_dir / "adapter", base_dtype=compute_dtype(precision, device))
+    return load_classifier(run_dir / "adapter", base_dtype=compute_dtype(precision, device, "infer"))

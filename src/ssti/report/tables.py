@@ -83,14 +83,16 @@ def _source_text(source: str | None) -> str:
 def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     """Every setting of the sweep (mode x proportion x rank), mean ± std over seeds."""
     header = ["mode", "proportion", "rank", "runs", "clean accuracy", "accuracy with token", "accuracy degradation", "attack success rate",
-              "ASR baseline (no token)"]
+              "ASR baseline (no token)", "precision", "training MFU (best peak)"]
     rows = []
     for (mode, rate, rank), group in _groups(recs, ["mode", "rate", "rank"]):
         rows.append([mode, _rate(rate), rank, len(group), _ms([r["clean_accuracy"] for r in group]),
                      _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
                      _ms([r["accuracy_degradation"] for r in group if r["accuracy_degradation"] is not None]),
                      _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None]),
-                     _ms([r["clean_target_rate"] for r in group if r.get("clean_target_rate") is not None])])
+                     _ms([r["clean_target_rate"] for r in group if r.get("clean_target_rate") is not None]),
+                     ", ".join(sorted({str(r.get("precision")) for r in group if r.get("precision")})) or "-",
+                     _ms([r["train_mfu"] for r in group if r.get("train_mfu") is not None], 2)])
     return {"id": "results", "header": header, "rows": rows}
 
 

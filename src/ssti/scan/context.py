@@ -69,7 +69,7 @@ class LMScorer:
         import torch
 
         from ssti.models import load_tokenizer
-        from ssti.models.build import has_bf16
+        from ssti.models.precision import auto_dtype
         from ssti.models.loading import load_backbone
         from ssti.models.registry import resolve_model
 
@@ -78,7 +78,7 @@ class LMScorer:
             raise SSTIError(f"context: {model} is an encoder; the context check needs a causal LM (a decoder), e.g. smollm2-135m")
         self.name = model
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if has_bf16(self.device) else torch.float32
+        dtype = auto_dtype(self.device, "infer")
         self.tokenizer = load_tokenizer(model)
         self.model = load_backbone(entry, causal_lm=True, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size

@@ -70,6 +70,8 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "spurious_pred_counts": json.dumps(spur.get("pred_counts")) if spur else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts")) if clean else None,
         "n_eval": clean.get("n"),
+        "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
+        "train_tokens_per_second": (metrics.get("train") or {}).get("tokens_per_second"),
         "scan_verdict": scan.get("verdict"), "scan_flagged": ", ".join(str(f.get("feature")) for f in flagged[:5]) or None,
         "error": row.get("error"),
         "seconds": round(row["finished"] - row["started"], 1) if row.get("finished") and row.get("started") else None,
