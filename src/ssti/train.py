@@ -185,7 +185,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                 if main:
                     mfu = flops_per_token * step_tokens * world / max(dt, 1e-9) / (peak * world)
                     log.write(json.dumps({"step": step + 1, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
-                                          "real_tokens": step_tokens * world, "seconds": round(dt, 4), "mfu": round(mfu, 4),
+                                          "real_tokens": step_tokens * world, "seconds": round(dt, 4), "mfu": float(f"{mfu:.3g}"),
                                           "precision": dtype_name(dtype)}) + "\n")
                     log.flush()
                     tps = real_tokens / max(seconds, 1e-9)
@@ -205,7 +205,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                                 "resumed_from_step": start, "precision": dtype_name(dtype),
                                 "matmul_peaks_gflops": {purpose: {k: round(v / 1e9, 1) for k, v in p.items()}
                                                         for purpose, p in measured_peaks(device).items()},
-                                "mfu": round(flops_per_token * result.tokens_per_second / (peak * world), 4),
+                                "mfu": float(f"{flops_per_token * result.tokens_per_second / (peak * world):.3g}"),
                                 "flops_per_token": flops_per_token, "peak_flops": peak,
                                 "max_length": clf.model_spec.max_length, "truncation": truncation}
             metrics["provenance"] = provenance(str(device), started)
