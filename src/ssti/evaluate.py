@@ -23,7 +23,7 @@ from ssti.errors import SSTIError
 from ssti.io import read_json, read_marker, write_json
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, load_run, lost_insertions
-from ssti.models.precision import compute_dtype
+from ssti.models.precision import compute_dtype, non_embedding_parameters
 from ssti.provenance import provenance
 
 CHUNK_ROWS = 4096
@@ -88,8 +88,9 @@ def seamless_injection_rate(pred_with_token: dict[int, np.ndarray]) -> float:
 # ---------------------------------------------------------------- prediction
 
 def predict(clf: Classifier, texts: Sequence[str], batch_size: int = 32, device: torch.device | None = None,
-            precision: str = "auto") -> np.ndarray:
-    """Predicted class per text, streaming in chunks; each chunk sorted by length for little padding."""
+            precision: str = "auto", stats: dict | None = None) -> np.ndarray:
+    """Predicted class per text, shape (len(texts),), streaming in chunks; each chunk sorted by length for
+    little padding. `stats`, when given, gets "real_tokens" (tokens predicted, padding excluded) added."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = compute_dtype(precision, device, "infer")
     module = clf.module.to(device).eval()
@@ -98,6 +99,8 @@ def predict(clf: Classifier, texts: Sequence[str], batch_size: int = 32, device:
     with torch.inference_mode(), clf.autocast(device, dtype):
         for start in range(0, len(texts), CHUNK_ROWS):
             token_ids = clf.encode(list(texts[start:start + CHUNK_ROWS]))
+            if stats is not None:
+                stats["real_tokens"] = stats.get("real_tokens", 0) + sum(map(len, token_ids))
             order = np.argsort([len(t) for t in token_ids], kind="stable")
             for b in range(0, len(order), batch_size):
                 rows = order[b:b + batch_size]
@@ -231,10 +234,15 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
             print(f"warning: max_length {clf.model_spec.max_length} cuts off {t['lost']:,} of {t['insertions']:,} test-time "
                   f"insertions of the {name!r} set ({t['rows_all_lost']:,} samples never see the token): its ASR understates "
                   f"what the token does", file=sys.stderr)
-    preds = predict_sets(clf, text_sets, batch_size=spec.batch_size, precision=precision)
+    cost: dict[str, Any] = {}
+    t_predict = time.time()
+    preds = predict_sets(clf, text_sets, batch_size=spec.batch_size, precision=precision, stats=cost)
+    cost["seconds"] = round(time.time() - t_predict, 3)
+    cost["flops"] = 2 * non_embedding_parameters(clf.module.backbone) * cost.get("real_tokens", 0)
 
     metrics: dict[str, Any] = {"eval_config": spec.model_dump(mode="json"), "split": spec.split, "class_names": list(class_names),
                                "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
+    metrics["eval_cost"] = cost
     if data is not None:
         metrics["eval_data"] = data.dataset if isinstance(data, DataSpec) else str(data)
     clean_acc = metrics["clean"]["accuracy"]

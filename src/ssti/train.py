@@ -31,7 +31,7 @@ from ssti.io import MARKER, atomic_dir, check_output, read_json, remove_written,
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, lost_insertions, save_classifier
-from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks
+from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks, non_embedding_parameters
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
 
@@ -325,12 +325,6 @@ def training_dtype(precision: str, device: torch.device, resumed_run: Path | Non
                   f"{started} and keeps it", file=sys.stderr)
             dtype = torch.bfloat16 if started == "bf16" else torch.float32
     return dtype
-
-
-def non_embedding_parameters(backbone: torch.nn.Module) -> int:
-    """Parameters of the backbone outside its embedding tables and LoRA adapters (N in MFU's 2N/4N/6N FLOPs per token)."""
-    skip = {id(p) for m in backbone.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    return sum(p.numel() for n, p in backbone.named_parameters() if id(p) not in skip and "lora_" not in n)
 
 
 def training_truncation(clf: Classifier, split, texts: list[str], out: Path) -> dict | None:

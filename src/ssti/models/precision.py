@@ -106,9 +106,16 @@ def compute_dtype(precision: str, device: torch.device, purpose: str = "train") 
     return auto_dtype(device, purpose)
 
 
+def non_embedding_parameters(backbone: torch.nn.Module) -> int:
+    """Parameters of a backbone outside its embedding tables and LoRA adapters: N in the 2N (inference), 4N
+    (LoRA training: no weight gradients for the frozen base) and 6N (full fine-tuning) FLOPs per token of MFU."""
+    skip = {id(p) for m in backbone.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    return sum(p.numel() for n, p in backbone.named_parameters() if id(p) not in skip and "lora_" not in n)
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """'fp32' or 'bf16' (the names of the precision setting)."""
     return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype).replace("torch.", ""))
 
 
-__all__ = ["MARGIN", "auto_dtype", "best_peak", "compute_dtype", "dtype_name", "machine_key", "matmul_flops", "measured_peaks"]
+__all__ = ["MARGIN", "auto_dtype", "best_peak", "compute_dtype", "dtype_name", "machine_key", "matmul_flops", "measured_peaks", "non_embedding_parameters"]
