@@ -87,6 +87,11 @@ def test_resume_refusals(tmp_path):
         train(cfg(train_spec=spec(lr=0.5)), out, resume=True, show_progress=False)
     (out / "checkpoint").mkdir()
     (out / "checkpoint" / "state.json").write_text("{not json")
+    with pytest.raises(SSTIError, match="checkpoint exists and was not written by ssti"):
+        train(cfg(train_spec=spec()), out, resume=True, show_progress=False)
+    from ssti.io import write_marker
+
+    write_marker(out, "run", ["checkpoint/"])  # as if ssti had written it, then it was damaged
     with pytest.raises(SSTIError, match="corrupt"):
         train(cfg(train_spec=spec()), out, resume=True, show_progress=False)
 

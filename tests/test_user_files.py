@@ -181,13 +181,33 @@ def test_overwrite_keeps_user_files_inside_sstis_own_sub_folders(tmp_path):
     assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", run).exit_code == 0
     marker = json.loads((run / ".ssti.json").read_text())
     assert "checkpoint/" not in marker["entries"] and "data/" not in marker["entries"]  # only what was written
-    for sub in ("data", "checkpoint", "adapter"):
-        (run / sub).mkdir(exist_ok=True)
-        (run / sub / "m.txt").write_text("mine")
+    (run / "adapter" / "m.txt").write_text("mine")
     res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--lr", "0.01", "--out", run, "--overwrite")
     assert res.exit_code == 0, res.output
-    assert all((run / sub / "m.txt").read_text() == "mine" for sub in ("data", "checkpoint", "adapter"))
-    assert (run / "adapter" / "model.json").exists()
+    assert (run / "adapter" / "m.txt").read_text() == "mine" and (run / "adapter" / "model.json").exists()
+    assert not (run / ".ssti-previous").exists()
+    # a folder of the user's named like one ssti writes is refused before anything moves
+    (run / "checkpoint").mkdir()
+    (run / "checkpoint" / "m.txt").write_text("mine")
+    before = listing(run)
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--lr", "0.02", "--out", run, "--overwrite")
+    assert res.exit_code == 2 and "was not written by ssti" in res.output and listing(run) == before
+
+
+def test_a_failed_or_interrupted_overwrite_puts_the_previous_run_back(tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", run).exit_code == 0
+    before = listing(run)
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--targets", "nosuch_module", "--out", run, "--overwrite")
+    assert res.exit_code == 2 and listing(run) == before
+    import ssti.train as train_module
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "build_classifier", interrupt)
+    res = invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--lr", "0.5", "--out", run, "--overwrite")
+    assert res.exit_code == 130 and listing(run) == before
 
 
 def test_demo_and_named_runs_refuse_a_users_folder(tmp_path):

@@ -35,7 +35,7 @@ INJECTED_DATA = "data"  # a run with an injection keeps the injected dataset in 
 class Spec(BaseModel):
     """Base of all specs: unknown fields are errors, so a typo never passes silently."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 def validate(cls: type[T], data: Any, where: str = "") -> T:

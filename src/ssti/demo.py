@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ssti.config import RunConfig
-from ssti.io import write_marker, write_text
+from ssti.io import check_clash, write_marker, write_text
 from ssti.pipeline import expand_runs, run_config_file
 
 
@@ -27,6 +27,8 @@ def demo_config() -> dict[str, Any]:
 def run_demo(out: str | Path = "runs/demo", overwrite: bool = False, overrides: dict[str, Any] | None = None) -> str:
     """Run the four demo runs (resuming finished ones) with dotted `overrides` on each, write table1.md and return it."""
     t0 = time.perf_counter()
+    if Path(out).is_dir():
+        check_clash(out, ["table1.md"])  # before any work: a table1.md of the user's is never replaced
     config = demo_config()
     configs = expand_runs(config, overrides)
     run_config_file(config, out, overwrite=overwrite, overrides=overrides)

@@ -142,6 +142,34 @@ def remove_written(folder: str | Path) -> None:
             d.rmdir()  # only when empty
 
 
+def move_written(folder: Path, dest: Path) -> None:
+    """Move what ssti recorded writing in `folder` (files, sub-folders' own records, the markers) to the
+    same relative places under `dest`; files ssti did not write stay where they are."""
+    marker = read_marker(folder)
+    if marker is None:
+        return
+    for entry in marker.get("entries") or []:
+        src = folder / entry.rstrip("/")
+        if entry.endswith("/"):
+            move_written(src, dest / entry.rstrip("/"))
+            with contextlib.suppress(OSError):
+                src.rmdir()
+        elif src.exists():
+            (dest / entry).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest / entry)
+    dest.mkdir(parents=True, exist_ok=True)
+    os.replace(folder / MARKER, dest / MARKER)
+
+
+def move_back(src: Path, folder: Path) -> None:
+    """Undo `move_written`: every file under `src` back to its place under `folder`; `src` removed."""
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = folder / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    shutil.rmtree(src, ignore_errors=True)
+
+
 def check_output(out: str | Path, kind: str) -> str:
     """The one rule for output folders, checked before any work: "new" (missing or empty: used),
     "ours" (an ssti folder of the same kind: the caller resumes, refuses, or with --overwrite replaces
@@ -166,17 +194,51 @@ def check_output(out: str | Path, kind: str) -> str:
     return "ours"
 
 
+def listed(folder: str | Path) -> set[str]:
+    """What the marker of `folder` says ssti wrote there (empty when there is no marker)."""
+    return set((read_marker(folder) or {}).get("entries") or [])
+
+
+def check_clash(folder: str | Path, names: list[str]) -> None:
+    """Refuse (one line) when any of `names`, about to be written in `folder`, exists but is not ssti's."""
+    folder = Path(folder)
+    ours = listed(folder)
+    for name in names:
+        if (folder / name.rstrip("/")).exists() and name not in ours and name.rstrip("/") + "/" not in ours:
+            raise SSTIError(f"out: {folder / name.rstrip('/')} exists and was not written by ssti; move it away first "
+                            f"(ssti never overwrites files it did not write)")
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temp siblings of `out` left by a process killed with kill -9 (their pid is in the name and gone)."""
+    for p in out.parent.glob(f".{out.name}.*.tmp"):
+        pid = p.name[len(out.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", replace_unmarked: bool = False) -> Iterator[Path]:
     """Build a folder in a temp sibling and move it into place only when the block succeeds.
 
-    `check_output`'s rule applies: a missing or empty `out` is used; a folder ssti wrote of this
-    `kind` ("part": a sub-folder ssti owns, such as a run's adapter/) is replaced only with
-    `overwrite`, and then only the files its marker lists (other files in it stay); a "part" holding
-    only files the user left there gets ssti's files beside them; anything else is refused, except
-    with `replace_unmarked` (caches ssti keeps in its own cache folder). The new
-    folder carries a marker listing its files. A failure at any point leaves the old folder (or
-    nothing) behind and no temp debris.
+    `check_output`'s rule applies: a missing or empty `out` is used (`.` and a link to an empty folder
+    included); a folder ssti wrote of this `kind` ("part": a sub-folder ssti owns, such as a run's
+    adapter/) is replaced only with `overwrite`, and then only the files its marker lists (other files
+    stay, and a new file that would land on one of them is refused before anything is removed); a
+    "part" holding only files the user left there gets ssti's files beside them; anything else is
+    refused, except with `replace_unmarked` (caches ssti keeps in its own cache folder). The new folder
+    carries a marker listing its files. A failure at any point leaves the old folder (or nothing)
+    behind, and temp folders of killed processes are cleaned up by the next call.
     """
     out = Path(out)
     unmarked = out.is_dir() and any(out.iterdir()) and read_marker(out) is None
@@ -188,26 +250,26 @@ def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", rep
         state = check_output(out, kind)
     if state == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    parent = out.resolve().parent if out.exists() else out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(parent / out.resolve().name if out.exists() else out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{(out.resolve() if out.exists() else out).name}.{os.getpid()}.", suffix=".tmp", dir=parent))
     try:
         yield tmp
         write_marker(tmp, kind, written_files(tmp))
         public_modes(tmp)
-        if state == "new":
-            if out.exists():
-                out.rmdir()  # empty (check_output said so)
+        if state == "new" and not out.exists():
             os.replace(tmp, out)
         elif state == "unmarked":
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
             os.replace(out, old / "x")
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            if state == "merge":
-                clash = [rel for rel in written_files(tmp) if (out / rel).exists()]
-                if clash:
-                    raise SSTIError(f"out: {out / clash[0]} is a file ssti did not write; move it away first")
+        else:  # an existing folder (empty, ours or a part with the user's files): file by file
+            ours = listed(out)
+            clash = [rel for rel in written_files(tmp) if (out / rel).exists() and rel not in ours]
+            if clash:
+                raise SSTIError(f"out: {out / clash[0]} exists and was not written by ssti; move it away first")
             remove_written(out)
             for rel in written_files(tmp) + [MARKER]:
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)

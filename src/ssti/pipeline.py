@@ -82,6 +82,9 @@ def expand_runs(data: dict, overrides: dict[str, Any] | None = None) -> dict[str
     runs = data["runs"]
     if not isinstance(runs, dict) or not runs:
         raise SSTIError("runs: expected a non-empty mapping of run name -> overrides of base")
+    for name in runs:
+        if not isinstance(name, str) or not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name:
+            raise SSTIError(f"runs: {name!r} is not a plain folder name (letters, digits, - and _; no '/', not starting with '.')")
     unknown = set(data) - {"base", "runs"}
     if unknown:
         raise SSTIError(f"config: unknown key(s) {', '.join(sorted(unknown))} beside runs; allowed: base, runs")

@@ -27,7 +27,7 @@ from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, from_preset, read_r
 from ssti.data import class_names_of, column, load_dataset
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
-from ssti.io import MARKER, atomic_dir, check_output, read_json, remove_written, write_json, write_marker, write_yaml
+from ssti.io import MARKER, atomic_dir, check_clash, check_output, move_back, move_written, read_json, remove_written, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, lost_insertions, save_classifier
@@ -49,28 +49,48 @@ class TrainResult:
     trainable_parameters: int
 
 
-def length_grouped_batches(lengths: np.ndarray, micro: int, per_step: int, steps: int, seed: int) -> list[list[np.ndarray]]:
-    """The micro-batches of every optimizer step, as row-index arrays.
+class length_grouped_batches:
+    """The micro-batches of every optimizer step, as row-index arrays: `schedule[step]` is a list of
+    `per_step` arrays of `micro` rows.
 
     Each epoch shuffles the rows (seeded by epoch), sorts windows of GROUP_CHUNK micro-batches by
     length so rows of similar length share a batch (little padding), then shuffles the step order.
+    Epochs are built when a step first needs them (one epoch in memory), so a huge step count costs
+    nothing up front and the schedule of step k never depends on how many steps the run has.
     """
-    schedule: list[list[np.ndarray]] = []
-    epoch = 0
-    n = len(lengths)
-    while len(schedule) < steps:
-        rng = np.random.default_rng([seed, epoch])
+
+    def __init__(self, lengths: np.ndarray, micro: int, per_step: int, steps: int, seed: int):
+        self.lengths, self.micro, self.per_step, self.steps, self.seed = lengths, micro, per_step, steps, seed
+        self._epoch, self._batches, self._start = -1, [], 0
+
+    def _epoch_batches(self, epoch: int) -> list[list[np.ndarray]]:
+        n, micro, per_step = len(self.lengths), self.micro, self.per_step
+        rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(n)
         window = micro * GROUP_CHUNK
         for start in range(0, n, window):
             chunk = order[start:start + window]
-            order[start:start + window] = chunk[np.argsort(-lengths[chunk], kind="stable")]
+            order[start:start + window] = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
         micro_batches = [order[i:i + micro] for i in range(0, n - micro + 1, micro)] or [order]
         step_batches = [micro_batches[i:i + per_step] for i in range(0, len(micro_batches) - per_step + 1, per_step)] or [micro_batches]
-        for i in rng.permutation(len(step_batches)):
-            schedule.append(step_batches[i])
-        epoch += 1
-    return schedule[:steps]
+        return [step_batches[i] for i in rng.permutation(len(step_batches))]
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> list[np.ndarray]:
+        if not 0 <= step < self.steps:
+            raise IndexError(step)
+        if step < self._start:  # going back (never in training): start over
+            self._epoch, self._batches, self._start = -1, [], 0
+        while step >= self._start + len(self._batches):
+            self._start += len(self._batches)
+            self._epoch += 1
+            self._batches = self._epoch_batches(self._epoch)
+        return self._batches[step - self._start]
+
+    def __iter__(self):
+        return (self[i] for i in range(self.steps))
 
 
 def make_optimizer(params: list[torch.nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
@@ -120,6 +140,9 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         device, world = accelerator.device, accelerator.num_processes
         dtype = training_dtype(spec.precision, device, out if resume else None)
         dataset = load_dataset(data, **config.data.load_options())
+        if spec.batch_size > len(dataset["train"]):
+            raise SSTIError(f"train.batch_size: {spec.batch_size} is more than the {len(dataset['train'])} rows of the training split "
+                            f"(allowed: 1..{len(dataset['train'])})")
         class_names = class_names_of(dataset)
         clf = build_classifier(model, lora, class_names, seed=spec.seed, base_dtype=dtype,
                                max_length_from_preset=from_preset(config, "model.max_length"))
@@ -211,6 +234,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
             remove_written(out / "checkpoint")
+            shutil.rmtree(out / PREVIOUS, ignore_errors=True)  # the overwritten run is gone only now
         accelerator.wait_for_everyone()
         return result
     except BaseException:
@@ -230,16 +254,19 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
     """
     existed = out.exists()
     if check_output(out, "run") == "ours":
+        check_clash(out, list(RUN_NAMES))  # a user file named like one of ours is refused before anything moves
         old = read_run_config(out) if (out / "config.yaml").exists() else None
         if resume:
             if old is None:
                 raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
             if old.run_id() != config.run_id():
                 raise SSTIError(f"resume: {out} holds a run of another config ({describe_difference(old, config)}); use a new --out")
+            if (out / "adapter" / "model.json").exists() and not (out / "checkpoint").exists():
+                raise SSTIError(f"resume: {out} already finished training; nothing to resume")
             return False
         if not overwrite:
             raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over)")
-        remove_run_files(out, created=False)
+        set_aside(out)  # the previous run comes back if this one fails or is interrupted
     elif resume:
         raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
     out.mkdir(parents=True, exist_ok=True)
@@ -256,11 +283,32 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
 
 
 def remove_run_files(out: Path, created: bool) -> None:
-    """Delete what ssti wrote in a run folder (what its marker lists), and the folder itself if this call
-    created it and nothing else is left: no other file in it is ever deleted, moved or overwritten."""
+    """Delete what ssti wrote in a run folder (what its marker lists), put back a previous run that
+    --overwrite set aside, and remove the folder itself if this call created it and nothing else is left:
+    no other file in it is ever deleted, moved or overwritten."""
     remove_written(out)
+    restore_previous(out)
     if created and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
+
+
+PREVIOUS = ".ssti-previous"  # where --overwrite keeps the replaced run until the new one is complete
+RUN_NAMES = ("config.yaml", "train_log.jsonl", "metrics.json", "manifest.jsonl", "injection.yaml", "adapter/", "checkpoint/",
+             f"{INJECTED_DATA}/")
+
+
+def set_aside(out: Path) -> None:
+    """Move what the previous run wrote (by its marker) into out/.ssti-previous/; the user's files stay put."""
+    keep = out / PREVIOUS
+    if keep.exists():
+        shutil.rmtree(keep)  # left by an earlier overwrite that completed but could not clean up
+    move_written(out, keep)
+
+
+def restore_previous(out: Path) -> None:
+    """Put back the run set aside by `set_aside` (after a failed or interrupted overwrite)."""
+    if (out / PREVIOUS).is_dir():
+        move_back(out / PREVIOUS, out)
 
 
 def describe_difference(old: RunConfig, new: RunConfig) -> str:

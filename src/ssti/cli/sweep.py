@@ -64,6 +64,7 @@ def results_command(
     csv: Optional[Path] = typer.Option(None, "--csv", help="export every run as CSV"),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="export every run as parquet"),
     status: Optional[str] = typer.Option(None, "--status", help="only runs of this status: done | running | failed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --csv/--parquet file"),
 ) -> None:
     """Show (or export) the runs of a sweep's results store: settings, clean accuracy, ASR, scan verdict."""
     from ssti.sweep import STORE_NAME, export, records
@@ -73,6 +74,8 @@ def results_command(
     for out, suffix in ((csv, ".csv"), (parquet, ".parquet")):  # both checked before either is written
         if out is not None and (out.suffix != suffix or out.is_dir()):
             raise SSTIError(f"--{suffix[1:]}: {out} is not a file name ending in {suffix}")
+        if out is not None and out.exists() and not overwrite:
+            raise SSTIError(f"--{suffix[1:]}: {out} exists (pass --overwrite to replace it)")
     path = store / STORE_NAME if store.is_dir() else store
     recs = records(path, status)
     for out in (csv, parquet):

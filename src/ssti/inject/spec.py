@@ -60,7 +60,7 @@ class InjectionSpec(BaseModel):
     (`length_unit` words, or model tokens of `tokenizer`), at least one.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     targets: dict[str, str] = Field(description="class -> token source: CLASS is a class name, an index (a class name wins when both "
                                     "match) or * for every class; SOURCE one of `ssti sources` (date, country, html, colour, "

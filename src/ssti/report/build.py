@@ -13,7 +13,7 @@ import yaml
 
 from ssti.version import __version__
 from ssti.errors import SSTIError
-from ssti.io import check_output, write_marker, write_text
+from ssti.io import atomic_dir, check_output, write_text
 from ssti.report.data import ReportData, load
 from ssti.report.figures import proportion_figure, rank_figure
 from ssti.report.tables import results_table, scan_table, table1, trend_table
@@ -22,15 +22,21 @@ from ssti.report.template import TEMPLATE
 
 def build_report(source: str | Path, out: str | Path) -> Path:
     """Write the report of the finished runs under `source` into folder `out`; return index.html's path."""
-    from ssti.sweep.results import export
 
     out = Path(out)
     check_output(out, "report")  # a new or empty folder, or an earlier report: nothing else is touched
     data = load(source)
     if not data.records:
         raise SSTIError(f"runs: {source} has no finished runs yet ({data.unfinished} unfinished); nothing to report")
-    out.mkdir(parents=True, exist_ok=True)
-    before = {p.name for p in out.iterdir()}
+    with atomic_dir(out, overwrite=True, kind="report") as tmp:  # a whole report or none; the user's files never touched
+        _write_report(data, source, tmp)
+    return out / "index.html"
+
+
+def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
+    """The figures, runs.csv and index.html of `data` into folder `out`."""
+    from ssti.sweep.results import export
+
     recs = data.records
     config_text = _config_text(data)
     figures = []
@@ -61,8 +67,6 @@ def build_report(source: str | Path, out: str | Path) -> Path:
         figures=figures, tables=[{"title": t, "table": tab, "note": note} for t, tab, note in tables],
         config=config_text, version=__version__, when=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     write_text(out / "index.html", html)
-    write_marker(out, "report", [p.name for p in out.iterdir() if p.name not in before])
-    return out / "index.html"
 
 
 def _config_text(data: ReportData) -> str:

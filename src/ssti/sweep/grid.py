@@ -153,6 +153,11 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
         rid = config.run_id()
         runs.setdefault(rid, SweepRun(rid, labels, config, config.dump()))
     resources = {"cpus": 1, "gpus": 0, **(raw.get("resources") or {})}
+    for key, value in resources.items():
+        if key not in ("cpus", "gpus") or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise SSTIError(f"resources.{key}: {value!r} is not allowed; expected cpus and gpus as numbers >= 0")
+    if not isinstance(raw.get("scan", False), bool):
+        raise SSTIError(f"scan: {raw['scan']!r} is not allowed; expected true or false")
     executor = raw.get("executor", "local")
     if executor not in ("local", "ray"):
         raise SSTIError(f"executor: {executor!r} is not allowed; expected 'local' or 'ray'")
