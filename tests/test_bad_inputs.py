@@ -95,6 +95,8 @@ CASES = [
     (["inject", "--target", "1=list:", "--out", "o"], "list"),
     (["inject", "--target", "1=date", "--dataset", "{made}/multi.jsonl", "--out", "o"], "label"),
     (["inject", "--target", "1=date", "--dataset", "{made}/dupcol.csv", "--out", "o"], "more than once"),
+    (["inject", "--target", "1=date", "--dataset", "{made}/other.csv", "--delimiter", "é", "--out", "o"], "delimiter"),
+    (["inject", "--target", "1=file:{made}", "--out", "o"], "folder"),
     # show
     (["show", "nosuch"], "nosuch"),
     (["show", "{made}/inj-badmanifest"], "manifest"),
@@ -221,3 +223,24 @@ def test_disk_full_read_only_and_permission_failures_are_one_line(tmp_path, monk
     finally:
         os.chdir(cwd)
     assert listing(tmp_path) == []  # no debris: temp files and the half-made folders are gone
+
+
+def test_usage_errors_of_the_real_command_are_one_line():
+    """Click's usage errors (unknown option, wrong type, missing argument) through the `ssti` entry point."""
+    import subprocess
+    import sys
+
+    for args in (["inject", "--out", "x", "--rate", "abc"], ["inject", "--nope"], ["eval"], ["nosuchcommand"]):
+        done = subprocess.run([sys.executable, "-m", "ssti", *args], capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    done = subprocess.run([sys.executable, "-m", "ssti"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Commands" in done.stdout
+
+
+def test_a_changed_config_of_a_finished_run_is_refused(made, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(made / "run", run)
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("steps: 1", "steps: 2"))
+    res = CliRunner().invoke(app, ["eval", str(run)])
+    assert res.exit_code == 2 and "changed after the run was made" in res.output

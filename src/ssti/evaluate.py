@@ -206,6 +206,10 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
                         f"finish it with `ssti run {run_dir / 'config.yaml'} --out {run_dir}`")
     spec = spec or config.eval
     previous = read_json(run_dir / "metrics.json", {})  # a damaged file is refused before any work
+    made = (previous.get("train") or {}).get("run_id")
+    if made and made != config.run_id():
+        raise SSTIError(f"run: {run_dir / 'config.yaml'} was changed after the run was made (run id {config.run_id()}, "
+                        f"trained as {made}); restore it or re-create the run")
     dataset = evaluation_data(run_dir, config, data)
     if spec.split not in dataset:
         raise SSTIError(f"eval.split: {spec.split!r} is not in the dataset (splits: {', '.join(dataset)})")
@@ -215,6 +219,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     if spec.max_samples and spec.max_samples < len(test):
         test = test.select(stratified_sample(column(test, "label"), spec.max_samples, spec.seed))
     class_names = class_names_of(dataset)
+    trained_names = read_json(run_dir / "adapter" / "model.json").get("class_names")
+    if trained_names is not None and class_names != trained_names:
+        raise SSTIError(f"data: classes {class_names} do not match the classes the run was trained on {trained_names}")
     plan = spurious_plan(run_dir, class_names, spec)  # checked before the model loads
     precision = config.train.precision
     clf = load_run(run_dir, precision)

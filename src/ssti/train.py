@@ -223,7 +223,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
             with atomic_dir(out / "adapter", overwrite=True) as tmp:
                 save_classifier(clf, tmp)
             metrics = read_json(out / "metrics.json", {})
-            metrics["train"] = {"steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
+            metrics["train"] = {"run_id": config.run_id(), "steps": total, "final_loss": loss_value, "real_tokens": real_tokens, "seconds": round(seconds, 3),
                                 "tokens_per_second": round(result.tokens_per_second, 2), "trainable_parameters": clf.trainable,
                                 "resumed_from_step": start, "precision": dtype_name(dtype),
                                 "matmul_peaks_gflops": {purpose: {k: round(v / 1e9, 1) for k, v in p.items()}

@@ -77,5 +77,27 @@ def command(name: str, **kwargs):
 
 
 def main() -> None:
-    """Entry point of `ssti`, `python -m ssti` and `python -m ssti.cli`."""
-    app(prog_name="ssti")
+    """Entry point of `ssti`, `python -m ssti` and `python -m ssti.cli`.
+
+    A usage error (an unknown option, a value of the wrong type, a missing argument) is one line and
+    exit code 2, like every other bad input, instead of click's usage box.
+    """
+    from typer.main import get_command
+
+    try:
+        from typer._click import exceptions as click_errors  # typer >= 0.2x carries its own click
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_errors
+    try:
+        code = get_command(app).main(prog_name="ssti", standalone_mode=False)
+    except click_errors.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # plain `ssti`: the help, as with --help
+            typer.echo(e.format_message() if hasattr(e, "format_message") else str(e))
+            sys.exit(0)
+        hint = f" (see `ssti {e.ctx.info_name} --help`)" if e.ctx is not None and e.ctx.info_name != "ssti" else " (see `ssti --help`)"
+        typer.secho(f"error: {' '.join(e.format_message().split())}{hint}", err=True, fg="red")
+        sys.exit(2)
+    except click_errors.Abort:
+        typer.secho("interrupted", err=True, fg="yellow")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

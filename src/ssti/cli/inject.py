@@ -50,7 +50,7 @@ def inject_command(
     Example: ssti inject --dataset rotten-tomatoes --target 1=date --rate 0.5 --out runs/rt-date
     """
     from ssti.data import load_dataset
-    from ssti.inject.engine import inject_dataset
+    from ssti.inject.engine import inject_dataset, resolve_targets
     from ssti.inject.store import write_injected
 
     fields = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("injection.")}
@@ -68,8 +68,11 @@ def inject_command(
     path = write_injected(result, out, overwrite=overwrite)
     console = Console(highlight=False)
     n_split = len(result.dataset[spec.split])
+    targeted = {k for k, _ in resolve_targets(spec.targets, result.class_names)}
     for k, name in enumerate(result.class_names):
         n = result.injected_counts()[name]
+        if k in targeted and not n:
+            Console(stderr=True).print(f"[yellow]note:[/] class {k} {escape(name)!r} has no rows to inject in split {escape(spec.split)!r}")
         if n:
             src = next(r["source"] for r in result.manifest if r["class"] == name)
             console.print(f"class {k} {escape(name)!r}: injected {n:,} rows with {escape(src)}")

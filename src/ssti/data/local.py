@@ -132,8 +132,11 @@ def load_local(
         raise SSTIError(f"test_fraction: {test_fraction} is not between 0 and 1 (exclusive)")
     if path.stat().st_size == 0:
         raise SSTIError(f"dataset: {path} is empty")
-    if delimiter is not None and len(delimiter) != 1:
-        raise SSTIError(f"delimiter: {delimiter!r} is not one character (e.g. ';' or a tab)")
+    if delimiter is not None and (len(delimiter) != 1 or not delimiter.isascii() or delimiter in "\r\n\""):
+        raise SSTIError(f"delimiter: {delimiter!r} is not one ASCII character other than a quote or line break (e.g. ';' or a tab)")
+    head = path.read_bytes()[:4] if path.suffix.lower() in (".csv", ".jsonl") else b""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SSTIError(f"dataset: {path} is UTF-16 text; ssti reads csv and jsonl as UTF-8: save it as UTF-8")
     table = _read_table(path, (text_column, label_column, "id", "split"), delimiter)
     dupes = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
     if dupes:

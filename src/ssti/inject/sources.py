@@ -143,6 +143,8 @@ def _file(arg: str | None) -> ChoiceSource:
         raise SSTIError("source: file: needs a path (file:PATH, one item per line)")
     path = Path(arg)
     try:
+        if path.is_dir():
+            raise SSTIError(f"source: file:{arg} is a folder (file:PATH must name a text file, one item per line)")
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first token
     except (FileNotFoundError, IsADirectoryError):
         raise SSTIError(f"source: file:{arg} not found (file:PATH must name a text file, one item per line)") from None
