@@ -13,7 +13,7 @@ from ssti.config import RunConfig
 
 def fake_peaks(monkeypatch, fp32: float, bf16: float):
     peaks = {p: {"fp32": fp32, "bf16": bf16} for p in ("train", "infer")}
-    monkeypatch.setattr(precision, "measured_peaks", lambda device: peaks)
+    monkeypatch.setattr(precision, "measured_peaks", lambda device, refresh=False: peaks)
 
 
 @pytest.mark.parametrize("fp32, bf16, expected", [
@@ -63,3 +63,11 @@ def test_a_run_records_its_precision_and_mfu_and_a_resume_keeps_its_dtype(monkey
     assert m["precision"] == "bf16" and m["peak_flops"] == 400e9 and m["mfu"] > 0
     log = [json.loads(line) for line in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
     assert all("mfu" in r and r["precision"] == "bf16" for r in log)
+
+
+def test_the_cache_keeps_the_best_peak_seen(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSTI_CACHE", str(tmp_path))
+    values = iter([4e9, 4e9, 4e9, 4e9, 1e9, 1e9, 1e9, 1e9])  # a quiet measurement, then a busy one
+    monkeypatch.setattr(precision, "matmul_flops", lambda dtype, shape, device: next(values))
+    precision.measured_peaks(torch.device("cpu"))
+    assert precision.best_peak(torch.device("cpu"), refresh=True) == 4e9

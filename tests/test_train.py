@@ -174,3 +174,13 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path):
         assert torch.allclose(one[key], two[key], atol=1e-5), key
     log = [json.loads(line) for line in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 3  # one log, written by the main process only
+
+
+def test_a_run_that_checkpointed_evaluates(tmp_path):
+    """Checkpoints during training are cleaned up at the end, so the finished run evaluates (the demo's settings)."""
+    from ssti.evaluate import evaluate_run
+
+    out = tmp_path / "run"
+    train(cfg(train_spec=spec(steps=4, checkpoint_every=2)), out, show_progress=False)
+    assert not (out / "checkpoint").exists()
+    assert evaluate_run(out)["clean"]["n"] > 0

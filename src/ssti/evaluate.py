@@ -201,7 +201,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     if read_marker(run_dir) is None:
         raise SSTIError(f"run: {run_dir} holds a config.yaml but no run made by ssti; make it with "
                         f"`ssti run {run_dir / 'config.yaml'} --out NEW_FOLDER`")
-    if not (run_dir / "adapter" / "model.json").exists() or (run_dir / "checkpoint").exists():
+    if not (run_dir / "adapter" / "model.json").exists() or (run_dir / "checkpoint" / "state.json").exists():
         raise SSTIError(f"run: {run_dir} has not finished training (no adapter/model.json); "
                         f"finish it with `ssti run {run_dir / 'config.yaml'} --out {run_dir}`")
     spec = spec or config.eval

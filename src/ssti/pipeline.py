@@ -22,7 +22,7 @@ def run_state(out: Path, config: RunConfig) -> str:
         return "new"  # (train refuses a non-empty folder ssti did not write)
     if read_run_config(out).run_id() != config.run_id():
         return "other"
-    if not (out / "adapter" / "model.json").exists() or (out / "checkpoint").exists():
+    if not (out / "adapter" / "model.json").exists() or (out / "checkpoint" / "state.json").exists():
         return "training"
     metrics = out / "metrics.json"
     if metrics.exists() and read_json(metrics).get("eval_config") == config.eval.model_dump(mode="json"):

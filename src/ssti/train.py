@@ -149,7 +149,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         clf.module.to(device)
         if device.type == "cpu":
             clf.use_attention("eager")
-        peak = best_peak(device, "train")
+        peak = best_peak(device, "train", refresh=True)  # measured next to the work; the cache keeps the best seen
         flops_per_token = (6 if lora.rank == 0 else 4) * non_embedding_parameters(clf.module.backbone)
         if main:
             print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
@@ -234,11 +234,13 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
             remove_written(out / "checkpoint")
+            with contextlib.suppress(OSError):
+                (out / "checkpoint").rmdir()  # gone when empty (a file the user left there stays, and so does the folder)
             shutil.rmtree(out / PREVIOUS, ignore_errors=True)  # the overwritten run is gone only now
         accelerator.wait_for_everyone()
         return result
     except BaseException:
-        if created is not None and not resume and not (out / "checkpoint").exists():
+        if created is not None and not resume and not (out / "checkpoint" / "state.json").exists():
             remove_run_files(out, created)  # nothing worth resuming: leave nothing of ours half-written
         raise
 
@@ -261,7 +263,7 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
                 raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
             if old.run_id() != config.run_id():
                 raise SSTIError(f"resume: {out} holds a run of another config ({describe_difference(old, config)}); use a new --out")
-            if (out / "adapter" / "model.json").exists() and not (out / "checkpoint").exists():
+            if (out / "adapter" / "model.json").exists() and not (out / "checkpoint" / "state.json").exists():
                 raise SSTIError(f"resume: {out} already finished training; nothing to resume")
             return False
         if not overwrite:

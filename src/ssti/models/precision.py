@@ -59,17 +59,21 @@ def matmul_flops(dtype: torch.dtype, shape: tuple[int, int, int], device: torch.
     return 2 * m * k * n / best
 
 
-def measured_peaks(device: torch.device) -> dict[str, dict[str, float]]:
-    """{"train": {"fp32": FLOP/s, "bf16": FLOP/s}, "infer": {...}} for this machine, measured once and cached."""
+def measured_peaks(device: torch.device, refresh: bool = False) -> dict[str, dict[str, float]]:
+    """{"train": {"fp32": FLOP/s, "bf16": FLOP/s}, "infer": {...}} for this machine, from the cache (measured on
+    first use), or measured again with `refresh`. The cache keeps the best figure ever seen for each entry: a
+    peak is what the hardware can do, and a measurement on a busy machine only ever comes out lower."""
     key = machine_key(device)
     path = cache_dir() / CACHE_FILE
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    if isinstance(cache.get(key), dict):
-        return cache[key]
-    peaks = {purpose: {name: matmul_flops(dtype, shape, device) for name, dtype in CANDIDATES.items()}
+    old = cache.get(key) if isinstance(cache.get(key), dict) else None
+    if old is not None and not refresh:
+        return old
+    peaks = {purpose: {name: max(matmul_flops(dtype, shape, device), ((old or {}).get(purpose) or {}).get(name, 0.0))
+                       for name, dtype in CANDIDATES.items()}
              for purpose, shape in SHAPES.items()}
     cache[key] = peaks
     try:
@@ -81,9 +85,9 @@ def measured_peaks(device: torch.device) -> dict[str, dict[str, float]]:
     return peaks
 
 
-def best_peak(device: torch.device, purpose: str = "train") -> float:
+def best_peak(device: torch.device, purpose: str = "train", refresh: bool = False) -> float:
     """The fastest matmul FLOP/s this machine offers for `purpose` (the denominator of an honest MFU)."""
-    return max(measured_peaks(device)[purpose].values())
+    return max(measured_peaks(device, refresh)[purpose].values())
 
 
 def auto_dtype(device: torch.device, purpose: str = "train") -> torch.dtype:
