@@ -1,4 +1,4 @@
-"""Training and inference speed of ssti on smollm2-135m vs plain Hugging Face Trainer + PEFT.
+"""Training and inference speed of ssti vs plain Hugging Face Trainer + PEFT (smollm2-135m, or --model minilm-l6).
 
 Each mode runs in its own subprocess (clean peak memory, no shared caches), on the same machine in
 the same invocation, so the ratios are comparable even though absolute speeds drift between sessions.
@@ -33,6 +33,7 @@ import time
 import torch
 
 MODES = ["ssti", "hf-padded", "hf-best", "ssti-infer", "plain-infer"]
+MODEL = "smollm2-135m"  # --model: any decoder or encoder of the registry (minilm-l6 for the paper's Arctic family)
 N_INFER = 1024
 
 
@@ -50,8 +51,9 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
 def non_embedding_params() -> int:
     from ssti.models import load_backbone, resolve_model
 
-    model = load_backbone(resolve_model("smollm2-135m"))
-    return sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+    from ssti.models.precision import non_embedding_parameters
+
+    return non_embedding_parameters(load_backbone(resolve_model(MODEL)))
 
 
 def texts_and_labels():
@@ -68,7 +70,7 @@ def run_ssti(steps: int) -> dict:
     from ssti.train import train
 
     out = tempfile.mkdtemp() + "/run"
-    train(RunConfig(model=ModelSpec(max_length=128), lora=LoraSpec(rank=8, targets="qv"),
+    train(RunConfig(model=ModelSpec(name=MODEL, max_length=128), lora=LoraSpec(rank=8, targets="qv"),
                     train=TrainSpec(steps=steps, batch_size=16, checkpoint_every=0)), out, show_progress=False)
     log = [json.loads(line) for line in open(f"{out}/train_log.jsonl")][2:]  # skip warm-up steps
     return {"real_tokens": sum(r["real_tokens"] for r in log), "seconds": sum(r["seconds"] for r in log), "steps": len(log)}
@@ -87,11 +89,12 @@ def run_hf(steps: int, best: bool) -> dict:
     from ssti.models.registry import resolve_model
 
     texts, labels, _ = texts_and_labels()
-    tok = load_tokenizer("smollm2-135m")
-    folder = _weights_folder(resolve_model("smollm2-135m"))
+    entry = resolve_model(MODEL)
+    tok = load_tokenizer(MODEL)
+    folder = _weights_folder(entry)
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
     model.config.pad_token_id = tok.pad_token_id
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.05, target_modules=["q_proj", "v_proj"], task_type="SEQ_CLS"))
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.05, target_modules=list(entry.qv_targets), task_type="SEQ_CLS"))
     n = steps * 16 * 2
     if best:
         enc = tok(texts[:n], truncation=True, max_length=128)
@@ -135,7 +138,7 @@ def run_infer(sort: bool) -> dict:
 
     _, _, test = texts_and_labels()
     dtype = compute_dtype("auto", torch.device("cpu"), "infer")
-    clf = build_classifier(ModelSpec(max_length=128), LoraSpec(rank=8, targets="qv"), ["rotten", "fresh"], base_dtype=dtype)
+    clf = build_classifier(ModelSpec(name=MODEL, max_length=128), LoraSpec(rank=8, targets="qv"), ["rotten", "fresh"], base_dtype=dtype)
     clf.merge_adapters()  # as `ssti eval` does
     tokens = sum(len(t) for t in clf.encode(test))
     predict(clf, test[:64])  # warm-up
@@ -169,24 +172,28 @@ def child(mode: str, steps: int) -> None:
 
 
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--model", default=MODEL, help="registry name: smollm2-135m (default) or minilm-l6 (the Arctic family)")
     parser.add_argument("--mode", choices=MODES)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--repeats", type=int, default=1, help="cycles through the modes (interleaved, so drift hits all alike); means reported")
     args = parser.parse_args()
+    MODEL = args.model
     if args.mode:
         return child(args.mode, args.steps)
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
     params = non_embedding_params()
-    print(f"matmul peak: bf16 {peak_bf16 / 1e9:.0f} GFLOP/s, fp32 {peak_fp32 / 1e9:.0f} GFLOP/s; non-embedding params {params / 1e6:.1f}M")
+    print(f"{MODEL}: matmul peak: bf16 {peak_bf16 / 1e9:.0f} GFLOP/s, fp32 {peak_fp32 / 1e9:.0f} GFLOP/s; non-embedding params {params / 1e6:.1f}M")
     best = max(peak_bf16, peak_fp32)
     print(f"ceilings at the best peak ({'bf16' if peak_bf16 >= peak_fp32 else 'fp32'}): training {best / (4 * params):.0f} tokens/s, "
           f"inference {best / (2 * params):.0f} tokens/s")
     runs: dict[str, list[dict]] = {}
     for cycle in range(args.repeats):
         for mode in args.modes.split(","):
-            out = subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps)], capture_output=True, text=True)
+            out = subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps), "--model", MODEL],
+                                 capture_output=True, text=True)
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if not line:
                 print(f"{mode}: failed\n{out.stderr[-2000:]}")
