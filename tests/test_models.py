@@ -195,3 +195,15 @@ def test_merged_adapters_predict_the_same_and_refuse_saving(tmp_path):
     with pytest.raises(SSTIError, match="merged"):
         save_classifier(clf, tmp_path / "adapter")
     assert not (tmp_path / "adapter").exists()
+
+
+def test_cpu_training_swaps_the_encoders_dropout_for_the_cheap_one():
+    from ssti.config import LoraSpec, ModelSpec
+    from ssti.models.build import build_classifier
+    from ssti.models.lora import FastDropout
+
+    clf = build_classifier(ModelSpec(name="tiny-random-bert", max_length=32), LoraSpec(rank=2, targets="qv"), ["a", "b"])
+    before = [m.p for m in clf.module.backbone.modules() if type(m) is torch.nn.Dropout]
+    clf.use_fast_dropout()
+    after = [m for m in clf.module.backbone.modules() if isinstance(m, (torch.nn.Dropout, FastDropout))]
+    assert before and all(isinstance(m, FastDropout) for m in after) and len(after) >= len(before)

@@ -149,6 +149,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         clf.module.to(device)
         if device.type == "cpu":
             clf.use_attention("eager")
+            clf.use_fast_dropout()
         peak = best_peak(device, "train", refresh=True)  # measured next to the work; the cache keeps the best seen
         flops_per_token = (6 if lora.rank == 0 else 4) * non_embedding_parameters(clf.module.backbone)
         if main:
