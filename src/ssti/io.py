@@ -266,10 +266,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", rep
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
         else:  # an existing folder (empty, ours or a part with the user's files): file by file
-            ours = listed(out)
-            clash = [rel for rel in written_files(tmp) if (out / rel).exists() and rel not in ours]
-            if clash:
-                raise SSTIError(f"out: {out / clash[0]} exists and was not written by ssti; move it away first")
+            check_clash(out, written_files(tmp))  # before anything of the old folder is removed
             remove_written(out)
             for rel in written_files(tmp) + [MARKER]:
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ssti.cli.app import command
-from ssti.cli.options import spec_options
+from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, InjectionSpec, validate
 from ssti.errors import SSTIError
 from ssti.inject.sources import SOURCE_HELP
@@ -53,9 +53,8 @@ def inject_command(
     from ssti.inject.engine import inject_dataset, resolve_targets
     from ssti.inject.store import write_injected
 
-    fields = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("injection.")}
-    spec = InjectionSpec(targets=parse_targets(target), **fields)
-    data = validate(DataSpec, {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("data.")}, "data")
+    spec = InjectionSpec(targets=parse_targets(target), **section(options, "injection"))
+    data = validate(DataSpec, section(options, "data"), "data")
     if check_output(out, "dataset") == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     ds = load_dataset(data.dataset, **data.load_options())

@@ -78,8 +78,16 @@ def spec_options(sections: dict[str, type[BaseModel]], rename: dict[str, str] | 
         run.__signature__ = sig.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in own]
                                         + [p for _, p in params.values()])
         run.__annotations__ = {**{p.name: hints.get(p.name, p.annotation) for p in own}, **{k: p.annotation for k, (_, p) in params.items()}}
-        run.__wrapped__ = None
-        del run.__wrapped__
+        del run.__wrapped__  # typer must read the signature above, not fn's
         return run
 
     return wrap
+
+
+def section(options: dict[str, Any], name: str) -> dict[str, Any]:
+    """The options of one config section as field -> value ({"data.delimiter": ";"} -> {"delimiter": ";"});
+    `name` "" gives the options of a spec passed without a section (e.g. EvalSpec in `ssti eval`)."""
+    if not name:
+        return {k: v for k, v in options.items() if "." not in k}
+    prefix = name + "."
+    return {k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)}

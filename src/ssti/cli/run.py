@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 
 from ssti.cli.app import command
-from ssti.cli.options import spec_options
+from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, EvalSpec, LoraSpec, ModelSpec, TrainSpec
 
 OVERRIDES_HELP = "dotted KEY=VALUE overrides of the run config, e.g. lora.rank=8 train.steps=60"
@@ -81,8 +81,8 @@ def eval_command(
     base = config.eval.model_dump()
     if source:
         base["sources"] = parse_targets(source, "source")
-    spec = validate(EvalSpec, {**base, **{k: v for k, v in options.items() if not k.startswith("data.")}}, "eval")
-    reading = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("data.")}
+    spec = validate(EvalSpec, {**base, **section(options, "")}, "eval")
+    reading = section(options, "data")
     if reading and data is None:
         from ssti.errors import SSTIError
 

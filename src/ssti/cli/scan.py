@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ssti.cli.app import command
-from ssti.cli.options import spec_options
+from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
 from ssti.io import check_output
@@ -109,7 +109,7 @@ def scan_command(
     tok = None if tokenizer.lower() == "none" else tokenizer
     if tok is None:
         lv = [x for x in lv if x != "subword"] or ["word"]
-    spec = validate(DataSpec, {"dataset": data, **{k.split(".", 1)[1]: v for k, v in options.items()}}, "data")
+    spec = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data")
     ds = load_dataset(data, **spec.load_options())
     report = scan_dataset(ds, split=split, levels=lv, tokenizer=tok, threshold=threshold, top=top, source=data, context=context)
     err = Console(stderr=True, highlight=False)
