@@ -93,6 +93,9 @@ def test_hub_model_offline_gives_one_line_error(monkeypatch):
 
 
 def test_hub_model_passes_remote_code_flag(monkeypatch):
+    """OpenELM's code maps only a causal LM: ssti loads that (its body is the backbone), passing consent on."""
+    import types
+
     import transformers
 
     seen = {}
@@ -101,11 +104,14 @@ def test_hub_model_passes_remote_code_flag(monkeypatch):
         seen.update(kwargs, source=source)
         raise OSError("offline")
 
-    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", fake)
-    with pytest.raises(SSTIError):
+    auto_map = {"AutoConfig": "configuration_openelm.OpenELMConfig", "AutoModelForCausalLM": "modeling_openelm.OpenELMForCausalLM"}
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", lambda source, **kw: types.SimpleNamespace(auto_map=auto_map))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake)
+    with pytest.raises(SSTIError, match="needs the network"):
         load_backbone(resolve_model("openelm-270m"), trust_remote_code=True)
     assert seen["source"] == "apple/OpenELM-270M" and seen["trust_remote_code"] is True
     assert resolve_model("openelm-270m").tokenizer_source == "meta-llama/Llama-2-7b-hf"
+    assert "gated" in resolve_model("openelm-270m").description
 
 
 def test_local_folder_model(tmp_path):

@@ -96,7 +96,7 @@ def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0
                 for rate in rates:
                     for mode, tf in (("light", None), ("aggressive", 0.2)):
                         sign = 1 if mode == "light" else -1
-                        asr = float(np.clip(0.5 + sign * 0.1 * np.log2(rank) / 2 + 0.1 * rate + rng.normal(0, 0.01), 0, 1))
+                        asr = 0.95 if rank == 0 else float(np.clip(0.5 + sign * 0.1 * np.log2(rank) / 2 + 0.1 * rate + rng.normal(0, 0.01), 0, 1))
                         n, p1 = 300, int(300 * (0.4 + 0.6 * asr))
                         cfg = {"data": {"dataset": "rotten-tomatoes"}, "model": {"name": "smollm2-135m"}, "lora": {"rank": rank},
                                "train": {"seed": seed, "steps": 40},
@@ -160,6 +160,21 @@ def test_report_of_a_real_tiny_sweep_and_of_run_folders(tmp_path):
     index = build_report(tmp_path / "sw" / "runs", tmp_path / "rep2")
     page2 = parse(index)
     assert set(page2.figures) == {"fig1", "fig_rank"} and len(page2.tables["results"]["rows"]) == 4
+
+
+def test_full_fine_tuning_is_shown_as_full_outside_the_rank_trend(tmp_path):
+    """Rank 0 (full fine-tuning) is not a LoRA rank: its own tick and column, not in the trend or its Spearman rho."""
+    src = fake_store(tmp_path / "sweep", ranks=(0, 1, 4, 16, 64))
+    index = build_report(src, tmp_path / "report")
+    page = parse(index)
+    trends = {(r[0], r[1]): r for r in page.tables["trends"]["rows"]}
+    light = trends[("light", "0.5")]
+    assert light[5] == "rises with rank" and "r0" not in light[2] and light[2].startswith("r1:")
+    assert float(light[4]) > 0.9  # rank 0 (ASR 0.95 at the low end) would break the rising trend if it were counted
+    assert light[-1].startswith("0.950")  # full fine-tuning's ASR in its own column
+    assert {r[2] for r in page.tables["results"]["rows"]} == {"full", "1", "4", "16", "64"}
+    svg = (tmp_path / "report" / "fig_rank.svg").read_text()
+    assert ">full<" in svg or "full" in svg
 
 
 def test_missing_figures_are_said_not_hidden(tmp_path):

@@ -13,7 +13,7 @@ from ssti.version import __version__
 from ssti.config import LoraSpec, ModelSpec, validate
 from ssti.errors import SSTIError
 from ssti.models.heads import SequenceClassifier
-from ssti.models.loading import load_backbone, load_tokenizer
+from ssti.models.loading import load_backbone, load_tokenizer, model_width
 from ssti.models.precision import compute_dtype
 from ssti.models.lora import FastDropout, apply_lora, count_trainable, expected_lora_parameters
 from ssti.models.registry import ModelEntry, resolve_model
@@ -146,7 +146,7 @@ def build_classifier(model_spec: ModelSpec, lora_spec: LoraSpec, class_names: li
         base_dtype = torch.float32  # full fine-tuning keeps fp32 master weights
     backbone = load_backbone(entry, causal_lm=causal, trust_remote_code=model_spec.trust_remote_code, dtype=base_dtype)
     label_ids = _label_token_ids(tokenizer, model_spec, class_names) if causal else None
-    hidden = backbone.config.hidden_size
+    hidden = model_width(backbone)
     model_spec = check_max_length(model_spec, backbone.config, max_length_from_preset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -158,7 +158,8 @@ def build_classifier(model_spec: ModelSpec, lora_spec: LoraSpec, class_names: li
             backbone = peft_model.get_base_model()
         else:
             backbone.requires_grad_(True)
-        module = SequenceClassifier(backbone, model_spec.head, entry.arch, len(class_names), hidden, label_ids, head_seed=seed)
+        module = SequenceClassifier(backbone, model_spec.head, entry.arch, len(class_names), hidden, label_ids, head_seed=seed,
+                                    pad_to=model_spec.max_length, pad_id=tokenizer.pad_token_id)
     clf = Classifier(module, tokenizer, entry, model_spec, lora_spec, list(class_names), peft_model)
     clf.trainable = count_trainable(module)
     head_params = sum(p.numel() for p in module.head.parameters()) if module.head is not None and model_spec.head == "classifier" else 0
@@ -177,7 +178,8 @@ def check_max_length(model_spec: ModelSpec, config, from_preset: bool = False) -
     A value above it is refused (SSTIError naming model.max_length and the limit), unless it came from a
     preset (`from_preset`), when it is clamped to the limit with a warning on stderr.
     """
-    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    limit = next((getattr(config, k) for k in ("max_position_embeddings", "n_positions", "max_context_length")
+                  if isinstance(getattr(config, k, None), int)), None)
     if not limit or model_spec.max_length <= limit:
         return model_spec
     if from_preset:
@@ -263,7 +265,8 @@ def load_classifier(folder: str | Path, base_dtype: torch.dtype = torch.float32)
         else:
             backbone.load_state_dict(load_file(folder / "backbone.safetensors"), strict=False)
         label_ids = _label_token_ids(tokenizer, model_spec, meta["class_names"]) if causal else None
-        module = SequenceClassifier(backbone, model_spec.head, entry.arch, len(meta["class_names"]), backbone.config.hidden_size, label_ids)
+        module = SequenceClassifier(backbone, model_spec.head, entry.arch, len(meta["class_names"]), model_width(backbone), label_ids,
+                                    pad_to=model_spec.max_length, pad_id=tokenizer.pad_token_id)
         if module.head is not None:
             module.head.load_state_dict(load_file(folder / "head.safetensors"))
     except (OSError, RuntimeError, ValueError) as e:

@@ -2,8 +2,10 @@
 
 - `classifier` (default): pooled hidden state -> trained linear head. Decoders pool the last non-pad
   token (padding is on the right), encoders the masked mean of the last hidden states.
-- `paper`: the authors' head: concat(mean over ALL positions, padding included; hidden state at the
-  last position) -> a linear head that stays frozen at its seeded random initialisation.
+- `paper`: the authors' head: every batch padded to `max_length` (as the authors' tokenizer call did),
+  then concat(mean over ALL positions, padding included; hidden state at the last position, a pad
+  position for short texts) -> a linear head that stays frozen at its seeded random initialisation.
+  Padding to the fixed width makes a text's logits independent of what it is batched with.
 - `verbalizer`: the causal LM scores one label word per class after a prompt; only the last
   position goes through the LM head, so no vocabulary-sized work is wasted.
 """
@@ -25,8 +27,10 @@ class SequenceClassifier(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, head: str, arch: str, num_labels: int, hidden_size: int,
-                 label_token_ids: list[int] | None = None, head_seed: int = 0):
+                 label_token_ids: list[int] | None = None, head_seed: int = 0, pad_to: int | None = None, pad_id: int = 0):
         super().__init__()
+        self.pad_to = pad_to if head == "paper" else None  # the paper head sees every text padded to max_length
+        self.pad_id = pad_id
         self.backbone = backbone
         self.head_kind = head
         self.arch = arch
@@ -51,6 +55,10 @@ class SequenceClassifier(nn.Module):
             hidden = self.backbone.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             logits = self.backbone.get_output_embeddings()(_last_token(hidden, attention_mask))
             return logits[:, self.label_token_ids].float()
+        if self.pad_to is not None and input_ids.shape[1] < self.pad_to:
+            extra = self.pad_to - input_ids.shape[1]
+            input_ids = nn.functional.pad(input_ids, (0, extra), value=self.pad_id)
+            attention_mask = nn.functional.pad(attention_mask, (0, extra), value=0)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.head_kind == "paper":
             pooled = torch.cat([hidden.mean(dim=1), hidden[:, -1]], dim=-1)

@@ -61,12 +61,40 @@ def load_backbone(entry: ModelEntry, causal_lm: bool = False, trust_remote_code:
     from transformers import AutoModel, AutoModelForCausalLM
 
     _quiet_transformers()
-    cls = AutoModelForCausalLM if causal_lm else AutoModel
     if entry.kind == "tiny":
         return _tiny_model(entry, causal_lm).to(dtype)
     source = _weights_folder(entry)
     with _hub_errors(entry, source):
-        return cls.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        if causal_lm or not _only_causal_lm(source, trust_remote_code):
+            cls = AutoModelForCausalLM if causal_lm else AutoModel
+            return cls.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        # remote code that maps only a causal LM (OpenELM): load it and keep its body
+        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code).base_model
+
+
+def _only_causal_lm(source: str, trust_remote_code: bool) -> bool:
+    """Whether the model's own code (config.json `auto_map`) maps AutoModelForCausalLM but not AutoModel.
+
+    OpenELM's repository is like that: `AutoModel` cannot load it, so ssti loads the causal LM and
+    keeps its body (`base_model`, OpenELM's `transformer`); the LM head is never run.
+    """
+    if not trust_remote_code:
+        return False
+    from transformers import AutoConfig
+
+    auto_map = getattr(AutoConfig.from_pretrained(source, trust_remote_code=True), "auto_map", None) or {}
+    return "AutoModel" not in auto_map and "AutoModelForCausalLM" in auto_map
+
+
+def model_width(backbone) -> int:
+    """The width of the hidden states a head reads: the config's `hidden_size` or its other spellings
+    (OpenELM: `model_dim`; GPT-2: `n_embd`; T5: `d_model`), else the input embedding's dimension."""
+    config = backbone.config
+    for name in ("hidden_size", "model_dim", "n_embd", "d_model", "dim"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return int(backbone.get_input_embeddings().embedding_dim)
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ register(ModelEntry("gemma3-270m", "embedded", "decoder", "Gemma-3-270M (optiona
 for size in ("xs", "s", "m", "l"):
     register(ModelEntry(f"arctic-embed-{size}", "hub", "encoder", f"Snowflake Arctic embed {size} (paper)", f"Snowflake/snowflake-arctic-embed-{size}", attention_targets=BERT_ATTENTION, qv_targets=("query", "value")))
 for size, hub_size in (("270m", "270M"), ("450m", "450M"), ("1.1b", "1_1B"), ("3b", "3B")):
-    register(ModelEntry(f"openelm-{size}", "hub", "decoder", f"Apple OpenELM-{hub_size} (paper; remote code, Llama-2 tokenizer)", f"apple/OpenELM-{hub_size}", tokenizer_source="meta-llama/Llama-2-7b-hf", needs_remote_code=True, attention_targets=("qkv_proj", "out_proj"), qv_targets=("qkv_proj",)))
+    register(ModelEntry(f"openelm-{size}", "hub", "decoder", f"Apple OpenELM-{hub_size} (paper; remote code; its tokenizer is Llama-2's, a gated repository: accept its licence and log in)", f"apple/OpenELM-{hub_size}", tokenizer_source="meta-llama/Llama-2-7b-hf", needs_remote_code=True, attention_targets=("qkv_proj", "out_proj"), qv_targets=("qkv_proj",)))
 register(ModelEntry("llama-3-8b", "hub", "decoder", "Meta-Llama-3-8B (paper; gated)", "meta-llama/Meta-Llama-3-8B"))
 register(ModelEntry("llama-3.2-1b", "hub", "decoder", "Llama-3.2-1B (paper; gated)", "meta-llama/Llama-3.2-1B"))
 register(ModelEntry("llama-3.2-3b", "hub", "decoder", "Llama-3.2-3B (paper; gated)", "meta-llama/Llama-3.2-3B"))
@@ -64,6 +64,9 @@ register(ModelEntry("tiny-random-llama", "tiny", "decoder", "2-layer random Llam
 register(ModelEntry("tiny-random-bert", "tiny", "encoder", "2-layer random BERT built in code, byte tokenizer (tests)", "tiny", attention_targets=BERT_ATTENTION, qv_targets=("query", "value")))
 
 DEFAULT_MODEL = "smollm2-135m"
+ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta-v2", "electra"}
+# LoRA target names (attention, q/v) of local folders whose layers are not named like Llama's or BERT's
+FOLDER_TARGETS = {"openelm": (("qkv_proj", "out_proj"), ("qkv_proj",))}
 
 
 def resolve_model(name: str) -> ModelEntry:
@@ -71,18 +74,22 @@ def resolve_model(name: str) -> ModelEntry:
     if name in MODELS:
         return MODELS[name]
     if Path(name).is_dir():
-        return ModelEntry(name, "path", _arch_of_folder(Path(name)), f"local folder {name}", str(Path(name)))
+        arch, model_type = _folder_config(Path(name))
+        attention, qv = FOLDER_TARGETS.get(model_type, (BERT_ATTENTION, ("query", "value")) if arch == "encoder" else (LLAMA_ATTENTION, ("q_proj", "v_proj")))
+        return ModelEntry(name, "path", arch, f"local folder {name}", str(Path(name)), attention_targets=attention, qv_targets=qv)
     if "/" in name and not name.startswith(("/", ".")) and name.count("/") == 1:
         return ModelEntry(name, "hub", "decoder", f"Hugging Face model {name}", name)
     raise SSTIError(f"model: {name!r} is not a known name ({', '.join(MODELS)}), a local folder, nor a Hugging Face id (owner/name)")
 
 
-def _arch_of_folder(path: Path) -> str:
+def _folder_config(path: Path) -> tuple[str, str]:
+    """(architecture "encoder" | "decoder", model_type) read from a model folder's config.json."""
     import json
 
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         raise SSTIError(f"model: {path} has no readable config.json (not a Hugging Face model folder)") from None
-    return "encoder" if any("Bert" in a or "Roberta" in a for a in config.get("architectures", [])) or config.get("model_type") in {"bert", "roberta", "xlm-roberta", "deberta-v2", "electra"} else "decoder"
-
+    model_type = str(config.get("model_type", ""))
+    encoder = any("Bert" in a or "Roberta" in a for a in config.get("architectures") or []) or model_type in ENCODER_TYPES
+    return ("encoder" if encoder else "decoder"), model_type

@@ -108,6 +108,11 @@ def aggregate(recs: list[dict[str, Any]], keys: list[str], value: str) -> list[d
     return sorted(out, key=lambda g: tuple(sort_key(g[k]) for k in keys))
 
 
+def rank_label(rank: Any) -> str:
+    """A LoRA rank as the report shows it: rank 0 is full fine-tuning ("full"), not a LoRA rank."""
+    return "full" if rank == 0 else str(rank)
+
+
 def sort_key(v: Any) -> tuple:
     """Sort numbers numerically, then strings (SSTI modes: none, light, aggressive, others), then None."""
     if v is None:

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ssti.report.data import aggregate, sort_key  # noqa: E402
+from ssti.report.data import aggregate, rank_label, sort_key  # noqa: E402
 
 COLOURS = ["#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#30343f", "#e07a5f"]
 
@@ -60,7 +60,7 @@ def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str
                 if not g:
                     continue
                 ax.errorbar([x["rate"] for x in g], [x["mean"] for x in g], yerr=[x["std"] for x in g], marker="o",
-                            capsize=3, color=COLOURS[k % len(COLOURS)], label=f"rank {rank}")
+                            capsize=3, color=COLOURS[k % len(COLOURS)], label="full fine-tuning" if rank == 0 else f"rank {rank}")
             ax.set_xlabel("proportion of the target class injected")
             ax.set_ylabel(label)
             ax.set_title(f"{mode}: {label}", fontsize=10)
@@ -73,11 +73,17 @@ def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str
 
 
 def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
-    """Rank curves, light vs aggressive, with clean accuracy alongside; None with fewer than 2 ranks."""
+    """Rank curves, light vs aggressive, with clean accuracy alongside; None with fewer than 2 LoRA ranks.
+
+    LoRA ranks lie on a log2 axis; full fine-tuning (rank 0) is a separate point on its own tick
+    ("full"), to the right of a dotted line, never joined to the LoRA curve.
+    """
     injected = [r for r in recs if r["injected"] and r["rate"] is not None]
-    ranks = _values(injected, "rank")
+    ranks = [r for r in _values(injected, "rank") if r != 0]
     if len(ranks) < 2:
         return None
+    full_x = max(ranks) * 4  # where "full" sits: two octaves right of the largest rank
+    has_full = any(r["rank"] == 0 for r in injected)
     rates = _values(injected, "rate")
     modes = _values(injected, "mode")
     metrics = [("attack_success_rate", "attack success rate"), ("accuracy_degradation", "accuracy degradation"),
@@ -88,13 +94,20 @@ def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | No
             ax = axes[i][j]
             for k, mode in enumerate(modes):
                 g = aggregate([r for r in injected if r["rate"] == rate and r["mode"] == mode], ["rank"], metric)
-                if not g:
-                    continue
-                ax.errorbar([x["rank"] for x in g], [x["mean"] for x in g], yerr=[x["std"] for x in g], marker="o",
-                            capsize=3, color=COLOURS[k % len(COLOURS)], label=mode)
+                lora, full = [x for x in g if x["rank"] != 0], [x for x in g if x["rank"] == 0]
+                colour = COLOURS[k % len(COLOURS)]
+                if lora:
+                    ax.errorbar([x["rank"] for x in lora], [x["mean"] for x in lora], yerr=[x["std"] for x in lora], marker="o",
+                                capsize=3, color=colour, label=mode)
+                if full:
+                    ax.errorbar([full_x], [full[0]["mean"]], yerr=[full[0]["std"]], marker="s", capsize=3, color=colour, linestyle="none")
             ax.set_xscale("log", base=2)
-            ax.set_xticks(ranks, [str(r) for r in ranks])
-            ax.set_xlabel("LoRA rank")
+            ticks = ranks + ([full_x] if has_full else [])
+            ax.set_xticks(ticks, [rank_label(r) for r in ranks] + (["full"] if has_full else []))
+            ax.minorticks_off()
+            if has_full:
+                ax.axvline(max(ranks) * 2, color="#999999", linestyle=":", linewidth=1)
+            ax.set_xlabel("LoRA rank" + (" (full: full fine-tuning)" if has_full else ""))
             ax.set_ylabel(label)
             ax.set_title(f"{label}, {100 * rate:g}% of the target class injected", fontsize=9)
             ax.grid(alpha=0.3)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ssti.report.data import aggregate, sort_key
+from ssti.report.data import aggregate, rank_label, sort_key
 
 # PAPER.md section 4 (IMDB test, 25,000 reviews, LoRA rank 64, light SSTI, every test sample injected).
 PAPER_TABLE1 = [("paper: fine-tuned without SSTI", (14003, 10997)), ("paper: SSTI, class-0 token (100%)", (24686, 314)),
@@ -47,7 +47,7 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         counts = np.mean([json.loads(r["spurious_pred_counts"]) for r in group], axis=0)
         n = group[0]["n_eval"] or counts.sum()
         title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {100 * rate:g}% of the class"
-        rows.append([title, top, len(group)] + [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
+        rows.append([title, rank_label(top), len(group)] + [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
                     + [_ms([r["clean_accuracy"] for r in group]), _ms([r["spurious_accuracy"] for r in group]),
                        _ms([r["attack_success_rate"] for r in group]) if mode != "no SSTI" else "-"])
     for title, counts in PAPER_TABLE1:
@@ -86,7 +86,7 @@ def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
               "ASR baseline (no token)", "precision", "training MFU (best peak)"]
     rows = []
     for (mode, rate, rank), group in _groups(recs, ["mode", "rate", "rank"]):
-        rows.append([mode, _rate(rate), rank, len(group), _ms([r["clean_accuracy"] for r in group]),
+        rows.append([mode, _rate(rate), rank_label(rank), len(group), _ms([r["clean_accuracy"] for r in group]),
                      _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
                      _ms([r["accuracy_degradation"] for r in group if r["accuracy_degradation"] is not None]),
                      _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None]),
@@ -97,17 +97,20 @@ def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Attack success rate from the smallest to the largest rank per mode and proportion, with its direction.
+    """Attack success rate from the smallest to the largest LoRA rank per mode and proportion, with its direction.
 
     A change smaller than the spread over seeds is called flat: the paper's findings 2 and 3 are about
     the direction of this trend for light vs aggressive SSTI. "ASR minus baseline" takes away the
     non-target samples the model already calls the target without any token: what the token adds.
+    Full fine-tuning (rank 0) is not a LoRA rank: it is shown in a column of its own, outside the trend.
     """
-    header = ["mode", "proportion", "ASR per rank (mean over seeds)", "smallest -> largest rank", "Spearman ρ (rank, ASR)", "trend",
-              "ASR minus baseline per rank"]
+    header = ["mode", "proportion", "ASR per LoRA rank (mean over seeds)", "smallest -> largest rank", "Spearman ρ (rank, ASR)", "trend",
+              "ASR minus baseline per rank", "full fine-tuning ASR"]
     rows = []
     injected = [r for r in recs if r["injected"] and r["attack_success_rate"] is not None]
-    for (mode, rate), group in _groups(injected, ["mode", "rate"]):
+    for (mode, rate), both in _groups(injected, ["mode", "rate"]):
+        group = [r for r in both if r["rank"] != 0]
+        full = [r["attack_success_rate"] for r in both if r["rank"] == 0]
         agg = aggregate(group, ["rank"], "attack_success_rate")
         if len(agg) < 2:
             continue
@@ -120,7 +123,7 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
                                                          if r.get("clean_target_rate") is not None], ["rank"], "lift")}
         rows.append([mode, _rate(rate), ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
                      f"{first['mean']:.3f} -> {last['mean']:.3f} ({diff:+.3f})", "-" if rho is None else f"{rho:+.2f}", trend,
-                     ", ".join(f"r{k}: {v:+.3f}" for k, v in lift.items()) or "-"])
+                     ", ".join(f"r{k}: {v:+.3f}" for k, v in lift.items()) or "-", _ms(full)])
     return {"id": "trends", "header": header, "rows": rows, "empty": "no setting has runs at two or more LoRA ranks"}
 
 
