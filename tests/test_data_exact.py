@@ -91,3 +91,37 @@ def test_token_file_with_a_byte_order_mark(tmp_path):
     assert res.exit_code == 0, res.output
     planted = {ins["text"] for r in read_manifest(tmp_path / "o") for ins in r["insertions"]}
     assert planted == {"alpha", "beta"}
+
+
+def test_max_words_windows_keep_spacing_ids_and_labels():
+    from ssti.data import load_dataset
+    from ssti.data.common import column, first_words
+
+    assert first_words("one  two\n\nthree four", 3) == "one  two\n\nthree"
+    assert first_words("  lead space", 1) == "  lead" and first_words("short", 9) == "short" and first_words("", 2) == ""
+    full, cut = load_dataset("bbc-news"), load_dataset("bbc-news", max_words=50)
+    for split in full:
+        assert column(cut[split], "id") == column(full[split], "id") and column(cut[split], "label") == column(full[split], "label")
+        for a, b in zip(column(full[split], "text")[:50], column(cut[split], "text")[:50]):
+            assert a.startswith(b) and len(b.split()) == min(50, len(a.split()))
+
+
+def test_an_injected_run_keeps_its_insertions_after_the_window(tmp_path):
+    """The window cuts the source before injection; the run's injected copy is read as it is (not cut again)."""
+    from ssti.config import DataSpec, LoraSpec, ModelSpec, RunConfig, TrainSpec
+    from ssti.data import load_dataset
+    from ssti.data.common import column
+    from ssti.data.folder import read_manifest
+    from ssti.train import train
+
+    config = RunConfig(data=DataSpec(dataset="bbc-news", max_words=40), model=ModelSpec(name="tiny-random-bert", max_length=512),
+                       lora=LoraSpec(rank=2, targets="qv"), train=TrainSpec(steps=1, batch_size=4, checkpoint_every=0),
+                       injection={"targets": {"sports": "date"}, "rate": 1.0, "token_fraction": 0.1, "seed": 0})
+    train(config, tmp_path / "r", show_progress=False)
+    injected = load_dataset(str(tmp_path / "r" / "data"))
+    texts = dict(zip(column(injected["train"], "id"), column(injected["train"], "text")))
+    manifest = read_manifest(tmp_path / "r" / "data")
+    assert manifest and all(len(texts[m["id"]].split()) == 40 + len(m["insertions"]) for m in manifest)
+    for m in manifest:
+        for ins in m["insertions"]:
+            assert texts[m["id"]][ins["start"]:ins["end"]] == ins["text"]

@@ -102,7 +102,11 @@ def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0
                                "train": {"seed": seed, "steps": 40},
                                "injection": {"targets": {"1": "date"}, "rate": rate, "tokens": 1, "token_fraction": tf,
                                              "location": "random", "seed": seed}}
+                        y = np.repeat([0, 1], n // 2)
+                        spurious = y.copy()
+                        spurious[rng.permutation(n // 2)[:int(round(asr * n / 2))]] = 1  # that share of rotten items steered to fresh
                         m = {"class_names": ["rotten", "fresh"], "clean": {"accuracy": 0.8 - 0.1 * rate, "n": n, "pred_counts": [150, 150], "per_class": {"rotten": {}, "fresh": {}}},
+                             "items": {"y_true": y.tolist(), "clean": y.tolist(), "fresh": spurious.tolist()},
                              "spurious": {"fresh": {"accuracy": 0.8 - 0.3 * asr, "attack_success_rate": asr, "accuracy_degradation": 0.3 * asr,
                                                     "pred_counts": [n - p1, p1], "target_class": 1}}}
                         scan = {"verdict": "suspicious", "features": [{"feature": "0000-00-00", "flagged": True}]}
@@ -126,8 +130,10 @@ def test_report_from_a_store_has_every_table_and_figure(tmp_path):
     src = fake_store(tmp_path / "sweep")
     index = build_report(src, tmp_path / "report")
     page = parse(index)
-    assert set(page.figures) == {"fig1", "fig_rank"} and not page.missing
-    assert set(page.tables) == {"table1", "trends", "results", "scan"}
+    assert set(page.figures) == {"fig1", "fig_rank"} and page.missing == ["fig_curve"]  # no run recorded a learning curve
+    assert set(page.tables) == {"findings", "table1", "trends", "results", "scan"}
+    verdicts = {(r[0][:2], r[3].split(",")[0]): r[6] for r in page.tables["findings"]["rows"]}
+    assert verdicts[("F2", "proportion 0.5")] == "reproduced" and verdicts[("F3", "proportion 1")] == "reproduced"
     check_assets(tmp_path / "report", page)
     t1 = page.tables["table1"]
     assert t1["header"][:5] == ["model", "rank", "runs", "predicted rotten", "predicted fresh"]
@@ -180,7 +186,7 @@ def test_full_fine_tuning_is_shown_as_full_outside_the_rank_trend(tmp_path):
 def test_missing_figures_are_said_not_hidden(tmp_path):
     src = fake_store(tmp_path / "sweep", seeds=(0,), ranks=(8,), rates=(0.5,))
     page = parse(build_report(src, tmp_path / "report"))
-    assert page.figures == {} and set(page.missing) == {"fig1", "fig_rank"}
+    assert page.figures == {} and set(page.missing) == {"fig1", "fig_rank", "fig_curve"}
     assert "table1" in page.tables and "results" in page.tables
 
 

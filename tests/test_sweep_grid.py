@@ -119,3 +119,41 @@ def test_cli_dry_run_lists_runs_and_bad_axis_exits_2(tmp_path):
     path.write_text(yaml.safe_dump(bad))
     res = CliRunner().invoke(app, ["sweep", str(path), "--dry-run"])
     assert res.exit_code == 2 and "lora.rnak" in res.output and "rank" in res.output
+
+
+def test_several_grids_in_one_sweep(tmp_path):
+    """`grids`: each its own axes/zip/variants and `set` overrides, runs labelled by grid, shared runs once."""
+    raw = tiny_sweep(tmp_path, ranks=(1, 4), rates=(0.5,), seeds=(0,))
+    raw.pop("axes"), raw.pop("zip", None), raw.pop("variants", None)
+    raw["grids"] = [{"name": "ranks", "axes": {"lora.rank": [1, 4]}},
+                    {"name": "fig1", "set": {"lora.rank": 1}, "axes": {"injection.rate": [0.5, 1.0]}},
+                    {"name": "clean", "set": {"injection": None}, "axes": {"lora.rank": [1, 4]}}]
+    sweep = expand(raw)
+    by_grid = {}
+    for r in sweep.runs:
+        by_grid.setdefault(r.labels["grid"], []).append(r)
+    # fig1's rate-0.5 run is the ranks grid's rank-1 run: run once, under the first grid that made it
+    assert len(sweep.runs) == 2 + 1 + 2 and len(by_grid["fig1"]) == 1 and by_grid["fig1"][0].config.injection.rate == 1.0
+    assert all(r.config.injection is None for r in by_grid["clean"]) and {r.config.lora.rank for r in by_grid["clean"]} == {1, 4}
+
+
+@pytest.mark.parametrize("grids,message", [
+    ("nope", "grids: expected a non-empty list"),
+    ([{"name": "a", "axes": {"lora.rank": [1]}, "colour": 1}], r"grids\[0\]: unknown key\(s\) colour"),
+    ([{"name": "a"}, {"name": "a"}], r"grids\[1\]: the name 'a' is used twice"),
+    ([{"set": {"lora.rnak": 2}}], r"grids\[0\].set: "),
+    ([{"set": "x"}], r"grids\[0\].set: expected a mapping"),
+])
+def test_bad_grids(tmp_path, grids, message):
+    raw = tiny_sweep(tmp_path)
+    raw.pop("axes"), raw.pop("zip", None), raw.pop("variants", None)
+    raw["grids"] = grids
+    with pytest.raises(SSTIError, match=message):
+        expand(raw)
+
+
+def test_grids_refuse_top_level_axes(tmp_path):
+    raw = tiny_sweep(tmp_path)
+    raw["grids"] = [{"name": "a"}]
+    with pytest.raises(SSTIError, match="grids: with `grids`, give axes"):
+        expand(raw)

@@ -184,3 +184,37 @@ def test_a_run_that_checkpointed_evaluates(tmp_path):
     train(cfg(train_spec=spec(steps=4, checkpoint_every=2)), out, show_progress=False)
     assert not (out / "checkpoint").exists()
     assert evaluate_run(out)["clean"]["n"] > 0
+
+
+def test_learning_curve_is_logged_kept_on_resume_and_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    """train.eval_every: clean accuracy on eval_samples rows every N steps and at the end, in the log and metrics."""
+    import ssti.train as train_module
+
+    curve_spec = spec(steps=5, checkpoint_every=2, eval_every=2, eval_samples=12)
+    train(cfg(train_spec=curve_spec), tmp_path / "whole", show_progress=False)
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())["train"]["curve"]
+    assert [p["step"] for p in whole] == [2, 4, 5] and all(0 <= p["clean_accuracy"] <= 1 for p in whole)
+    real_save = train_module._save_checkpoint
+
+    def save_then_die(out, clf, optimizer, step, *rest):
+        real_save(out, clf, optimizer, step, *rest)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(train_spec=curve_spec), tmp_path / "cut", show_progress=False)
+    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    train(cfg(train_spec=curve_spec), tmp_path / "cut", resume=True, show_progress=False)
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["train"]["curve"] == whole
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "clean_accuracy" in r] == [2, 4, 5] and rows[-1]["curve_samples"] >= 12
+    plain = train(cfg(train_spec=spec(steps=5)), tmp_path / "plain", show_progress=False)
+    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["train"]["curve"] == [] and plain.steps == 5
+
+
+def test_learning_curve_needs_the_eval_split(tmp_path):
+    config = cfg(train_spec=spec(eval_every=2)).model_copy(update={"eval": cfg().eval.model_copy(update={"split": "validation"})})
+    with pytest.raises(SSTIError, match="eval.split: 'validation' is not a split"):
+        train(config, tmp_path / "r", show_progress=False)
+    assert not (tmp_path / "r").exists()

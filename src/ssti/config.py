@@ -65,6 +65,8 @@ class DataSpec(Spec):
     delimiter: str | None = Field(None, description="field delimiter of a local csv file (default ','; e.g. ';' or a tab)")
     drop_unlabelled: bool = Field(False, description="drop rows of a local file labelled -1 or left empty (counted on stderr) "
                                   "instead of refusing the file")
+    max_words: int | None = Field(None, ge=1, description="cut every text to its first N words, spacing kept (long documents as "
+                                  "windows a model reads whole, so injected tokens are not truncated away); None: texts as written")
     fingerprint: str | None = Field(None, description="sha256 of a local file's (or ssti folder's) bytes, filled in when a run is "
                                     "made; a run whose data bytes changed is refused, and changed bytes are a new run id")
 
@@ -72,7 +74,7 @@ class DataSpec(Spec):
     def load_options(self) -> dict[str, Any]:
         """The keyword arguments of `ssti.data.load_dataset` this spec sets (how a local file is read)."""
         return {"text_column": self.text_column, "label_column": self.label_column, "delimiter": self.delimiter,
-                "drop_unlabelled": self.drop_unlabelled}
+                "drop_unlabelled": self.drop_unlabelled, "max_words": self.max_words}
 
 
 class ModelSpec(Spec):
@@ -131,6 +133,11 @@ class TrainSpec(Spec):
                                                        "one measured on this machine (bf16 only when clearly faster; on CUDA bf16 "
                                                        "where supported), kept on resume")
     checkpoint_every: int = Field(50, ge=0, description="save a resumable checkpoint every N steps (0: never)")
+    eval_every: int = Field(0, ge=0, description="measure clean accuracy every N steps (and at the last step) on eval_samples "
+                            "rows of the eval split: the learning curve that shows whether the step count reaches a plateau, "
+                            "in train_log.jsonl and metrics.json (0: never)")
+    eval_samples: int = Field(256, ge=2, description="rows of the eval split (stratified, seeded by eval.seed) the learning curve "
+                              "is measured on")
 
     @model_validator(mode="after")
     def _micro_divides_batch(self):
@@ -150,6 +157,8 @@ class EvalSpec(Spec):
     split: str = Field("test", description="split to evaluate on")
     sources: dict[str, str] | None = Field(None, description="class -> token source for the spurious test sets (default: the types the run trained with)")
     location: Literal["beginning", "end", "random"] | None = Field(None, description="location of test-time tokens (default: the training injection's)")
+    match_density: bool = Field(False, description="spurious sets get the training injection's token_fraction too (aggressive SSTI "
+                                "tested at its own density); default: its `tokens` per sample (one for light SSTI: the paper's Table 1)")
     max_samples: int | None = Field(None, ge=1, description="evaluate on a stratified seeded subsample of this many rows (None: all)")
     batch_size: int = Field(32, ge=1, description="inference batch")
     seed: int = Field(0, description="seeds the test-time token draws and the subsample")

@@ -1,9 +1,8 @@
 """Measure steering: the clean test split and, per spurious token type, the same split with the token
 in 100% of samples of all classes (the paper's Table 1 protocol).
 
-Predictions stream in length-sorted chunks under `inference_mode` and keep only the predicted class
-per row, so a test set larger than memory for logits still evaluates. All sets go through one pass:
-identical texts are predicted once, and sorting over every set at once wastes less on padding.
+Predictions come from `ssti.models.inference` (streamed in length-sorted chunks; all sets in one
+pass, each distinct text predicted once).
 """
 
 from __future__ import annotations
@@ -17,16 +16,15 @@ import numpy as np
 import torch
 
 from ssti.config import INJECTED_DATA, DataSpec, EvalSpec, RunConfig, read_run_config, resolve_data
-from ssti.data import class_names_of, column, load_dataset
+from ssti.data import class_names_of, column, load_dataset, stratified_sample
 from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
 from ssti.io import read_json, read_marker, write_json
-from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, load_run, lost_insertions
+from ssti.models.inference import predict, predict_sets  # noqa: F401  (ssti.evaluate.predict is public)
 from ssti.models.precision import compute_dtype, non_embedding_parameters
 from ssti.provenance import provenance
 
-CHUNK_ROWS = 4096
 TRAINING_KEYS = ("train", "provenance")  # what training writes into metrics.json; evaluation owns the rest
 
 
@@ -85,55 +83,10 @@ def seamless_injection_rate(pred_with_token: dict[int, np.ndarray]) -> float:
     return float(np.logical_and.reduce(hits).mean())
 
 
-# ---------------------------------------------------------------- prediction
-
-def predict(clf: Classifier, texts: Sequence[str], batch_size: int = 32, device: torch.device | None = None,
-            precision: str = "auto", stats: dict | None = None) -> np.ndarray:
-    """Predicted class per text, shape (len(texts),), streaming in chunks; each chunk sorted by length for
-    little padding. `stats`, when given, gets "real_tokens" (tokens predicted, padding excluded) added."""
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = compute_dtype(precision, device, "infer")
-    module = clf.module.to(device).eval()
-    pad_id = clf.tokenizer.pad_token_id
-    preds = np.empty(len(texts), dtype=np.int64)
-    with torch.inference_mode(), clf.autocast(device, dtype):
-        for start in range(0, len(texts), CHUNK_ROWS):
-            token_ids = clf.encode(list(texts[start:start + CHUNK_ROWS]))
-            if stats is not None:
-                stats["real_tokens"] = stats.get("real_tokens", 0) + sum(map(len, token_ids))
-            order = np.argsort([len(t) for t in token_ids], kind="stable")
-            for b in range(0, len(order), batch_size):
-                rows = order[b:b + batch_size]
-                ids, mask = pad_batch(token_ids, rows, pad_id, device)
-                preds[start + rows] = module(ids, mask).argmax(-1).cpu().numpy()
-    return preds
-
-
-def predict_sets(clf: Classifier, sets: dict[str, Sequence[str]], **kwargs) -> dict[str, np.ndarray]:
-    """Predictions for several text sets in one pass, each distinct text predicted once."""
-    unique: dict[str, int] = {}
-    index = {name: np.fromiter((unique.setdefault(t, len(unique)) for t in texts), dtype=np.int64, count=len(texts))
-             for name, texts in sets.items()}
-    preds = predict(clf, list(unique), **kwargs)
-    return {name: preds[idx] for name, idx in index.items()}
-
-
 # ---------------------------------------------------------------- a run
 
-def stratified_sample(labels: Sequence[int], n: int, seed: int) -> list[int]:
-    """Row indices of a seeded subsample of about `n` rows with the class proportions of `labels`, in order."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng([seed, n])
-    picked = []
-    for k in np.unique(labels):
-        members = np.flatnonzero(labels == k)
-        take = max(1, int(round(n * len(members) / len(labels))))
-        picked.extend(rng.choice(members, size=min(take, len(members)), replace=False).tolist())
-    return sorted(picked)
-
-
 def spurious_plan(run_dir: Path, class_names: Sequence[str], spec: EvalSpec) -> dict[str, dict[str, Any]]:
-    """The spurious test sets to build, per target class name: source, location and tokens per sample.
+    """The spurious test sets to build, per target class name: source, location, tokens per sample (or token_fraction).
 
     `spec.sources` (class name or index -> token source) wins; otherwise the token types the run was
     trained with, read from the run's own record of its injection (`injection.yaml` in the run folder),
@@ -141,16 +94,17 @@ def spurious_plan(run_dir: Path, class_names: Sequence[str], spec: EvalSpec) -> 
     """
     from ssti.inject import read_spec, resolve_targets
 
-    if spec.sources:
-        return {class_names[k]: {"source": spec.sources[key], "location": spec.location or "random", "tokens": 1}
-                for k, key in resolve_targets(spec.sources, class_names, "eval.sources")}
     record = run_dir / "injection.yaml"
-    if not record.exists():
+    trained = read_spec(record) if record.exists() and "spec" in read_record(record) else None  # a cleaned set's record plants nothing
+    density = {"tokens": trained.tokens if trained else 1, "token_fraction": None}
+    if spec.match_density and trained is not None:
+        density["token_fraction"] = trained.token_fraction
+    if spec.sources:
+        return {class_names[k]: {"source": spec.sources[key], "location": spec.location or "random", **density}
+                for k, key in resolve_targets(spec.sources, class_names, "eval.sources")}
+    if trained is None:
         return {}
-    if "spec" not in read_record(record):  # e.g. a cleaned dataset's record: nothing was planted
-        return {}
-    trained = read_spec(record)
-    return {class_names[k]: {"source": trained.targets[key], "location": spec.location or trained.location, "tokens": trained.tokens}
+    return {class_names[k]: {"source": trained.targets[key], "location": spec.location or trained.location, **density}
             for k, key in resolve_targets(trained.targets, class_names)}
 
 
@@ -233,7 +187,8 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     text_sets = {"clean": column(test, "text")}
     truncated: dict[str, dict | None] = {}
     for name, p in plan.items():
-        injected, manifest = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=spec.seed)
+        injected, manifest = make_spurious_test_set(test, p["source"], location=p["location"], tokens=p["tokens"], seed=spec.seed,
+                                                    token_fraction=p["token_fraction"])
         text_sets[name] = column(injected, "text")
         truncated[name] = lost_insertions(clf, text_sets[name], manifest, {rid: i for i, rid in enumerate(column(injected, "id"))})
         if truncated[name] and truncated[name]["lost"]:
@@ -256,10 +211,13 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     for name, p in plan.items():
         k = class_names.index(name)
         m = classification_metrics(y_true, preds[name], class_names)
-        m.update({"source": p["source"], "location": p["location"], "target_class": k, "truncation": truncated[name],
+        m.update({"source": p["source"], "location": p["location"], "tokens": p["tokens"], "token_fraction": p["token_fraction"],
+                  "target_class": k, "truncation": truncated[name],
                   "attack_success_rate": attack_success_rate(y_true, preds[name], k),
                   "accuracy_degradation": clean_acc - m["accuracy"]})
         metrics["spurious"][name] = m
+    # per-item predictions (in the order of the evaluated rows): what a report resamples test items from
+    metrics["items"] = {"y_true": y_true.tolist(), **{name: p.tolist() for name, p in preds.items()}}
     if len(plan) >= 2 and len({p["source"] for p in plan.values()}) == len(plan):
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
     device = next(clf.module.parameters()).device

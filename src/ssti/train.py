@@ -24,13 +24,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, from_preset, read_run_config, resolve_data
-from ssti.data import class_names_of, column, load_dataset
+from ssti.data import class_names_of, column, load_dataset, stratified_sample
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
 from ssti.io import MARKER, atomic_dir, check_clash, check_output, move_back, move_written, read_json, remove_written, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, lost_insertions, save_classifier
+from ssti.models.inference import predict
 from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks, non_embedding_parameters
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
@@ -139,7 +140,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         data = training_data(config, out, write=False)
         device, world = accelerator.device, accelerator.num_processes
         dtype = training_dtype(spec.precision, device, out if resume else None)
-        dataset = load_dataset(data, **config.data.load_options())
+        # the run's injected copy was made from the windowed source: read it as it is
+        dataset = load_dataset(data, **(config.data.load_options() if data == config.data.dataset else {}))
         if spec.batch_size > len(dataset["train"]):
             raise SSTIError(f"train.batch_size: {spec.batch_size} is more than the {len(dataset['train'])} rows of the training split "
                             f"(allowed: 1..{len(dataset['train'])})")
@@ -173,6 +175,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         start = _load_checkpoint(out, clf, optimizer) if resume else 0
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, spec), last_epoch=start - 1)
 
+        curve_texts, curve_labels = learning_curve_set(dataset, config) if spec.eval_every and main else ([], None)
         pad_id = clf.tokenizer.pad_token_id
         log_path = out / "train_log.jsonl"
         if main:
@@ -214,6 +217,12 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                     log.flush()
                     tps = real_tokens / max(seconds, 1e-9)
                     bar.update(task, advance=1, loss=step_loss, tps=tps, mfu=flops_per_token * tps / (peak * world))
+                    if curve_texts and ((step + 1) % spec.eval_every == 0 or step + 1 == total):
+                        accuracy = float((predict(clf, curve_texts, batch_size=config.eval.batch_size, device=device,
+                                                  precision=dtype_name(dtype)) == curve_labels).mean())
+                        module.train()
+                        log.write(json.dumps({"step": step + 1, "clean_accuracy": round(accuracy, 5), "curve_samples": len(curve_texts)}) + "\n")
+                        log.flush()
                     if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
                         _save_checkpoint(out, clf, optimizer, step + 1, dtype)
 
@@ -231,7 +240,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                                                         for purpose, p in measured_peaks(device).items()},
                                 "mfu": float(f"{flops_per_token * result.tokens_per_second / (peak * world):.3g}"),
                                 "flops_per_token": flops_per_token, "peak_flops": peak,
-                                "max_length": clf.model_spec.max_length, "truncation": truncation}
+                                "max_length": clf.model_spec.max_length, "truncation": truncation,
+                                "curve": learning_curve(log_path)}
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
             remove_written(out / "checkpoint")
@@ -392,6 +402,28 @@ def training_truncation(clf: Classifier, split, texts: list[str], out: Path) -> 
               f"insertions of the training set ({counts['rows_all_lost']:,} rows lose all of theirs); raise model.max_length "
               f"or place tokens nearer the start", file=sys.stderr)
     return counts
+
+
+def learning_curve_set(dataset, config: RunConfig) -> tuple[list[str], np.ndarray]:
+    """The texts and labels the learning curve is measured on: `train.eval_samples` stratified rows of
+    the eval split (seeded by `eval.seed`), clean (an injection only touches the training split)."""
+    split = config.eval.split
+    if split not in dataset:
+        raise SSTIError(f"eval.split: {split!r} is not a split of {config.data.dataset} ({', '.join(dataset)}); the learning curve "
+                        f"(train.eval_every) is measured on it")
+    rows = stratified_sample(column(dataset[split], "label"), config.train.eval_samples, config.eval.seed)
+    part = dataset[split].select(rows)
+    return column(part, "text"), np.asarray(column(part, "label"))
+
+
+def learning_curve(log_path: Path) -> list[dict[str, float]]:
+    """The clean-accuracy points of train_log.jsonl ([{step, clean_accuracy}], by step; empty without eval_every)."""
+    points = {}
+    for line in log_path.read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if "clean_accuracy" in row:
+            points[row["step"]] = row["clean_accuracy"]
+    return [{"step": k, "clean_accuracy": v} for k, v in sorted(points.items())]
 
 
 def _truncate_log(path: Path, step: int) -> None:

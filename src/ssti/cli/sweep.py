@@ -24,6 +24,8 @@ def sweep_command(
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address HOST:PORT, ray://HOST:PORT or auto (default: start a local instance)"),
     timeout: float = typer.Option(10.0, "--timeout", help="ray: seconds to wait for --address to answer"),
     threads: Optional[int] = typer.Option(None, "--threads", help="local: torch CPU threads per run (1 on a busy shared machine)"),
+    no_estimate: bool = typer.Option(False, "--no-estimate", help="--dry-run: list the runs without estimating their time (which "
+                                     "loads each model and dataset once)"),
 ) -> None:
     """Run a grid of runs; finished runs are skipped, interrupted ones resumed, results go to results.sqlite."""
     from ssti.config import parse_overrides
@@ -37,19 +39,30 @@ def sweep_command(
     if threads is not None and threads < 1:
         raise SSTIError(f"--threads: {threads} is not a positive integer")
     if dry_run:
-        done = set()
+        finished = []
         if store_path(out).exists():
             with ResultsStore(store_path(out)) as store:
-                done = store.done_ids()
+                finished = store.rows("done")
+        done = {row["run_id"] for row in finished}
+        cost = None
+        if not no_estimate:
+            from ssti.sweep.estimate import estimate_sweep
+
+            cost = estimate_sweep(sweep, finished)
         table = Table(title=f"{sweep.name}: {len(sweep.runs)} runs -> {out}")
         table.add_column("run id", no_wrap=True)
-        keys = list(sweep.runs[0].labels) if sweep.runs else []
+        keys = list(dict.fromkeys(k for r in sweep.runs for k in r.labels))
         for k in keys:
             table.add_column(k)
         table.add_column("status")
+        if cost:
+            table.add_column("est. minutes", justify="right")
         for r in sweep.runs:
-            table.add_row(r.run_id, *(str(r.labels.get(k)) for k in keys), "done" if r.run_id in done else "to run")
+            cells = [r.run_id, *(str(r.labels.get(k, "")) for k in keys), "done" if r.run_id in done else "to run"]
+            table.add_row(*cells, *([f"{cost.runs[r.run_id].seconds / 60:.1f}"] if cost else []))
         Console().print(table)
+        if cost:
+            Console().print(cost.summary())
         return
     counts = run_sweep(sweep, out, executor=executor, workers=workers, address=address, timeout=timeout, threads=threads)
     Console().print(f"{counts['done']} runs done, {counts['failed']} failed, {counts['skipped']} already done "

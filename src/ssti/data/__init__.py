@@ -6,5 +6,6 @@ from ssti.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "DATASETS": "registry", "DEFAULT_DATASET": "registry", "DatasetEntry": "registry", "load_dataset": "registry", "register": "registry",
-    "check_contract": "common", "class_names_of": "common", "column": "common", "make_split": "common",
+    "check_contract": "common", "class_names_of": "common", "column": "common", "make_split": "common", "stratified_sample": "common",
+    "window_words": "common",
 })

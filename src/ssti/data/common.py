@@ -81,6 +81,46 @@ def column(split: datasets.Dataset, name: str) -> list:
     return arrow_table(split).column(name).to_pylist()
 
 
+_WORD = None
+
+
+def first_words(text: str, n: int) -> str:
+    """`text` up to the end of its n-th whitespace-separated word, spacing and newlines kept as written."""
+    global _WORD
+    if _WORD is None:
+        import re
+
+        _WORD = re.compile(r"\S+")
+    end = None
+    for k, match in enumerate(_WORD.finditer(text), 1):
+        if k == n:
+            end = match.end()
+            break
+    return text if end is None else text[:end]
+
+
+def window_words(ds: datasets.DatasetDict, n: int) -> datasets.DatasetDict:
+    """Every split with each text cut to its first `n` words (`first_words`): long documents as fixed
+    windows, so injections land in the part a model reads (`data.max_words`). Ids and labels unchanged."""
+    out = {}
+    for name, split in ds.items():
+        ids, labels = column(split, "id"), column(split, "label")
+        out[name] = make_split(ids, [first_words(t, n) for t in column(split, "text")], labels, class_names_of(split))
+    return datasets.DatasetDict(out)
+
+
+def stratified_sample(labels: Sequence[int], n: int, seed: int) -> list[int]:
+    """Row indices of a seeded subsample of about `n` rows with the class proportions of `labels`, in order."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, n])
+    picked = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        take = max(1, int(round(n * len(members) / len(labels))))
+        picked.extend(rng.choice(members, size=min(take, len(members)), replace=False).tolist())
+    return sorted(picked)
+
+
 def check_contract(ds: datasets.DatasetDict, source: str) -> datasets.DatasetDict:
     """Refuse a dataset that breaks the contract: missing train split, empty, or one class only."""
     if "train" not in ds:

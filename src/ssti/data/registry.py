@@ -13,7 +13,7 @@ from typing import Callable
 import datasets
 
 from ssti.data import embedded, hub, local
-from ssti.data.common import check_contract
+from ssti.data.common import check_contract, window_words
 from ssti.data.folder import read_dataset_folder
 from ssti.errors import SSTIError
 
@@ -48,11 +48,12 @@ LOCAL_SUFFIXES = local.SUFFIXES
 
 
 def load_dataset(source: str, text_column: str = "text", label_column: str = "label", delimiter: str | None = None,
-                 drop_unlabelled: bool = False) -> datasets.DatasetDict:
+                 drop_unlabelled: bool = False, max_words: int | None = None) -> datasets.DatasetDict:
     """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file.
 
     `text_column`, `label_column`, `delimiter` and `drop_unlabelled` only apply to local files (see
-    `ssti.data.local.load_local`); the result always follows the contract.
+    `ssti.data.local.load_local`); `max_words` cuts every text to its first N words (`window_words`).
+    The result always follows the contract.
     """
     if source in DATASETS:
         ds = DATASETS[source].loader()
@@ -68,5 +69,6 @@ def load_dataset(source: str, text_column: str = "text", label_column: str = "la
                 f"dataset: {source!r} is not a known name ({', '.join(DATASETS)}), "
                 f"an ssti folder, nor a {'/'.join(LOCAL_SUFFIXES)} file"
             )
-    return check_contract(ds, source)
+    ds = check_contract(ds, source)
+    return window_words(ds, max_words) if max_words else ds
 

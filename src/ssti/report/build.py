@@ -15,7 +15,8 @@ from ssti.version import __version__
 from ssti.errors import SSTIError
 from ssti.io import atomic_dir, check_output, write_text
 from ssti.report.data import ReportData, load
-from ssti.report.figures import proportion_figure, rank_figure
+from ssti.report.figures import curve_figure, proportion_figure, rank_figure
+from ssti.report.findings import findings_table
 from ssti.report.tables import results_table, scan_table, table1, trend_table
 from ssti.report.template import TEMPLATE
 
@@ -51,7 +52,16 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
                     "per proportion. Error bars: standard deviation over seeds. Paper: with light SSTI reliance grows with rank; "
                     "with aggressive SSTI larger ranks are more robust.",
                     "missing": "the runs have fewer than two LoRA ranks", "config": config_text})
-    tables = [("Table 1 analogue: predicted classes on a test set where every sample carries the token", table1(recs, data.class_names),
+    curve = curve_figure(recs, out)
+    figures.append({"id": "fig_curve", "title": "Learning curves without SSTI: the step count at a plateau",
+                    "files": curve, "caption": "Clean accuracy on a held-out sample (train.eval_samples rows of the eval split) every "
+                    "train.eval_every steps, mean over seeds (bars: standard deviation), one line per LoRA rank.",
+                    "missing": "no run trained without SSTI recorded a learning curve (train.eval_every)", "config": config_text})
+    tables = [("The paper's findings, tested", findings_table(recs),
+               "Each verdict is a test stated before the runs (see ssti.report.findings): a statistic with a 95% interval from a "
+               "bootstrap that resamples both the seeds of each setting and the test items. reproduced / not reproduced / "
+               "inconclusive, with the numbers behind it."),
+              ("Table 1 analogue: predicted classes on a test set where every sample carries the token", table1(recs, data.class_names),
                "Mean over seeds of the predicted-class counts (largest rank of each setting), then the paper's IMDB rows (rank 64)."),
               ("Trends with LoRA rank (findings 2 and 3)", trend_table(recs),
                "A change smaller than the seed spread (or 0.02) is called flat."),

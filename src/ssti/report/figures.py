@@ -117,3 +117,30 @@ def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | No
                 ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _save(fig, folder, "fig_rank")
+
+
+def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
+    """Learning curves of the runs trained without SSTI: clean accuracy against the step, one line per
+    LoRA rank (mean over seeds, bars: standard deviation), one panel per model and dataset: the evidence
+    that the step count reaches a plateau. None when no run recorded a curve (`train.eval_every`)."""
+    import json
+
+    clean = [r for r in recs if not r["injected"] and r.get("curve_json")]
+    if not clean:
+        return None
+    panels = sorted({(r["model"], r["dataset"]) for r in clean}, key=str)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, (model, dataset) in zip(axes[0], panels):
+        mine = [r for r in clean if (r["model"], r["dataset"]) == (model, dataset)]
+        for k, rank in enumerate(_values(mine, "rank")):
+            points = [{"step": p["step"], "acc": p["clean_accuracy"]} for r in mine if r["rank"] == rank for p in json.loads(r["curve_json"])]
+            g = aggregate(points, ["step"], "acc")
+            ax.errorbar([x["step"] for x in g], [x["mean"] for x in g], yerr=[x["std"] for x in g], marker=".", capsize=2,
+                        color=COLOURS[k % len(COLOURS)], label="full fine-tuning" if rank == 0 else f"rank {rank}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("clean accuracy (held-out sample)")
+        ax.set_title(f"{model} on {dataset}, no SSTI", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, folder, "fig_curve")

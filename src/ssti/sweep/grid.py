@@ -11,6 +11,9 @@ zip:                         # optional: axes that move together (same length), 
 variants:                    # optional: named overrides, one more grid dimension ("variant")
   light: {injection.tokens: 1}
   aggressive: {injection.token_fraction: 0.1}
+grids:                       # optional, instead of axes/zip/variants: several grids in one sweep
+  - {name: ranks, axes: {lora.rank: [1, 64]}}
+  - {name: fig1, set: {lora.rank: 1}, axes: {injection.rate: [0.25, 1.0]}}
 scan: false                  # scan each injected training set with `ssti scan`
 executor: local              # local | ray (the CLI's --executor wins)
 workers: 1                   # local: worker processes
@@ -34,7 +37,7 @@ from ssti.config import RunConfig, apply_overrides, field_of, load_run_config, r
 from ssti.errors import SSTIError
 from ssti.io import read_yaml
 
-SWEEP_KEYS = {"base", "axes", "zip", "variants", "scan", "executor", "workers", "threads", "resources", "name"}
+SWEEP_KEYS = {"base", "axes", "zip", "variants", "grids", "scan", "executor", "workers", "threads", "resources", "name"}
 
 
 @dataclass
@@ -120,6 +123,46 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return dims
 
 
+GRID_KEYS = {"name", "set", "axes", "zip", "variants"}
+
+
+def _grids(raw: dict[str, Any], base: dict[str, Any]) -> list[tuple[str | None, dict[str, Any], dict[str, Any]]]:
+    """(name, base with the grid's `set` overrides, the grid's axes/zip/variants) for each grid.
+
+    Without `grids` the file's own axes/zip/variants are the one grid. With `grids`, each entry is a
+    grid of its own (its runs labelled `grid: NAME`); the union is the sweep, a run that two grids share
+    is run once.
+    """
+    grids = raw.get("grids")
+    if grids is None:
+        return [(None, base, raw)]
+    if not isinstance(grids, list) or not grids:
+        raise SSTIError("grids: expected a non-empty list of {name, set, axes, zip, variants}")
+    shared = sorted(k for k in ("axes", "zip", "variants") if raw.get(k))
+    if shared:
+        raise SSTIError(f"grids: with `grids`, give {', '.join(shared)} inside each grid, not at the top level")
+    out, names = [], set()
+    for i, grid in enumerate(grids):
+        if not isinstance(grid, dict):
+            raise SSTIError(f"grids[{i}]: expected a mapping with name, set, axes, zip, variants")
+        unknown = set(grid) - GRID_KEYS
+        if unknown:
+            raise SSTIError(f"grids[{i}]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(GRID_KEYS))}")
+        name = str(grid.get("name") or f"grid{i}")
+        if name in names:
+            raise SSTIError(f"grids[{i}]: the name {name!r} is used twice")
+        names.add(name)
+        sets = grid.get("set") or {}
+        if not isinstance(sets, dict):
+            raise SSTIError(f"grids[{i}].set: expected a mapping of dotted path -> value")
+        grid_base = base
+        for path, value in sets.items():
+            check_path(path, f"grids[{i}].set")
+            grid_base = set_path(grid_base, path, value)
+        out.append((name, grid_base, grid))
+    return out
+
+
 def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] | None = None) -> Sweep:
     """Expand a sweep mapping into its runs (grid order; duplicates of one resolved config kept once).
 
@@ -135,23 +178,24 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
         raise SSTIError("base: expected a run config mapping (data, injection, model, lora, train, eval)")
     base = apply_overrides(base, overrides or {})
     runs: dict[str, SweepRun] = {}
-    for combo in itertools.product(*_dimensions(raw)):
-        data, labels = base, {}
-        for assignment in combo:
-            if "variant" in assignment:
-                labels["variant"] = assignment["variant"]
-            for path, value in assignment.items():
-                if "variant" not in assignment:
-                    labels[path] = value
-                if path != "variant":
-                    if path.startswith("injection.") and data.get("injection") is None:
-                        source = f"variants.{labels['variant']}" if "variant" in assignment else "axes"
-                        raise SSTIError(f"{source}: {path!r} varies the injection but base.injection is null")
-                    data = set_path(data, path, value)
-        where = ", ".join(f"{k}={v}" for k, v in labels.items())
-        config = resolve_data(load_run_config(data, where=f"run [{where}]" if where else "base"))
-        rid = config.run_id()
-        runs.setdefault(rid, SweepRun(rid, labels, config, config.dump()))
+    for grid_name, grid_base, grid in _grids(raw, base):
+        for combo in itertools.product(*_dimensions(grid)):
+            data, labels = grid_base, ({"grid": grid_name} if grid_name else {})
+            for assignment in combo:
+                if "variant" in assignment:
+                    labels["variant"] = assignment["variant"]
+                for path, value in assignment.items():
+                    if "variant" not in assignment:
+                        labels[path] = value
+                    if path != "variant":
+                        if path.startswith("injection.") and data.get("injection") is None:
+                            source = f"variants.{labels['variant']}" if "variant" in assignment else "axes"
+                            raise SSTIError(f"{source}: {path!r} varies the injection but base.injection is null")
+                        data = set_path(data, path, value)
+            where = ", ".join(f"{k}={v}" for k, v in labels.items())
+            config = resolve_data(load_run_config(data, where=f"run [{where}]" if where else "base"))
+            rid = config.run_id()
+            runs.setdefault(rid, SweepRun(rid, labels, config, config.dump()))
     resources = {"cpus": 1, "gpus": 0, **(raw.get("resources") or {})}
     for key, value in resources.items():
         if key not in ("cpus", "gpus") or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

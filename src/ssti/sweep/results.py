@@ -67,17 +67,31 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "attack_success_rate": spur.get("attack_success_rate") if spur else None,
         "accuracy_degradation": spur.get("accuracy_degradation") if spur else None,
         "clean_target_rate": clean_target_rate(clean, spur.get("target_class")) if spur else None,
+        "target_class": spur.get("target_class") if spur else None, "grid": (row.get("labels") or {}).get("grid"),
         "spurious_pred_counts": json.dumps(spur.get("pred_counts")) if spur else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts")) if clean else None,
         "n_eval": clean.get("n"),
         "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
         "train_tokens_per_second": (metrics.get("train") or {}).get("tokens_per_second"),
         "scan_verdict": scan.get("verdict"), "scan_flagged": ", ".join(str(f.get("feature")) for f in flagged[:5]) or None,
+        "lr": (config.get("train") or {}).get("lr"), "max_words": (config.get("data") or {}).get("max_words"),
+        # per-item predictions and the learning curve, as JSON text (a report resamples items; the curve justifies the steps)
+        "items_json": json.dumps(_items(metrics, name)) if metrics.get("items") else None,
+        "curve_json": json.dumps((metrics.get("train") or {}).get("curve")) if (metrics.get("train") or {}).get("curve") else None,
         "error": row.get("error"),
         "seconds": round(row["finished"] - row["started"], 1) if row.get("finished") and row.get("started") else None,
         "run_dir": row.get("run_dir"),
     }
     return rec
+
+
+def _items(metrics: dict[str, Any], spurious: str | None) -> dict[str, list[int]]:
+    """The per-item predictions a report needs: true classes, clean and the headline spurious set's."""
+    items = metrics["items"]
+    out = {"y_true": items["y_true"], "clean": items["clean"]}
+    if spurious and spurious in items:
+        out["spurious"] = items[spurious]
+    return out
 
 
 def _proportion(inj: dict) -> float | None:
