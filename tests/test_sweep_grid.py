@@ -157,3 +157,29 @@ def test_grids_refuse_top_level_axes(tmp_path):
     raw["grids"] = [{"name": "a"}]
     with pytest.raises(SSTIError, match="grids: with `grids`, give axes"):
         expand(raw)
+
+
+def test_dry_run_estimates_time_from_counted_tokens_and_sharpens_with_finished_runs(tmp_path):
+    from ssti.sweep.estimate import DEFAULT_MFU, estimate_sweep
+
+    path = tmp_path / "s.yaml"
+    raw = tiny_sweep(tmp_path, ranks=(1, 4))
+    path.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "est." in flat and "minutes" in flat and "estimate: 2 runs to do, about" in flat
+    sweep = load_sweep(path)
+    est = estimate_sweep(sweep)
+    cost = est.runs[sweep.runs[0].run_id]
+    # 3 steps x batch 4 x (tokens per row <= max_length 48); 12 clean + 12 dated test rows
+    assert 0 < cost.train_tokens <= 3 * 4 * 48 and 0 < cost.infer_tokens <= 24 * 48
+    assert est.mfu["tiny-random-llama"] == DEFAULT_MFU
+    # more steps cost more; a finished run's recorded MFU replaces the default
+    longer = estimate_sweep(load_sweep({**raw, "base": {**raw["base"], "train": {**raw["base"]["train"], "steps": 30}}}))
+    assert next(iter(longer.runs.values())).train_tokens > 9 * cost.train_tokens
+    done = [{"run_id": sweep.runs[0].run_id, "config": {"model": {"name": "tiny-random-llama"}},
+             "metrics": {"train": {"mfu": 0.05, "peak_flops": 1e11}, "eval_cost": {"flops": 1e9, "seconds": 1.0}}}]
+    slower = estimate_sweep(sweep, done)
+    assert slower.mfu["tiny-random-llama"] == {"train": 0.05, "infer": 0.01} and slower.done == 1
+    assert slower.to_do_seconds == pytest.approx(slower.runs[sweep.runs[1].run_id].seconds)
