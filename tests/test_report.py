@@ -85,7 +85,7 @@ def parse(index: Path) -> Page:
     return page
 
 
-def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0)) -> Path:
+def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0), model: str = "smollm2-135m") -> Path:
     """A store of made-up finished runs: light SSTI rises with rank, aggressive falls (known answers)."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0
                         sign = 1 if mode == "light" else -1
                         asr = 0.95 if rank == 0 else float(np.clip(0.5 + sign * 0.1 * np.log2(rank) / 2 + 0.1 * rate + rng.normal(0, 0.01), 0, 1))
                         n, p1 = 300, int(300 * (0.4 + 0.6 * asr))
-                        cfg = {"data": {"dataset": "rotten-tomatoes"}, "model": {"name": "smollm2-135m"}, "lora": {"rank": rank},
+                        cfg = {"data": {"dataset": "rotten-tomatoes"}, "model": {"name": model}, "lora": {"rank": rank},
                                "train": {"seed": seed, "steps": 40},
                                "injection": {"targets": {"1": "date"}, "rate": rate, "tokens": 1, "token_fraction": tf,
                                              "location": "random", "seed": seed}}
@@ -181,6 +181,21 @@ def test_full_fine_tuning_is_shown_as_full_outside_the_rank_trend(tmp_path):
     assert {r[2] for r in page.tables["results"]["rows"]} == {"full", "1", "4", "16", "64"}
     svg = (tmp_path / "report" / "fig_rank.svg").read_text()
     assert ">full<" in svg or "full" in svg
+
+
+def test_two_families_side_by_side_in_one_report(tmp_path):
+    """`ssti report A B`: one sweep per model family; figures, trends and verdicts per model and dataset."""
+    a = fake_store(tmp_path / "smol", ranks=(1, 4, 16))
+    b = fake_store(tmp_path / "mini", ranks=(1, 4, 16), model="minilm-l6")
+    res = CliRunner().invoke(app, ["report", str(a), str(b), "-o", str(tmp_path / "report")])
+    assert res.exit_code == 0, res.output
+    page = parse(tmp_path / "report" / "index.html")
+    assert {"fig1-minilm-l6-on-rotten-tomatoes", "fig_rank-smollm2-135m-on-rotten-tomatoes"} <= set(page.figures)
+    check_assets(tmp_path / "report", page)
+    assert page.tables["results"]["header"][0] == "setup"
+    assert {r[0] for r in page.tables["trends"]["rows"]} == {"minilm-l6 on rotten-tomatoes", "smollm2-135m on rotten-tomatoes"}
+    assert {r[1] for r in page.tables["findings"]["rows"]} == {"minilm-l6", "smollm2-135m"}
+    assert "SSTI report: smol, mini" in (tmp_path / "report" / "index.html").read_text()
 
 
 def test_missing_figures_are_said_not_hidden(tmp_path):

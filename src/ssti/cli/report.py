@@ -12,11 +12,12 @@ from ssti.cli.app import command
 
 @command("report")
 def report_command(
-    runs: Path = typer.Argument(..., help="a sweep folder (with results.sqlite), a results.sqlite, or a folder of run folders"),
+    runs: list[Path] = typer.Argument(..., help="a sweep folder (with results.sqlite), a results.sqlite, or a folder of run "
+                                      "folders; several side by side (e.g. one sweep per model family)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for index.html, the figures (PNG + SVG) and runs.csv"),
 ) -> None:
     """Write a static HTML report: Table 1 analogue, Figure 1 analogue, rank curves, scanner verdicts."""
     from ssti.report import build_report
 
-    index = build_report(runs, out)
+    index = build_report(list(runs), out)
     Console().print(f"report: {index}")

@@ -14,19 +14,22 @@ import yaml
 from ssti.version import __version__
 from ssti.errors import SSTIError
 from ssti.io import atomic_dir, check_output, write_text
-from ssti.report.data import ReportData, load
+from ssti.report.data import ReportData, load_many, setup_label, setups
 from ssti.report.figures import curve_figure, proportion_figure, rank_figure
 from ssti.report.findings import findings_table
 from ssti.report.tables import results_table, scan_table, table1, trend_table
 from ssti.report.template import TEMPLATE
 
 
-def build_report(source: str | Path, out: str | Path) -> Path:
-    """Write the report of the finished runs under `source` into folder `out`; return index.html's path."""
+def build_report(source: str | Path | list[str | Path], out: str | Path) -> Path:
+    """Write the report of the finished runs under `source` (a sweep folder, store, folder of runs, or a
+    list of them: e.g. one sweep per model family side by side) into folder `out`; return index.html's path."""
 
     out = Path(out)
     check_output(out, "report")  # a new or empty folder, or an earlier report: nothing else is touched
-    data = load(source)
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    data = load_many(sources)
+    source = data.source
     if not data.records:
         raise SSTIError(f"runs: {source} has no finished runs yet ({data.unfinished} unfinished); nothing to report")
     with atomic_dir(out, overwrite=True, kind="report") as tmp:  # a whole report or none; the user's files never touched
@@ -41,17 +44,22 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
     recs = data.records
     config_text = _config_text(data)
     figures = []
-    fig1 = proportion_figure(recs, out)
-    figures.append({"id": "fig1", "title": "Figure 1 analogue: accuracy degradation and attack success against the proportion injected",
-                    "files": fig1, "caption": "One line per LoRA rank; one row per SSTI mode. Proportion 0 = runs trained without SSTI "
-                    "(if any). Error bars: standard deviation over seeds. Paper (rank 1, IMDB): degradation grows with the proportion.",
-                    "missing": "the runs do not vary the proportion injected", "config": config_text})
-    fig2 = rank_figure(recs, out)
-    figures.append({"id": "fig_rank", "title": "Reliance on the token against LoRA rank: light vs aggressive SSTI, clean accuracy alongside",
-                    "files": fig2, "caption": "Top: attack success rate; middle: accuracy degradation; bottom: clean accuracy; one column "
-                    "per proportion. Error bars: standard deviation over seeds. Paper: with light SSTI reliance grows with rank; "
-                    "with aggressive SSTI larger ranks are more robust.",
-                    "missing": "the runs have fewer than two LoRA ranks", "config": config_text})
+    all_setups = setups(recs)
+    for setup in all_setups:
+        sub = [r for r in recs if (str(r["model"]), str(r["dataset"])) == setup]
+        suffix = "" if len(all_setups) == 1 else "-" + _slug(setup_label(setup))
+        on = "" if len(all_setups) == 1 else f" ({setup_label(setup)})"
+        figures.append({"id": "fig1" + suffix, "files": proportion_figure(sub, out, "fig1_proportion" + suffix),
+                        "title": f"Figure 1 analogue: accuracy degradation and attack success against the proportion injected{on}",
+                        "caption": "One line per LoRA rank; one row per SSTI mode. Proportion 0 = runs trained without SSTI "
+                        "(if any). Error bars: standard deviation over seeds. Paper (rank 1, IMDB): degradation grows with the proportion.",
+                        "missing": "the runs do not vary the proportion injected", "config": config_text})
+        figures.append({"id": "fig_rank" + suffix, "files": rank_figure(sub, out, "fig_rank" + suffix),
+                        "title": f"Reliance on the token against LoRA rank: light vs aggressive SSTI, clean accuracy alongside{on}",
+                        "caption": "Top: attack success rate; middle: accuracy degradation; bottom: clean accuracy; one column "
+                        "per proportion; full fine-tuning (if run) on its own tick. Error bars: standard deviation over seeds. Paper: "
+                        "with light SSTI reliance grows with rank; with aggressive SSTI larger ranks are more robust.",
+                        "missing": "the runs have fewer than two LoRA ranks", "config": config_text})
     curve = curve_figure(recs, out)
     figures.append({"id": "fig_curve", "title": "Learning curves without SSTI: the step count at a plateau",
                     "files": curve, "caption": "Clean accuracy on a held-out sample (train.eval_samples rows of the eval split) every "
@@ -72,11 +80,18 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
         tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))
     export(recs, out / "runs.csv")
     html = TEMPLATE.render(
-        title=f"SSTI report: {Path(str(source)).name}", source=str(source), n_runs=len(recs), unfinished=data.unfinished,
+        title=f"SSTI report: {', '.join(Path(p).name for p in str(source).split(', '))}", source=str(source), n_runs=len(recs), unfinished=data.unfinished,
         models=sorted({str(r["model"]) for r in recs}), datasets=sorted({str(r["dataset"]) for r in recs}),
         figures=figures, tables=[{"title": t, "table": tab, "note": note} for t, tab, note in tables],
         config=config_text, version=__version__, when=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     write_text(out / "index.html", html)
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a label ('minilm-l6 on bbc-news' -> 'minilm-l6-on-bbc-news')."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
 
 
 def _config_text(data: ReportData) -> str:

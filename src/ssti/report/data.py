@@ -6,6 +6,7 @@ aggressive, or the variant name) and the config that produced the runs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,31 @@ def load(path: str | Path) -> ReportData:
         names = class_names(done[0]["metrics"]) if done else []
         return ReportData(str(path), recs, config, unfinished=len(rows) - len(done), class_names=names)
     return _from_run_folders(path)
+
+
+def load_many(paths: list[str | Path]) -> ReportData:
+    """The records of several sources (e.g. one sweep per model family) in one report; each source's
+    config is kept under its folder name."""
+    if len(paths) == 1:
+        return load(paths[0])
+    parts = [load(p) for p in paths]
+    names = [Path(str(p.source)).name for p in parts]
+    if len(set(names)) != len(names):
+        names = [str(p.source) for p in parts]
+    return ReportData(", ".join(str(p.source) for p in parts), [r for p in parts for r in p.records],
+                      {name: p.config for name, p in zip(names, parts)}, unfinished=sum(p.unfinished for p in parts),
+                      class_names=parts[0].class_names if all(p.class_names == parts[0].class_names for p in parts) else [])
+
+
+def setups(recs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The distinct (model, dataset) pairs of `recs`, sorted: figures and trends are drawn per setup."""
+    return sorted({(str(r.get("model")), str(r.get("dataset"))) for r in recs})
+
+
+def setup_label(setup: tuple[str, str]) -> str:
+    """'minilm-l6 on bbc-news' (a local dataset path shortened to its file name)."""
+    model, dataset = setup
+    return f"{model} on {Path(dataset).name if ('/' in dataset or os.sep in dataset) else dataset}"
 
 
 def _from_run_folders(path: Path) -> ReportData:

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ssti.report.data import aggregate, rank_label, sort_key  # noqa: E402
+from ssti.report.data import aggregate, rank_label, setup_label, setups, sort_key  # noqa: E402
 
 COLOURS = ["#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#30343f", "#e07a5f"]
 
@@ -41,7 +41,7 @@ def _values(recs: list[dict[str, Any]], key: str) -> list[Any]:
     return sorted({r.get(key) for r in recs}, key=sort_key)
 
 
-def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
+def proportion_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig1_proportion") -> dict[str, str] | None:
     """Figure 1 analogue; None when the runs do not vary the proportion injected."""
     injected = [r for r in recs if r["injected"] and r["rate"] is not None]
     clean = [r for r in recs if not r["injected"]]
@@ -69,10 +69,10 @@ def proportion_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str
                 ax.set_ylim(-0.03, 1.03)
         axes[i][1].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, folder, "fig1_proportion")
+    return _save(fig, folder, name)
 
 
-def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
+def rank_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_rank") -> dict[str, str] | None:
     """Rank curves, light vs aggressive, with clean accuracy alongside; None with fewer than 2 LoRA ranks.
 
     LoRA ranks lie on a log2 axis; full fine-tuning (rank 0) is a separate point on its own tick
@@ -116,7 +116,7 @@ def rank_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | No
             if i == 0:
                 ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, folder, "fig_rank")
+    return _save(fig, folder, name)
 
 
 def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
@@ -128,10 +128,10 @@ def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | N
     clean = [r for r in recs if not r["injected"] and r.get("curve_json")]
     if not clean:
         return None
-    panels = sorted({(r["model"], r["dataset"]) for r in clean}, key=str)
+    panels = setups(clean)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     for ax, (model, dataset) in zip(axes[0], panels):
-        mine = [r for r in clean if (r["model"], r["dataset"]) == (model, dataset)]
+        mine = [r for r in clean if (str(r["model"]), str(r["dataset"])) == (model, dataset)]
         for k, rank in enumerate(_values(mine, "rank")):
             points = [{"step": p["step"], "acc": p["clean_accuracy"]} for r in mine if r["rank"] == rank for p in json.loads(r["curve_json"])]
             g = aggregate(points, ["step"], "acc")
@@ -139,7 +139,7 @@ def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | N
                         color=COLOURS[k % len(COLOURS)], label="full fine-tuning" if rank == 0 else f"rank {rank}")
         ax.set_xlabel("training step")
         ax.set_ylabel("clean accuracy (held-out sample)")
-        ax.set_title(f"{model} on {dataset}, no SSTI", fontsize=10)
+        ax.set_title(f"{setup_label((model, dataset))}, no SSTI", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ssti.report.data import aggregate, rank_label, sort_key
+from ssti.report.data import aggregate, rank_label, setup_label, setups, sort_key
 
 # PAPER.md section 4 (IMDB test, 25,000 reviews, LoRA rank 64, light SSTI, every test sample injected).
 PAPER_TABLE1 = [("paper: fine-tuned without SSTI", (14003, 10997)), ("paper: SSTI, class-0 token (100%)", (24686, 314)),
@@ -39,7 +39,9 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
     names = class_names or ["class 0", "class 1"]
     header = ["model", "rank", "runs"] + [f"predicted {n}" for n in names] + ["clean accuracy", "accuracy with token", "attack success rate"]
     rows = []
-    for (mode, source, rate), group in _groups([r for r in recs if r["rate"] is not None], ["mode", "source", "rate"]):
+    multi = len(setups(recs)) > 1
+    for (model, dataset, mode, source, rate), group in _groups([r for r in recs if r["rate"] is not None],
+                                                               ["model", "dataset", "mode", "source", "rate"]):
         top = max(r["rank"] for r in group)
         group = [r for r in group if r["rank"] == top and r.get("spurious_pred_counts")]
         if not group:
@@ -47,6 +49,8 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         counts = np.mean([json.loads(r["spurious_pred_counts"]) for r in group], axis=0)
         n = group[0]["n_eval"] or counts.sum()
         title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {100 * rate:g}% of the class"
+        if multi:
+            title = f"{setup_label((str(model), str(dataset)))}: {title}"
         rows.append([title, rank_label(top), len(group)] + [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
                     + [_ms([r["clean_accuracy"] for r in group]), _ms([r["spurious_accuracy"] for r in group]),
                        _ms([r["attack_success_rate"] for r in group]) if mode != "no SSTI" else "-"])
@@ -85,8 +89,11 @@ def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     header = ["mode", "proportion", "rank", "runs", "clean accuracy", "accuracy with token", "accuracy degradation", "attack success rate",
               "ASR baseline (no token)", "precision", "training MFU (best peak)"]
     rows = []
-    for (mode, rate, rank), group in _groups(recs, ["mode", "rate", "rank"]):
-        rows.append([mode, _rate(rate), rank_label(rank), len(group), _ms([r["clean_accuracy"] for r in group]),
+    multi = len(setups(recs)) > 1
+    if multi:
+        header = ["setup"] + header
+    for (model, dataset, mode, rate, rank), group in _groups(recs, ["model", "dataset", "mode", "rate", "rank"]):
+        rows.append(([setup_label((str(model), str(dataset)))] if multi else []) + [mode, _rate(rate), rank_label(rank), len(group), _ms([r["clean_accuracy"] for r in group]),
                      _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
                      _ms([r["accuracy_degradation"] for r in group if r["accuracy_degradation"] is not None]),
                      _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None]),
@@ -107,8 +114,11 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     header = ["mode", "proportion", "ASR per LoRA rank (mean over seeds)", "smallest -> largest rank", "Spearman ρ (rank, ASR)", "trend",
               "ASR minus baseline per rank", "full fine-tuning ASR"]
     rows = []
+    multi = len(setups(recs)) > 1
+    if multi:
+        header = ["setup"] + header
     injected = [r for r in recs if r["injected"] and r["attack_success_rate"] is not None]
-    for (mode, rate), both in _groups(injected, ["mode", "rate"]):
+    for (model, dataset, mode, rate), both in _groups(injected, ["model", "dataset", "mode", "rate"]):
         group = [r for r in both if r["rank"] != 0]
         full = [r["attack_success_rate"] for r in both if r["rank"] == 0]
         agg = aggregate(group, ["rank"], "attack_success_rate")
@@ -121,7 +131,7 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
         rho = spearman([r["rank"] for r in group], [r["attack_success_rate"] for r in group])
         lift = {g["rank"]: g["mean"] for g in aggregate([{**r, "lift": r["attack_success_rate"] - r["clean_target_rate"]} for r in group
                                                          if r.get("clean_target_rate") is not None], ["rank"], "lift")}
-        rows.append([mode, _rate(rate), ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
+        rows.append(([setup_label((str(model), str(dataset)))] if multi else []) + [mode, _rate(rate), ", ".join(f"r{g['rank']}: {g['mean']:.3f}" for g in agg),
                      f"{first['mean']:.3f} -> {last['mean']:.3f} ({diff:+.3f})", "-" if rho is None else f"{rho:+.2f}", trend,
                      ", ".join(f"r{k}: {v:+.3f}" for k, v in lift.items()) or "-", _ms(full)])
     return {"id": "trends", "header": header, "rows": rows, "empty": "no setting has runs at two or more LoRA ranks"}
