@@ -159,8 +159,11 @@ def test_grids_refuse_top_level_axes(tmp_path):
         expand(raw)
 
 
-def test_dry_run_estimates_time_from_counted_tokens_and_sharpens_with_finished_runs(tmp_path):
+def test_dry_run_estimates_time_from_counted_tokens_and_sharpens_with_finished_runs(tmp_path, monkeypatch):
+    import ssti.models.precision as precision
     from ssti.sweep.estimate import DEFAULT_MFU, estimate_sweep
+
+    monkeypatch.setattr(precision, "achieved_mfu", lambda device, model, purpose: None)  # as on a machine where nothing ran yet
 
     path = tmp_path / "s.yaml"
     raw = tiny_sweep(tmp_path, ranks=(1, 4))
@@ -183,3 +186,19 @@ def test_dry_run_estimates_time_from_counted_tokens_and_sharpens_with_finished_r
     slower = estimate_sweep(sweep, done)
     assert slower.mfu["tiny-random-llama"] == {"train": 0.05, "infer": 0.01} and slower.done == 1
     assert slower.to_do_seconds == pytest.approx(slower.runs[sweep.runs[1].run_id].seconds)
+    # runs of the model on this machine (any sweep) set the default
+    monkeypatch.setattr(precision, "achieved_mfu", lambda device, model, purpose: {"train": 0.2, "infer": 0.4}[purpose])
+    assert estimate_sweep(sweep).mfu["tiny-random-llama"] == {"train": 0.2, "infer": 0.4}
+
+
+def test_runs_record_the_mfu_they_achieved_for_later_estimates(tmp_path, monkeypatch):
+    import torch
+
+    from ssti.models.precision import achieved_mfu, record_mfu
+
+    monkeypatch.setenv("SSTI_CACHE", str(tmp_path / "cache"))
+    cpu = torch.device("cpu")
+    assert achieved_mfu(cpu, "m", "train") is None
+    for v in (0.1, 0.3, 0.2, float("nan"), 0.0):
+        record_mfu(cpu, "m", "train", v)
+    assert achieved_mfu(cpu, "m", "train") == 0.2 and achieved_mfu(cpu, "m", "infer") is None

@@ -22,7 +22,7 @@ from ssti.errors import SSTIError
 from ssti.io import read_json, read_marker, write_json
 from ssti.models.build import Classifier, load_run, lost_insertions
 from ssti.models.inference import predict, predict_sets  # noqa: F401  (ssti.evaluate.predict is public)
-from ssti.models.precision import compute_dtype, non_embedding_parameters
+from ssti.models.precision import best_peak, compute_dtype, non_embedding_parameters, record_mfu
 from ssti.provenance import provenance
 
 TRAINING_KEYS = ("train", "provenance")  # what training writes into metrics.json; evaluation owns the rest
@@ -201,6 +201,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     preds = predict_sets(clf, text_sets, batch_size=spec.batch_size, precision=precision, stats=cost)
     cost["seconds"] = round(time.time() - t_predict, 3)
     cost["flops"] = 2 * non_embedding_parameters(clf.module.backbone) * cost.get("real_tokens", 0)
+    device = next(clf.module.parameters()).device
+    cost["mfu"] = float(f"{cost['flops'] / max(cost['seconds'], 1e-9) / best_peak(device, 'infer'):.3g}")
+    record_mfu(device, clf.model_spec.name, "infer", cost["mfu"])  # what `ssti sweep --dry-run` estimates with
 
     metrics: dict[str, Any] = {"eval_config": spec.model_dump(mode="json"), "split": spec.split, "class_names": list(class_names),
                                "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
@@ -220,7 +223,6 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     metrics["items"] = {"y_true": y_true.tolist(), **{name: p.tolist() for name, p in preds.items()}}
     if len(plan) >= 2 and len({p["source"] for p in plan.values()}) == len(plan):
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
-    device = next(clf.module.parameters()).device
     if write:
         # this evaluation replaces the last one whole (no key of an earlier evaluation survives); training's stay
         merged = {k: v for k, v in previous.items() if k in TRAINING_KEYS} | metrics

@@ -32,7 +32,7 @@ from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, lost_insertions, save_classifier
 from ssti.models.inference import predict
-from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks, non_embedding_parameters
+from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks, non_embedding_parameters, record_mfu
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
 
@@ -244,6 +244,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                                 "curve": learning_curve(log_path)}
             metrics["provenance"] = provenance(str(device), started)
             write_json(out / "metrics.json", metrics)
+            record_mfu(device, model.name, "train", metrics["train"]["mfu"])  # what `ssti sweep --dry-run` estimates with
             remove_written(out / "checkpoint")
             with contextlib.suppress(OSError):
                 (out / "checkpoint").rmdir()  # gone when empty (a file the user left there stays, and so does the folder)

@@ -117,9 +117,41 @@ def non_embedding_parameters(backbone: torch.nn.Module) -> int:
     return sum(p.numel() for n, p in backbone.named_parameters() if id(p) not in skip and "lora_" not in n)
 
 
+ACHIEVED_FILE = "achieved_mfu.json"
+ACHIEVED_KEEP = 20
+
+
+def record_mfu(device: torch.device, model: str, purpose: str, mfu: float) -> None:
+    """Remember an MFU a run achieved here (`purpose` "train" or "infer"), the last ACHIEVED_KEEP per
+    machine and model, in the cache folder: what `ssti sweep --dry-run` estimates new runs with."""
+    if not mfu or mfu <= 0 or mfu != mfu:
+        return
+    from ssti.io import read_json, write_json
+
+    path = cache_dir() / ACHIEVED_FILE
+    try:
+        cache = read_json(path, {})
+        key = f"{machine_key(device)}|{model}|{purpose}"
+        cache[key] = (list(cache.get(key) or []) + [float(f"{mfu:.4g}")])[-ACHIEVED_KEEP:]
+        write_json(path, cache)
+    except Exception:  # noqa: BLE001 - a damaged or read-only cache only costs a default estimate later
+        pass
+
+
+def achieved_mfu(device: torch.device, model: str, purpose: str) -> float | None:
+    """The median MFU runs of `model` recorded on this machine for `purpose` (None if none ran here)."""
+    from ssti.io import read_json
+
+    try:
+        values = read_json(cache_dir() / ACHIEVED_FILE, {}).get(f"{machine_key(device)}|{model}|{purpose}") or []
+    except Exception:  # noqa: BLE001
+        return None
+    return float(sorted(values)[len(values) // 2]) if values else None
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """'fp32' or 'bf16' (the names of the precision setting)."""
     return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype).replace("torch.", ""))
 
 
-__all__ = ["MARGIN", "auto_dtype", "best_peak", "compute_dtype", "dtype_name", "machine_key", "matmul_flops", "measured_peaks", "non_embedding_parameters"]
+__all__ = ["MARGIN", "achieved_mfu", "auto_dtype", "record_mfu", "best_peak", "compute_dtype", "dtype_name", "machine_key", "matmul_flops", "measured_peaks", "non_embedding_parameters"]

@@ -9,9 +9,10 @@ peak (`ssti.models.precision.best_peak`) times an achieved MFU, plus a fixed sta
 Tokens are counted, not guessed: for each distinct data + injection + tokenizer the training split is
 injected as the run would inject it and a sample of rows is tokenized (capped at max_length).
 Inference covers the learning curve (`train.eval_every`) and the evaluation (clean set plus one
-spurious set per target class). The achieved MFUs default to `DEFAULT_MFU` and are replaced by what
-the sweep's finished runs of the same model recorded (training MFU, evaluation FLOPs per second), so
-the estimate sharpens as a sweep progresses; it is an estimate (runs here vary by about +-30%).
+spurious set per target class). The achieved MFUs come from the sweep's finished runs of the same
+model (training MFU, evaluation FLOPs per second), else from what runs of that model recorded on this
+machine (`ssti.models.precision.achieved_mfu`), else `DEFAULT_MFU`; so the estimate sharpens as work is
+done. It is an estimate: runs here vary by about +-30%.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def estimate_sweep(sweep: Sweep, finished: list[dict[str, Any]] | None = None) -
     """
     import torch
 
-    from ssti.models.precision import best_peak
+    from ssti.models.precision import achieved_mfu, best_peak
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peaks = {"train": best_peak(device, "train"), "infer": best_peak(device, "infer")}
@@ -78,7 +79,9 @@ def estimate_sweep(sweep: Sweep, finished: list[dict[str, Any]] | None = None) -
     costs = {}
     for run in sweep.runs:
         c = run.config
-        model_mfu = mfu.setdefault(c.model.name, dict(DEFAULT_MFU))
+        if c.model.name not in mfu:  # no finished run of this sweep: what runs of the model achieved on this machine
+            mfu[c.model.name] = {k: achieved_mfu(device, c.model.name, k) or v for k, v in DEFAULT_MFU.items()}
+        model_mfu = mfu[c.model.name]
         train_mean, test_mean = tokens.means(run)
         n_test = tokens.test_rows(run)
         sets = _spurious_sets(run)
