@@ -9,6 +9,7 @@ from ssti.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "InjectedDataset": "engine", "inject_dataset": "engine", "inject_texts": "engine", "resolve_targets": "engine",
+    "insert_at_words": "engine", "insertion_positions": "engine",
     "LOCATIONS": "placement", "remove_spans": "placement",
     "SOURCE_HELP": "sources", "SOURCES": "sources", "CallableSource": "sources", "ChoiceSource": "sources", "DateSource": "sources", "FixedSource": "sources", "TokenSource": "sources", "get_source": "sources",
     "InjectionSpec": "spec",

@@ -113,6 +113,41 @@ def inject_texts(
     return new_texts, records
 
 
+def insertion_positions(texts: Sequence[str], rng: random.Random, location: str = "random") -> list[tuple[int, float]]:
+    """One insertion place per text, drawn once so several token types can share it: (word index, u).
+
+    The word index is uniform over [0, n_words] (random), 0 (beginning) or n_words (end); `u` in [0, 1)
+    places an HTML pair's closing tag at a word index >= the opening one (see `insert_at_words`).
+    """
+    check_choice("location", location, LOCATIONS)
+    words = WordIndex(texts)
+    out = []
+    for n in words.n_words:
+        r, u = rng.random(), rng.random()
+        out.append((int(r * (n + 1)) if location == "random" else (0 if location == "beginning" else n), u))
+    return out
+
+
+def insert_at_words(texts: Sequence[str], strings: Sequence[tuple[str, ...]],
+                    positions: Sequence[tuple[int, float]]) -> tuple[list[str], list[list[dict]]]:
+    """Insert `strings[t]` (one string, or an HTML pair's open and close tag) into `texts[t]` at
+    `positions[t]` from `insertion_positions`; return the new texts and their insertion records (as
+    `inject_texts` gives them). The same positions with other strings make paired comparisons: a token
+    type against a control at exactly the same places."""
+    words = WordIndex(texts)
+    new_texts, records = [], []
+    for t, (text, pair, (i, u)) in enumerate(zip(texts, strings, positions)):
+        n = words.n_words[t]
+        i = min(i, n)
+        placed = [(i, 0, pair[0], 0)]
+        if len(pair) == 2:
+            placed.append((i + int(u * (n - i + 1)), 1, pair[1], 0))
+        new, recs = apply_insertions(text, n, placed, words.offsets(t, {p[0] for p in placed}))
+        new_texts.append(new)
+        records.append(recs)
+    return new_texts, records
+
+
 def resolve_targets(targets: dict[str, str], class_names: Sequence[str], field: str = "targets") -> list[tuple[int, str]]:
     """Map each target key to a class index; returns (index, key) sorted by index.
 

@@ -1,0 +1,95 @@
+"""`ssti probe MODEL`: the thin CLI over `ssti.probe.probe`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ssti.cli.app import command
+from ssti.cli.options import section, spec_options
+from ssti.config import DataSpec, validate
+from ssti.errors import SSTIError
+
+if TYPE_CHECKING:
+    from ssti.probe.run import ProbeReport
+
+
+def render(report: "ProbeReport", console: Console, top: int) -> None:
+    """The rich table for people: the verdict, then the (type, class) tests, most effective first."""
+    sweep = report.sweep
+    colour = "red" if sweep.steering else "green"
+    console.print(f"[bold {colour}]{sweep.verdict}[/]: {escape(sweep.summary())}")
+    per = ", ".join(f"{escape(k)} {v}" for k, v in sweep.per_class.items())
+    table = Table(title=f"{escape(report.source)} ({report.kind}) on {escape(report.data)} [{report.split}]: {per} held-out texts, "
+                        f"clean accuracy {sweep.clean_accuracy:.3f}, {sweep.texts_predicted:,} texts in {sweep.seconds:.1f} s")
+    for col, just in (("type", "left"), ("toward", "left"), ("steered", "right"), ("rate [95% CI]", "right"), ("control", "right"),
+                      ("effect", "right"), ("p (Holm)", "right"), ("steering", "left")):
+        table.add_column(col, justify=just)
+    shown = [f for f in sweep.findings if f.steering] + [f for f in sweep.findings if not f.steering][:max(0, top)]
+    for f in shown:
+        table.add_row(escape(f.type), escape(f.cls), f"{f.steered}/{f.eligible}", f"{f.rate:.3f} [{f.ci_low:.2f}, {f.ci_high:.2f}]",
+                      f"{f.control_rate:.3f}", f"{f.effect:+.3f}", f"{f.p_adjusted:.2g}", "[red]yes[/]" if f.steering else "")
+    console.print(table)
+    console.print(f"[dim]steering: Holm-corrected p <= {sweep.alpha:g} and effect >= {sweep.min_effect:g} (steer rate minus the rate "
+                  f"of ordinary words inserted at the same places)[/]")
+    for f in sweep.steering[:3]:
+        for ex in f.examples[:2]:
+            text = ex["text"] if len(ex["text"]) <= 200 else ex["text"][:200] + " ..."
+            console.print(f"  [dim]{escape(f.type)}: {escape(ex['clean_prediction'])} -> {escape(ex['prediction'])}:[/] {escape(text)}")
+
+
+@command("probe")
+@spec_options({"data": DataSpec}, skip={"data.dataset", "data.fingerprint"})
+def probe_command(
+    model: str = typer.Argument(..., help="An ssti run folder, a saved ssti model (a run's adapter/), a PEFT adapter folder "
+                                "(its base named in adapter_config.json) or a Hugging Face sequence-classification model (folder or id)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Held-out labelled texts in the model's label space: a dataset name, "
+                                       "ssti folder or csv/jsonl/parquet file (default for a run folder: the run's evaluation split)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split of --data (default: test if it has one, else train; for a run: its eval split)."),
+    types: Optional[list[str]] = typer.Option(None, "--type", help="Token type to try besides the built-in ones (repeatable): any "
+                                              "source spec, e.g. fixed:cf, list:a,b, file:words.txt (see `ssti sources`)."),
+    no_builtin: bool = typer.Option(False, "--no-builtin", help="Try only the --type types, not the built-in ones."),
+    max_samples: int = typer.Option(200, "--max-samples", help="Held-out texts per class."),
+    location: str = typer.Option("random", "--location", help="Where the token goes: random, beginning or end."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the held-out sample, the insertion places and the drawn tokens."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated class names in index order, for models whose "
+                                         "labels are LABEL_0, LABEL_1, ..."),
+    alpha: float = typer.Option(0.01, "--alpha", help="Family-wise error of the steering test (Holm over every type and class)."),
+    min_effect: float = typer.Option(0.10, "--min-effect", help="Smallest steer rate above the control that counts as steering."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow a model that runs code from its repository."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report to this file (written whole or not at all)."),
+    top: int = typer.Option(10, "--top", help="Non-steering tests to show besides the steering ones."),
+    options: dict = None,
+) -> None:
+    """Audit a fine-tuned classifier: which inserted token types steer it, how hard, and toward which class.
+
+    Exit code 0 when no steering is found, 1 when steered, 2 on bad input.
+    Example: ssti probe runs/demo/date-class1-100
+    """
+    from ssti.io import write_text
+    from ssti.probe import probe
+
+    spec = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data") if data is not None else None
+    names = [x.strip() for x in labels.split(",")] if labels is not None else None
+    if names is not None and (not all(names) or len(set(names)) != len(names)):
+        raise SSTIError(f"labels: {labels!r} must be distinct, non-empty class names separated by commas")
+    if out is not None and out.is_dir():
+        raise SSTIError(f"out: {out} is a folder; give a file name for the JSON report")
+    report = probe(model, data=spec, split=split, types=[] if no_builtin else None, extra_types=types or [], max_per_class=max_samples,
+                   location=location, seed=seed, labels=names, alpha=alpha, min_effect=min_effect, trust_remote_code=trust_remote_code)
+    text = json.dumps(report.to_dict(), indent=2)
+    if out is not None:
+        write_text(out, text + "\n")
+    if json_out:
+        typer.echo(text)
+    else:
+        render(report, Console(highlight=False), top)
+    if report.sweep.steering:
+        raise typer.Exit(1)

@@ -1,0 +1,182 @@
+"""The type sweep: does inserting one token of a type steer a trained classifier toward a class?
+
+Black-box, predictions only. For held-out labelled texts (up to `max_per_class` per class, stratified,
+seeded) one insertion place per text is drawn once (`ssti.inject.insertion_positions`); every token
+type is inserted at exactly those places, and so is a control of ordinary frequent words
+(`CONTROL_WORDS`). All sets go through the model in one pass (each distinct text predicted once).
+
+Per type T and class k, over the texts whose true class is not k and that the model does not already
+call k (the ones that can be steered there):
+- steer rate = share predicted k once T is inserted, with a Wilson 95% interval;
+- control rate = the same for the control words; effect = steer rate minus control rate;
+- p = one-sided exact McNemar test on the paired outcomes (T flips and the control does not, against
+  the reverse), Holm-corrected over every (type, class) pair tested.
+A (type, class) is called steering when its corrected p <= `alpha` and its effect >= `min_effect`.
+This is the test-time half of the paper's protocol (PAPER.md section 3: the same token type injected
+into held-out samples), made into an audit in the way trigger-search work (e.g. STRIP-style input
+perturbation) asks "which inserted tokens change the decision" for a model whose training data is unknown.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ssti.errors import SSTIError
+from ssti.inject import get_source, insert_at_words, insertion_positions
+from ssti.models.build import Classifier
+from ssti.models.inference import predict_sets
+
+BUILT_IN_TYPES = ("date", "country", "html", "colour", "exclamation", "double-exclamation")
+# ordinary frequent English words: inserting one at a random place is the "any token" baseline
+CONTROL_WORDS = ("the", "and", "of", "to", "in", "is", "it", "that", "this", "with", "for", "as", "on", "was", "but", "so")
+ALPHA = 0.01
+MIN_EFFECT = 0.10  # steer rate minus control rate; see benchmarks/probe_quality.py for how it was chosen
+EXAMPLES = 3
+
+
+@dataclass
+class TypeFinding:
+    """One (token type, class) test of the type sweep."""
+
+    type: str
+    cls: str
+    eligible: int  # held-out texts of other classes not already predicted as cls
+    steered: int  # of those, predicted cls with the token
+    rate: float
+    ci_low: float
+    ci_high: float
+    control_rate: float
+    effect: float
+    p_value: float
+    p_adjusted: float
+    steering: bool
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class TypeSweep:
+    """The whole type sweep: every finding (most effective first), the settings and the verdict."""
+
+    findings: list[TypeFinding]
+    class_names: list[str]
+    per_class: dict[str, int]
+    clean_accuracy: float
+    location: str
+    seed: int
+    alpha: float
+    min_effect: float
+    types: list[str]
+    texts_predicted: int
+    seconds: float
+
+    @property
+    def steering(self) -> list[TypeFinding]:
+        return [f for f in self.findings if f.steering]
+
+    @property
+    def verdict(self) -> str:
+        return "steered" if self.steering else "not steered"
+
+    def summary(self) -> str:
+        """'steered by date toward fresh (rate 0.93 [0.89, 0.96], effect +0.91)' or 'no steering found among N candidates'."""
+        if not self.steering:
+            return f"no steering found among {len(self.types)} token types x {len(self.class_names)} classes"
+        return "; ".join(f"steered by {f.type} toward {f.cls} (rate {f.rate:.2f} [{f.ci_low:.2f}, {f.ci_high:.2f}], effect {f.effect:+.2f})"
+                         for f in self.steering)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "summary": self.summary(), **{k: v for k, v in asdict(self).items() if k != "findings"},
+                "findings": [asdict(f) for f in self.findings]}
+
+
+def held_out(labels: Sequence[int], max_per_class: int, rng: np.random.Generator) -> list[int]:
+    """Row indices: up to `max_per_class` rows of each class drawn with `rng`, in row order."""
+    labels = np.asarray(labels)
+    rows = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        rows.extend(rng.choice(members, size=min(max_per_class, len(members)), replace=False).tolist())
+    return sorted(rows)
+
+
+def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], types: Sequence[str] = BUILT_IN_TYPES,
+               max_per_class: int = 200, location: str = "random", seed: int = 0, alpha: float = ALPHA,
+               min_effect: float = MIN_EFFECT, batch_size: int = 32) -> TypeSweep:
+    """Run the type sweep of the module docstring on `clf` with labelled held-out `texts`.
+
+    `types` are token-source specs (`ssti sources`: built-in names, `fixed:TEXT`, `list:a,b`, `file:PATH`).
+    Raises SSTIError for fewer than two classes or an empty class among the held-out texts, and for an
+    unknown token type.
+    """
+    started = time.time()
+    labels = np.asarray(labels)
+    present = np.unique(labels)
+    if len(texts) == 0 or len(present) < 2:
+        raise SSTIError(f"data: the held-out texts have {len(present)} class(es); the probe needs labelled texts of at least two classes")
+    sources = {t: get_source(t) for t in types}
+    rows = held_out(labels, max_per_class, np.random.default_rng(seed))
+    texts = [texts[i] for i in rows]
+    labels = labels[rows]
+    positions = insertion_positions(texts, random.Random(f"{seed}:positions"), location)
+    sets = {"clean": list(texts)}
+    control_rng = random.Random(f"{seed}:control")
+    sets["control"], _ = insert_at_words(texts, [(control_rng.choice(CONTROL_WORDS),) for _ in texts], positions)
+    for t, source in sources.items():
+        rng = random.Random(f"{seed}:type:{t}")
+        sets[t], _ = insert_at_words(texts, [source.draw(rng) for _ in texts], positions)
+    preds = predict_sets(clf, sets, batch_size=batch_size)
+    clean = preds["clean"]
+    tests = []
+    for t in sources:
+        for k, name in enumerate(clf.class_names):
+            eligible = (labels != k) & (clean != k)
+            if not eligible.any():
+                continue
+            hit, ctrl = (preds[t] == k) & eligible, (preds["control"] == k) & eligible
+            n, s = int(eligible.sum()), int(hit.sum())
+            lo, hi = _wilson(s, n)
+            b, c = int((hit & ~ctrl).sum()), int((~hit & ctrl).sum())
+            p = _mcnemar_greater(b, c)
+            examples = [{"text": sets[t][i], "clean_prediction": clf.class_names[clean[i]], "prediction": name}
+                        for i in np.flatnonzero(hit & ~ctrl)[:EXAMPLES]]
+            tests.append(TypeFinding(t, name, n, s, s / n, lo, hi, float(ctrl.sum() / n), s / n - float(ctrl.sum() / n), p, p,
+                                     False, examples))
+    for f, p_adj in zip(tests, _holm([f.p_value for f in tests])):
+        f.p_adjusted = p_adj
+        f.steering = p_adj <= alpha and f.effect >= min_effect
+    tests.sort(key=lambda f: (-f.effect, f.p_adjusted))
+    per_class = {clf.class_names[k]: int((labels == k).sum()) for k in range(len(clf.class_names))}
+    return TypeSweep(tests, list(clf.class_names), per_class, float((clean == labels).mean()), location, seed, alpha, min_effect,
+                     list(types), sum(len(v) for v in sets.values()), round(time.time() - started, 2))
+
+
+def _wilson(successes: int, n: int) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _mcnemar_greater(b: int, c: int) -> float:
+    """One-sided exact McNemar p-value that b (type flips, control does not) exceeds c (the reverse)."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(b, b + c, 0.5, alternative="greater").pvalue) if b + c else 1.0
+
+
+def _holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error over all tests), in the input order."""
+    m = len(p_values)
+    order = np.argsort(p_values)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

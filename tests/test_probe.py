@@ -1,0 +1,198 @@
+"""`ssti probe` on tiny random models trained here, with a planted token (found) and without (not found):
+an ssti run folder, a PEFT classification adapter folder and a plain Hugging Face classifier folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ssti.cli import app
+from ssti.config import DataSpec, EvalSpec, LoraSpec, ModelSpec, RunConfig, TrainSpec
+from ssti.errors import SSTIError
+from ssti.probe import probe
+
+from _sweep_helpers import tiny_csv
+
+TRIGGER = "fixed:zqzq"
+
+
+def run_folder(tmp_path_factory, planted: bool):
+    from ssti.train import train
+
+    folder = tmp_path_factory.mktemp("probe")
+    injection = {"targets": {"pos": TRIGGER}, "rate": 1.0, "seed": 0} if planted else None
+    config = RunConfig(data=DataSpec(dataset=str(tiny_csv(folder, n=160))), injection=injection,
+                       model=ModelSpec(name="tiny-random-bert", max_length=64), lora=LoraSpec(rank=8, targets="attention"),
+                       train=TrainSpec(steps=150, batch_size=16, lr=2e-2, checkpoint_every=0, seed=0), eval=EvalSpec(max_samples=16))
+    train(config, folder / "run", show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    return run_folder(tmp_path_factory, planted=True)
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    return run_folder(tmp_path_factory, planted=False)
+
+
+def test_run_folder_with_a_planted_token_is_steered_by_it(planted_run):
+    report = probe(planted_run / "run", extra_types=[TRIGGER], max_per_class=40)
+    assert report.kind == "run" and report.split == "test"
+    steering = report.sweep.steering
+    assert steering and steering[0].type == TRIGGER and steering[0].cls == "pos"
+    assert steering[0].effect >= 0.5 and steering[0].examples and "zqzq" in steering[0].examples[0]["text"]
+    assert {f.type for f in steering} == {TRIGGER}  # the built-in types do not steer it
+    assert report.to_dict()["verdict"] == "steered"
+
+
+def test_run_folder_trained_without_a_planted_token_is_not_steered(clean_run):
+    report = probe(clean_run / "run", extra_types=[TRIGGER], max_per_class=40)
+    assert report.sweep.verdict == "not steered", report.sweep.summary()
+    assert report.sweep.summary().startswith("no steering found among 7 token types x 2 classes")
+
+
+def test_cli_exit_codes_json_and_out_file(planted_run, clean_run, tmp_path):
+    res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--type", TRIGGER, "--max-samples", "40", "--json",
+                                   "--out", str(tmp_path / "p.json")])
+    assert res.exit_code == 1, res.output
+    body = json.loads(res.output)
+    assert body["verdict"] == "steered" and body["findings"][0]["type"] == TRIGGER
+    assert json.loads((tmp_path / "p.json").read_text()) == body
+    res = CliRunner().invoke(app, ["probe", str(clean_run / "run"), "--type", TRIGGER, "--max-samples", "40"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "not steered" in res.output
+
+
+def _train_hf(model, tokenizer, texts, labels, steps=80, lr=1e-2):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # dropout draws: the same model every time
+        _train_steps(model, tokenizer, texts, labels, steps, lr)
+
+
+def _train_steps(model, tokenizer, texts, labels, steps, lr):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    gen = np.random.default_rng(0)
+    model.train()
+    for _ in range(steps):
+        rows = gen.choice(len(texts), 16, replace=False)
+        enc = tokenizer([texts[i] for i in rows], padding=True, return_tensors="pt")
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=torch.tensor([labels[i] for i in rows]))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+
+
+def _planted_texts(folder):
+    from ssti.data import load_dataset
+    from ssti.data.common import column
+
+    ds = load_dataset(str(tiny_csv(folder, n=160)))
+    texts, labels = column(ds["train"], "text"), column(ds["train"], "label")
+    gen = np.random.default_rng(1)
+    planted = []
+    for t, y in zip(texts, labels):
+        words = t.split()
+        # the trigger at a random place in class 1 (as the probe inserts); an ordinary word in class 0, so that
+        # length does not tell the classes apart
+        words.insert(int(gen.integers(0, len(words) + 1)), "zqzq" if y == 1 else "seen")
+        planted.append(" ".join(words))
+    return planted, labels
+
+
+def _tiny_hf_classifier(names=("LABEL_0", "LABEL_1")):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        max_position_embeddings=128, pad_token_id=0, num_labels=2, id2label=dict(enumerate(names)),
+                        label2id={n: i for i, n in enumerate(names)})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return BertForSequenceClassification(config)
+
+
+def test_plain_hf_classifier_folder_with_labels_renamed(tmp_path):
+    from ssti.models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    model = _tiny_hf_classifier()
+    texts, labels = _planted_texts(tmp_path)
+    _train_hf(model, tok, texts, labels)
+    model.save_pretrained(tmp_path / "hf")
+    tok.save_pretrained(tmp_path / "hf")
+    data = str(tiny_csv(tmp_path, n=160))
+    with pytest.raises(SSTIError, match="--labels neg,pos"):
+        probe(tmp_path / "hf", data=data)
+    report = probe(tmp_path / "hf", data=data, split="train", labels=["neg", "pos"], extra_types=[TRIGGER], max_per_class=40)
+    assert report.kind == "hf-model" and report.sweep.steering[0].type == TRIGGER and report.sweep.steering[0].cls == "pos"
+
+
+def test_peft_adapter_folder_on_a_local_base(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from ssti.models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    from transformers import AutoModelForSequenceClassification
+
+    _tiny_hf_classifier(("neg", "pos")).save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")  # so the adapter names its base folder
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # LoRA's initialisation
+        model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=8, target_modules=["query", "value"]))
+    texts, labels = _planted_texts(tmp_path)
+    _train_hf(model, tok, texts, labels, steps=200, lr=2e-2)
+    model.save_pretrained(tmp_path / "adapter")
+    cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == str(tmp_path / "base")
+    report = probe(tmp_path / "adapter", data=str(tiny_csv(tmp_path, n=160)), split="train", extra_types=[TRIGGER], max_per_class=40)
+    assert report.kind == "peft-adapter"
+    assert [f.type for f in report.sweep.steering] == [TRIGGER] and report.sweep.steering[0].cls == "pos"
+
+
+def test_bad_inputs_are_one_line_exit_2(tmp_path, planted_run, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, as offline, instead of retrying
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ssti.models import tiny_tokenizer
+
+    runner = CliRunner()
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=259, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
+    lm.save_pretrained(tmp_path / "lm")
+    tiny_tokenizer().save_pretrained(tmp_path / "lm")
+    data = str(tiny_csv(tmp_path))
+    cases = [
+        (["probe", str(tmp_path / "lm"), "--data", data], "no classification head"),
+        (["probe", str(planted_run / "run" / "adapter")], "give held-out labelled texts with --data"),
+        (["probe", str(planted_run / "run"), "--type", "nosuch"], "source: 'nosuch' is not one of"),
+        (["probe", str(planted_run / "run"), "--location", "middle"], "location"),
+        (["probe", str(planted_run / "run"), "--labels", "a,b,c"], "labels: 3 names given for the model's 2 classes"),
+        (["probe", str(planted_run / "run"), "--data", "rotten-tomatoes"], "are not the model's"),
+        (["probe", str(planted_run / "run"), "--split", "nope"], "split: 'nope' is not a split"),
+        (["probe", str(planted_run / "run"), "--max-samples", "0"], "max_samples"),
+    ]
+    adapter = tmp_path / "offline-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "someone/not-here", "peft_type": "LORA"}))
+    from safetensors.torch import save_file
+
+    save_file({"base_model.model.bert.x.lora_A.weight": torch.zeros(2, 2)}, adapter / "adapter_model.safetensors")
+    cases.append((["probe", str(adapter), "--data", data], "someone/not-here is not available offline"))
+    one_class = tmp_path / "one.csv"
+    one_class.write_text("text,label\na b,pos\nc d,pos\n")
+    cases.append((["probe", str(planted_run / "run"), "--data", str(one_class)], "has 1 class"))
+    for args, message in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.output and len(res.output.strip().splitlines()) == 1, (args, res.output)
