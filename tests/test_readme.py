@@ -62,6 +62,8 @@ def tiny_argv(argv: list[str]) -> list[str]:
         argv[argv.index("--max-samples") + 1] = "20"
     if cmd == "scan" and "--tokenizer" not in argv:
         argv += ["--tokenizer", "tiny-random-llama"]
+    if cmd == "probe" and "--max-samples" not in argv:
+        argv += ["--max-samples", "20"]
     if cmd in ("run", "demo", "sweep"):
         argv += FAST
     return argv
@@ -72,11 +74,16 @@ def tiny_configs(folder: Path) -> None:
     (folder / "configs").mkdir()
     for path in (ROOT / "configs").glob("*.yaml"):
         data = yaml.safe_load(path.read_text())
-        if "axes" in data:
-            data["axes"] = {k: v[:1] for k, v in data["axes"].items()}
-            data["zip"] = [{k: v[:1] for k, v in group.items()} for group in data.get("zip") or []]
-            if data.get("variants"):
-                data["variants"] = dict(list(data["variants"].items())[:2])
+        grids = data.get("grids") or ([data] if "axes" in data or "zip" in data else [])
+        for grid in grids:
+            if grid.get("axes"):
+                grid["axes"] = {k: v[:1] for k, v in grid["axes"].items()}
+            if grid.get("zip"):
+                grid["zip"] = [{k: v[:1] for k, v in group.items()} for group in grid["zip"]]
+            if grid.get("variants"):
+                grid["variants"] = dict(list(grid["variants"].items())[:2])
+        if data.get("grids"):
+            data["grids"] = data["grids"][:2]
         (folder / "configs" / path.name).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -121,7 +128,7 @@ def test_readme_block(line, lang, marker, code, tmp_path, monkeypatch):
         assert argv[0] == "ssti", f"README:{line}: {argv[0]} in a block without a syntax-only marker"
         argv = tiny_argv(argv)
         res = CliRunner().invoke(app, argv[1:], terminal_width=200, env={**os.environ, "COLUMNS": "200"})
-        ok = (0, 1) if argv[1] == "scan" else (0,)  # scan exits 1 when the data is suspicious
+        ok = (0, 1) if argv[1] in ("scan", "probe") else (0,)  # scan/probe exit 1 when the data is suspicious / the model steered
         assert res.exit_code in ok, f"README:{line}: {shlex.join(argv)}\n{res.output[-3000:]}"
 
 
