@@ -28,7 +28,7 @@ def tiny_csv(folder: Path, n: int = 80, seed: int = 0) -> Path:
     return path
 
 
-def tiny_sweep(folder: Path, ranks=(1, 2), rates=(0.5,), seeds=(0,), variants: bool = False, scan: bool = False) -> dict:
+def tiny_sweep(folder: Path, ranks=(1, 2), rates=(0.5,), seeds=(0,), variants: bool = False, scan: bool = False, probe=None) -> dict:
     """A sweep config of tiny-random-llama runs (2-3 s each) on the tiny csv."""
     raw = {
         "name": "tiny",
@@ -44,6 +44,8 @@ def tiny_sweep(folder: Path, ranks=(1, 2), rates=(0.5,), seeds=(0,), variants: b
         "zip": [{"train.seed": list(seeds), "injection.seed": list(seeds)}],
         "scan": scan,
     }
+    if probe is not None:
+        raw["probe"] = probe
     if variants:
         raw["variants"] = {"light": {"injection.tokens": 1}, "aggressive": {"injection.token_fraction": 0.3}}
     return raw

@@ -4,6 +4,7 @@ real tiny sweep and a folder of run folders."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
+import json
 from pathlib import Path
 
 import numpy as np
@@ -154,12 +155,17 @@ def test_report_from_a_store_has_every_table_and_figure(tmp_path):
 
 
 def test_report_of_a_real_tiny_sweep_and_of_run_folders(tmp_path):
-    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2), rates=(0.5, 1.0), scan=True))
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2), rates=(0.5, 1.0), scan=True, probe={"max_samples": 8, "types": ["date"]}))
     run_sweep(sweep, tmp_path / "sw", show_progress=False)
     res = CliRunner().invoke(app, ["report", str(tmp_path / "sw"), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     page = parse(tmp_path / "rep" / "index.html")
-    assert set(page.figures) == {"fig1", "fig_rank"} and {"table1", "trends", "results", "scan"} <= set(page.tables)
+    assert set(page.figures) == {"fig1", "fig_rank"} and {"table1", "trends", "results", "scan", "probe"} <= set(page.tables)
+    # every run was probed: its report in the run folder and in the store
+    for run in sweep.runs:
+        probe = json.loads((tmp_path / "sw" / "runs" / run.run_id / "probe.json").read_text())
+        assert probe["verdict"] in ("steered", "not steered") and probe["types"] == ["date"]
+    assert sum(int(r[3]) for r in page.tables["probe"]["rows"]) == 4
     check_assets(tmp_path / "rep", page)
     assert len(page.tables["results"]["rows"]) == 4
     # the same runs as plain run folders (no store): the report still has its tables and figures

@@ -202,3 +202,21 @@ def test_runs_record_the_mfu_they_achieved_for_later_estimates(tmp_path, monkeyp
     for v in (0.1, 0.3, 0.2, float("nan"), 0.0):
         record_mfu(cpu, "m", "train", v)
     assert achieved_mfu(cpu, "m", "train") == 0.2 and achieved_mfu(cpu, "m", "infer") is None
+
+
+@pytest.mark.parametrize("probe,message", [
+    ("yes", "probe: 'yes' is not allowed"),
+    ({"colour": 1}, r"probe: unknown option\(s\) colour"),
+    ({"types": ["nosuch"]}, "source: 'nosuch' is not one of"),
+    ({"location": "middle"}, "probe.location"),
+    ({"max_samples": 0}, "probe.max_samples"),
+])
+def test_bad_probe_options(tmp_path, probe, message):
+    with pytest.raises(SSTIError, match=message):
+        expand(tiny_sweep(tmp_path, probe=probe))
+
+
+def test_probe_options_become_probe_arguments(tmp_path):
+    assert expand(tiny_sweep(tmp_path)).audits == {"scan": False, "probe": None}
+    assert expand(tiny_sweep(tmp_path, probe=True)).probe == {}
+    assert expand(tiny_sweep(tmp_path, probe={"max_samples": 50, "types": ["date"]})).probe == {"max_per_class": 50, "types": ["date"]}

@@ -17,7 +17,7 @@ from ssti.io import atomic_dir, check_output, write_text
 from ssti.report.data import ReportData, load_many, setup_label, setups
 from ssti.report.figures import curve_figure, proportion_figure, rank_figure
 from ssti.report.findings import findings_table
-from ssti.report.tables import results_table, scan_table, table1, trend_table
+from ssti.report.tables import probe_table, results_table, scan_table, table1, trend_table
 from ssti.report.template import TEMPLATE
 
 
@@ -75,6 +75,11 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
                "A change smaller than the seed spread (or 0.02) is called flat."),
               ("Every setting", results_table(recs), "Mean ± standard deviation over seeds. ASR baseline: the fraction of "
                "non-target clean samples the model already predicts as the target without any token.")]
+    probed = probe_table(recs)
+    if probed:
+        tables.append(("Probe verdicts on the trained models", probed, "`ssti probe` (the type sweep) on each trained model with its "
+                       "own test split: which inserted token types steer it, toward which class (Holm-corrected p <= 0.01 and "
+                       "steer rate at least 0.10 above ordinary words inserted at the same places)."))
     scan = scan_table(recs)
     if scan:
         tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))

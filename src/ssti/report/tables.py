@@ -159,3 +159,21 @@ def scan_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
         rows.append([mode, _rate(rate), len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
                      ", ".join(f for f, _ in feats.most_common(4)) or "-"])
     return {"id": "scan", "header": header, "rows": rows}
+
+
+def probe_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`ssti probe`'s verdicts on the trained models, per setup, mode, proportion and rank; None if nothing was probed."""
+    probed = [r for r in recs if r.get("probe_verdict")]
+    if not probed:
+        return None
+    multi = len(setups(recs)) > 1
+    header = (["setup"] if multi else []) + ["mode", "proportion", "rank", "probed models", "verdict",
+                                             "steering type -> class (runs)"]
+    rows = []
+    for (model, dataset, mode, rate, rank), group in _groups(probed, ["model", "dataset", "mode", "rate", "rank"]):
+        verdicts = Counter(r["probe_verdict"] for r in group)
+        found = Counter(f.strip() for r in group for f in (r.get("probe_steering") or "").split(",") if f.strip())
+        rows.append(([setup_label((str(model), str(dataset)))] if multi else [])
+                    + [mode, _rate(rate), rank_label(rank), len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
+                       ", ".join(f"{f} ({c})" for f, c in found.most_common(4)) or "-"])
+    return {"id": "probe", "header": header, "rows": rows}

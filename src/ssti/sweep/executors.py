@@ -23,19 +23,21 @@ Task = tuple[str, dict, str]
 Done = Callable[[str, dict], None]
 
 
-def run_local(tasks: Iterable[Task], done: Done, scan: bool, workers: int = 1, threads: int | None = None) -> None:
+def run_local(tasks: Iterable[Task], done: Done, audits: dict, workers: int = 1, threads: int | None = None) -> None:
     """Run tasks in this process (workers=1) or in `workers` spawned processes; call `done` per result.
+
+    `audits` ({"scan": bool, "probe": options or None}) says what each run is audited with (see `execute`).
 
     `threads` caps torch's CPU threads per run (default: all cores, shared out among the workers).
     """
     tasks = list(tasks)
     if workers <= 1:
         for rid, config, run_dir in tasks:
-            done(rid, execute(config, run_dir, scan, threads))
+            done(rid, execute(config, run_dir, audits, threads))
         return
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=die_with_parent) as pool:
-        futures = {pool.submit(execute, config, run_dir, scan, threads): rid for rid, config, run_dir in tasks}
+        futures = {pool.submit(execute, config, run_dir, audits, threads): rid for rid, config, run_dir in tasks}
         for future in as_completed(futures):
             done(futures[future], future.result())
 
@@ -72,7 +74,7 @@ def check_address(address: str, timeout: float = 10.0) -> None:
                         f"check the address, or leave it out to start a local Ray instance") from None
 
 
-def run_ray(tasks: Iterable[Task], done: Done, scan: bool, address: str | None = None, cpus: float = 1, gpus: float = 0,
+def run_ray(tasks: Iterable[Task], done: Done, audits: dict, address: str | None = None, cpus: float = 1, gpus: float = 0,
             timeout: float = 10.0, local_cpus: int | None = None) -> None:
     """Run each task as a Ray task needing `cpus`/`gpus`; collect results on the driver as they finish."""
     try:
@@ -96,7 +98,7 @@ def run_ray(tasks: Iterable[Task], done: Done, scan: bool, address: str | None =
     try:
         remote = ray.remote(execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=1)
         threads = max(1, int(cpus))
-        pending = {remote.remote(config, run_dir, scan, threads): rid for rid, config, run_dir in tasks}
+        pending = {remote.remote(config, run_dir, audits, threads): rid for rid, config, run_dir in tasks}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             rid = pending.pop(ready[0])

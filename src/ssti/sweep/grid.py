@@ -15,6 +15,8 @@ grids:                       # optional, instead of axes/zip/variants: several g
   - {name: ranks, axes: {lora.rank: [1, 64]}}
   - {name: fig1, set: {lora.rank: 1}, axes: {injection.rate: [0.25, 1.0]}}
 scan: false                  # scan each injected training set with `ssti scan`
+probe: false                 # probe each trained model with `ssti probe` (true, or its options:
+                             #   {max_samples: 100, types: [date, fixed:cf], location: random, seed: 0})
 executor: local              # local | ray (the CLI's --executor wins)
 workers: 1                   # local: worker processes
 threads: null                # local: torch CPU threads per run (default: the cores shared among workers)
@@ -37,7 +39,7 @@ from ssti.config import RunConfig, apply_overrides, field_of, load_run_config, r
 from ssti.errors import SSTIError
 from ssti.io import read_yaml
 
-SWEEP_KEYS = {"base", "axes", "zip", "variants", "grids", "scan", "executor", "workers", "threads", "resources", "name"}
+SWEEP_KEYS = {"base", "axes", "zip", "variants", "grids", "scan", "probe", "executor", "workers", "threads", "resources", "name"}
 
 
 @dataclass
@@ -58,10 +60,47 @@ class Sweep:
     runs: list[SweepRun]
     raw: dict[str, Any]
     scan: bool = False
+    probe: dict[str, Any] | None = None  # options of `ssti.probe.probe` when every run is probed
     executor: str = "local"
     workers: int = 1
     resources: dict[str, float] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
     threads: int | None = None
+
+    @property
+    def audits(self) -> dict[str, Any]:
+        """What each run is audited with after training (passed to `ssti.sweep.worker.execute`)."""
+        return {"scan": self.scan, "probe": self.probe}
+
+
+PROBE_KEYS = {"max_samples": "max_per_class", "types": "types", "extra_types": "extra_types", "location": "location", "seed": "seed",
+              "alpha": "alpha", "min_effect": "min_effect"}
+
+
+def probe_options(value: Any) -> dict[str, Any] | None:
+    """The sweep's `probe:` (false, true, or a mapping of options) as keyword arguments of `ssti.probe.probe`."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict):
+        raise SSTIError(f"probe: {value!r} is not allowed; expected true, false or a mapping of {', '.join(PROBE_KEYS)}")
+    unknown = set(value) - set(PROBE_KEYS)
+    if unknown:
+        raise SSTIError(f"probe: unknown option(s) {', '.join(sorted(unknown))}; allowed: {', '.join(PROBE_KEYS)}")
+    from ssti.inject.placement import LOCATIONS
+    from ssti.inject.sources import get_source
+
+    if "location" in value and value["location"] not in LOCATIONS:
+        raise SSTIError(f"probe.location: {value['location']!r} is not one of {', '.join(LOCATIONS)}")
+    for key in ("types", "extra_types"):
+        if key in value:
+            if not isinstance(value[key], list):
+                raise SSTIError(f"probe.{key}: expected a list of token sources")
+            for t in value[key]:
+                get_source(t)
+    if "max_samples" in value and (not isinstance(value["max_samples"], int) or value["max_samples"] < 1):
+        raise SSTIError(f"probe.max_samples: {value['max_samples']!r} is not a positive integer (held-out texts per class)")
+    return {PROBE_KEYS[k]: v for k, v in value.items()}
 
 
 def run_id(config: RunConfig) -> str:
@@ -212,7 +251,7 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise SSTIError(f"threads: {threads!r} is not a positive integer")
     return Sweep(str(raw.get("name") or name), list(runs.values()), raw, scan=bool(raw.get("scan", False)),
-                 executor=executor, workers=workers, resources=resources, threads=threads)
+                 probe=probe_options(raw.get("probe")), executor=executor, workers=workers, resources=resources, threads=threads)
 
 
 def load_sweep(path: str | Path | dict, overrides: dict[str, Any] | None = None) -> Sweep:

@@ -73,6 +73,8 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "n_eval": clean.get("n"),
         "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
         "train_tokens_per_second": (metrics.get("train") or {}).get("tokens_per_second"),
+        "probe_verdict": (metrics.get("probe") or {}).get("verdict"), "probe_summary": (metrics.get("probe") or {}).get("summary"),
+        "probe_steering": ", ".join(f"{f['type']}->{f['cls']}" for f in (metrics.get("probe") or {}).get("findings", []) if f.get("steering")) or None,
         "scan_verdict": scan.get("verdict"), "scan_flagged": ", ".join(str(f.get("feature")) for f in flagged[:5]) or None,
         "lr": (config.get("train") or {}).get("lr"), "max_words": (config.get("data") or {}).get("max_words"),
         # per-item predictions and the learning curve, as JSON text (a report resamples items; the curve justifies the steps)

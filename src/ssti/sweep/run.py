@@ -89,12 +89,12 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
                 if executor == "ray":
                     from ssti.sweep.executors import run_ray
 
-                    run_ray(tasks, done, sweep.scan, address=address, cpus=sweep.resources.get("cpus", 1),
+                    run_ray(tasks, done, sweep.audits, address=address, cpus=sweep.resources.get("cpus", 1),
                             gpus=sweep.resources.get("gpus", 0), timeout=timeout, local_cpus=workers if workers > 1 else None)
                 else:
                     from ssti.sweep.executors import run_local
 
-                    run_local(tasks, done, sweep.scan, workers=workers, threads=threads or sweep.threads)
+                    run_local(tasks, done, sweep.audits, workers=workers, threads=threads or sweep.threads)
             except SSTIError as e:  # the executor itself failed (no cluster, ...): no run is left marked running
                 statuses = {r["run_id"]: r["status"] for r in store.rows()}
                 for rid in by_id:
