@@ -196,3 +196,23 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, planted_run, monkeypatch):
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
         assert message in res.output and len(res.output.strip().splitlines()) == 1, (args, res.output)
+
+
+def test_open_search_finds_the_planted_token_without_a_candidate_list(planted_run, clean_run):
+    """No --type given: the gradient ranking over the vocabulary, verified by insertion, finds the planted token."""
+    report = probe(planted_run / "run", max_per_class=40, search=True, top_k=10, max_tokens=4)
+    steering = [c for c in report.search.candidates if c.steering]
+    assert steering and report.steered
+    assert all(c.cls == "pos" for c in steering) and set(steering[0].text.strip()) <= set("zq")
+    assert any(g["shape"] == "word" and g["steering"] for g in report.search.groups)
+    body = report.to_dict()
+    assert body["verdict"] == "steered" and body["open_search"]["candidates"][0]["ids"]
+    clean = probe(clean_run / "run", max_per_class=40, search=True, top_k=10, max_tokens=4)
+    assert not [c for c in clean.search.candidates if c.steering] and not clean.steered
+
+
+def test_shape_classes():
+    from ssti.probe.search import shape_of
+
+    assert [shape_of(t) for t in ("1982-09-24", " 19", "!!", "<b>", "</b", " cf", "Côte d'Ivoire", "a1!")] == [
+        "digit group", "digit group", "punctuation", "markup", "markup", "word", "word", "mixed"]

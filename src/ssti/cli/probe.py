@@ -23,8 +23,14 @@ if TYPE_CHECKING:
 def render(report: "ProbeReport", console: Console, top: int) -> None:
     """The rich table for people: the verdict, then the (type, class) tests, most effective first."""
     sweep = report.sweep
-    colour = "red" if sweep.steering else "green"
-    console.print(f"[bold {colour}]{sweep.verdict}[/]: {escape(sweep.summary())}")
+    colour = "red" if report.steered else "green"
+    verdict = "steered" if report.steered else "not steered"
+    extra = ""
+    if report.search is not None:
+        found = [c for c in report.search.candidates if c.steering]
+        extra = (f"; open search: {len(found)} verified token sequence(s) steer, best {found[0].text!r} toward {found[0].cls} "
+                 f"(rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else "; open search: nothing verified steers"
+    console.print(f"[bold {colour}]{verdict}[/]: {escape(sweep.summary() + extra)}")
     per = ", ".join(f"{escape(k)} {v}" for k, v in sweep.per_class.items())
     table = Table(title=f"{escape(report.source)} ({report.kind}) on {escape(report.data)} [{report.split}]: {per} held-out texts, "
                         f"clean accuracy {sweep.clean_accuracy:.3f}, {sweep.texts_predicted:,} texts in {sweep.seconds:.1f} s")
@@ -38,6 +44,16 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
     console.print(table)
     console.print(f"[dim]steering: Holm-corrected p <= {sweep.alpha:g} and effect >= {sweep.min_effect:g} (steer rate minus the rate "
                   f"of ordinary words inserted at the same places)[/]")
+    if report.search is not None:
+        found = Table(title=f"open search: {len(report.search.candidates)} token sequences verified in {report.search.seconds:.1f} s, "
+                            f"grouped by shape")
+        for col, just in (("toward", "left"), ("shape", "left"), ("verified", "right"), ("steering", "right"), ("best", "left"),
+                          ("best rate", "right"), ("effect", "right"), ("p (Holm)", "right")):
+            found.add_column(col, justify=just)
+        for g in report.search.groups[:max(top, 5)]:
+            found.add_row(escape(g["cls"]), g["shape"], str(g["verified"]), str(g["steering"]), escape(repr(g["best"])),
+                          f"{g['best_rate']:.3f}", f"{g['best_effect']:+.3f}", f"{g['best_p_adjusted']:.2g}")
+        console.print(found)
     for f in sweep.steering[:3]:
         for ex in f.examples[:2]:
             text = ex["text"] if len(ex["text"]) <= 200 else ex["text"][:200] + " ..."
@@ -66,6 +82,10 @@ def probe_command(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report to this file (written whole or not at all)."),
     top: int = typer.Option(10, "--top", help="Non-steering tests to show besides the steering ones."),
+    search: bool = typer.Option(False, "--search", help="Also the open search: every vocabulary token scored by a first-order "
+                                "(gradient) estimate, the best --top-k verified by insertion, extended to sequences; slower."),
+    top_k: int = typer.Option(20, "--top-k", help="--search: vocabulary tokens verified per class."),
+    max_tokens: int = typer.Option(8, "--max-tokens", help="--search: longest token sequence the greedy extension builds."),
     options: dict = None,
 ) -> None:
     """Audit a fine-tuned classifier: which inserted token types steer it, how hard, and toward which class.
@@ -83,7 +103,8 @@ def probe_command(
     if out is not None and out.is_dir():
         raise SSTIError(f"out: {out} is a folder; give a file name for the JSON report")
     report = probe(model, data=spec, split=split, types=[] if no_builtin else None, extra_types=types or [], max_per_class=max_samples,
-                   location=location, seed=seed, labels=names, alpha=alpha, min_effect=min_effect, trust_remote_code=trust_remote_code)
+                   location=location, seed=seed, labels=names, alpha=alpha, min_effect=min_effect, trust_remote_code=trust_remote_code,
+                   search=search, top_k=top_k, max_tokens=max_tokens)
     text = json.dumps(report.to_dict(), indent=2)
     if out is not None:
         write_text(out, text + "\n")
@@ -91,5 +112,5 @@ def probe_command(
         typer.echo(text)
     else:
         render(report, Console(highlight=False), top)
-    if report.sweep.steering:
+    if report.steered:
         raise typer.Exit(1)

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from ssti.config import DataSpec, read_run_config
 from ssti.data import class_names_of, column, load_dataset
 from ssti.errors import SSTIError
 from ssti.probe.target import ProbeTarget, load_target
-from ssti.probe.types import ALPHA, BUILT_IN_TYPES, MIN_EFFECT, TypeSweep, type_sweep
+from ssti.probe.search import OpenSearch
+from ssti.probe.types import ALPHA, BUILT_IN_TYPES, MIN_EFFECT, TypeSweep, held_out, type_sweep
 from ssti.version import __version__
 
 
@@ -23,10 +26,20 @@ class ProbeReport:
     data: str
     split: str
     sweep: TypeSweep
+    search: OpenSearch | None = None
+
+    @property
+    def steered(self) -> bool:
+        """Whether a token type of the sweep, or a verified sequence of the open search, steers the model."""
+        return bool(self.sweep.steering) or bool(self.search and any(c.steering for c in self.search.candidates))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.source, "kind": self.kind, "data": self.data, "split": self.split, "ssti_version": __version__,
-                **self.sweep.to_dict()}
+        out = {"model": self.source, "kind": self.kind, "data": self.data, "split": self.split, "ssti_version": __version__,
+               **self.sweep.to_dict()}
+        if self.search is not None:
+            out["open_search"] = self.search.to_dict()
+            out["verdict"] = "steered" if self.steered else "not steered"
+        return out
 
 
 def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str | None) -> tuple[list[str], list[int], str, str]:
@@ -62,12 +75,15 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
 def probe(model: str | Path, data: str | DataSpec | None = None, split: str | None = None, types: Sequence[str] | None = None,
           extra_types: Sequence[str] = (), max_per_class: int = 200, location: str = "random", seed: int = 0,
           labels: list[str] | None = None, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
-          trust_remote_code: bool = False, batch_size: int = 32) -> ProbeReport:
+          trust_remote_code: bool = False, batch_size: int = 32, search: bool = False, top_k: int = 20,
+          max_tokens: int = 8) -> ProbeReport:
     """Audit `model` (an ssti run folder, a saved ssti model, a PEFT adapter folder or a Hugging Face
     sequence-classification model) with the type sweep on held-out labelled texts.
 
     `types` defaults to the built-in token types; `extra_types` adds source specs (fixed:TEXT, list:...,
-    file:PATH). See `ssti.probe.types` for the statistics. Raises SSTIError (one line) for bad input.
+    file:PATH). See `ssti.probe.types` for the statistics. `search` adds the open search over the
+    vocabulary (`ssti.probe.search`: `top_k` tokens verified per class, sequences up to `max_tokens`).
+    Raises SSTIError (one line) for bad input.
     """
     from ssti.errors import check_choice
     from ssti.inject import LOCATIONS
@@ -78,6 +94,8 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
     if not 0 < alpha < 1:
         raise SSTIError(f"alpha: {alpha} is not between 0 and 1 (family-wise error of the steering test)")
     all_types = list(dict.fromkeys(list(BUILT_IN_TYPES if types is None else types) + list(extra_types)))
+    if search and (top_k < 1 or not 1 <= max_tokens <= 32):
+        raise SSTIError(f"top_k/max_tokens: {top_k}/{max_tokens} not allowed (top_k >= 1, max_tokens 1..32)")
     if not all_types:
         raise SSTIError("types: no token type to try; give --types or keep the built-in ones")
     from ssti.inject import get_source
@@ -88,6 +106,14 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
     texts, y, name, split = held_out_data(target, data, split)
     if target.kind in ("run", "ssti-model"):
         target.clf.merge_adapters()  # the probe only reads the model: one matmul per adapted layer
+    rows = held_out(y, max_per_class, np.random.default_rng(seed))  # the held-out sample both searches use
+    texts, y = [texts[i] for i in rows], [y[i] for i in rows]
     sweep = type_sweep(target.clf, texts, y, all_types, max_per_class=max_per_class, location=location, seed=seed, alpha=alpha,
                        min_effect=min_effect, batch_size=batch_size)
-    return ProbeReport(target.source, target.kind, name, split, sweep)
+    found = None
+    if search:
+        from ssti.probe.search import open_search
+
+        found = open_search(target.clf, texts, y, top_k=top_k, max_tokens=max_tokens, seed=seed, alpha=alpha, min_effect=min_effect,
+                            batch_size=batch_size)
+    return ProbeReport(target.source, target.kind, name, split, sweep, found)

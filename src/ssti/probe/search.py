@@ -1,0 +1,238 @@
+"""Open search: which vocabulary tokens (and short token sequences) steer a classifier, with no candidate list.
+
+1. Score every vocabulary token as an inserted token with a first-order estimate: insert a placeholder
+   token at a random place in held-out texts of the other classes, take the gradient g of the target
+   class's log-probability with respect to the placeholder's input embedding, and rank each token v by
+   (E[v] - E[placeholder]) . g averaged over the texts: the linear approximation of how much swapping
+   the placeholder for v raises the class (HotFlip, Ebrahimi et al. 2018; the averaged form is the
+   universal-trigger search of Wallace et al. 2019).
+2. Verify the best `top_k` by real insertion (token ids at the same random places, the placeholder
+   itself as the control), with the type sweep's statistics (`ssti.probe.types`).
+3. Extend the best verified singles greedily, one token at a time (the next token scored the same way
+   at the next position, the best few verified), up to `max_tokens`: planted types span several model
+   tokens (a date is 11 SmolLM2 tokens, `<b>` is 3).
+4. Group what was verified by shape class (digit group, punctuation, markup, word, mixed), so a planted
+   date type shows up as a digit group, not as "19".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ssti.models.batching import pad_batch
+from ssti.models.build import Classifier
+from ssti.probe.types import ALPHA, MIN_EFFECT, _holm, _mcnemar_greater, _wilson
+
+PLACEHOLDER = " the"  # a frequent, neutral token: the starting point of the gradient and the control
+SHAPES = ("digit group", "punctuation", "markup", "word", "mixed")
+
+
+@dataclass
+class Candidate:
+    """One verified token sequence: its text, ids, shape class and its steering statistics toward `cls`."""
+
+    text: str
+    ids: list[int]
+    shape: str
+    cls: str
+    eligible: int
+    steered: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    control_rate: float
+    effect: float
+    p_value: float
+    p_adjusted: float = 1.0
+    steering: bool = False
+
+
+@dataclass
+class OpenSearch:
+    """Verified candidates (best first) and their groups by shape class, per class."""
+
+    candidates: list[Candidate]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    top_k: int = 20
+    max_tokens: int = 8
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top_k": self.top_k, "max_tokens": self.max_tokens, "seconds": self.seconds, "groups": self.groups,
+                "candidates": [asdict(c) for c in self.candidates]}
+
+
+def shape_of(text: str) -> str:
+    """The shape class of a token string: digit group, punctuation, markup, word or mixed."""
+    t = text.strip()
+    if not t:
+        return "mixed"
+    if any(c.isdigit() for c in t) and all(c.isdigit() or c in "-/.:," for c in t):
+        return "digit group"
+    if "<" in t or ">" in t:
+        return "markup"
+    if all(not c.isalnum() and not c.isspace() for c in t):
+        return "punctuation"
+    if all(c.isalpha() or c in " '-" for c in t):
+        return "word"
+    return "mixed"
+
+
+def input_embeddings(clf: Classifier) -> torch.nn.Embedding:
+    """The token embedding table the classifier reads."""
+    backbone = clf.module.backbone
+    return backbone.get_input_embeddings()
+
+
+def _placeholder_id(clf: Classifier) -> int:
+    ids = clf.tokenizer(PLACEHOLDER, add_special_tokens=False)["input_ids"]
+    return int(ids[-1]) if ids else int(clf.tokenizer.pad_token_id or 0)
+
+
+def _insert(token_ids: Sequence[list[int]], insert: Sequence[int], places: Sequence[int]) -> list[list[int]]:
+    """Each id list with `insert` placed before index places[i] (clamped into the list)."""
+    return [ids[:min(p, len(ids))] + list(insert) + ids[min(p, len(ids)):] for ids, p in zip(token_ids, places)]
+
+
+def _places(token_ids: Sequence[list[int]], rng: np.random.Generator, max_length: int, extra: int) -> list[int]:
+    """A random insertion index per text, after its first token (BOS/[CLS]) and within max_length with room for `extra`."""
+    out = []
+    for ids in token_ids:
+        hi = max(1, min(len(ids) - 1, max_length - extra - 1))
+        out.append(int(rng.integers(1, hi + 1)) if len(ids) > 1 else len(ids))
+    return out
+
+
+def _predict_ids(clf: Classifier, token_ids: Sequence[list[int]], batch_size: int = 32) -> np.ndarray:
+    """Predicted class per id list (length-sorted batches, inference mode)."""
+    module = clf.module.eval()
+    device = next(module.parameters()).device
+    order = np.argsort([len(t) for t in token_ids], kind="stable")
+    preds = np.empty(len(token_ids), dtype=np.int64)
+    pad = clf.tokenizer.pad_token_id
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            rows = order[b:b + batch_size]
+            ids, mask = pad_batch(token_ids, rows, pad, device)
+            preds[rows] = module(ids, mask).argmax(-1).cpu().numpy()
+    return preds
+
+
+def _gradient(clf: Classifier, token_ids: Sequence[list[int]], positions: Sequence[int], k: int, batch_size: int = 16) -> torch.Tensor:
+    """Mean gradient of log p(class k) w.r.t. the input embedding at `positions[i]` of each id list, shape (hidden,)."""
+    emb = input_embeddings(clf)
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        leaf = output.detach().requires_grad_(True)
+        captured["e"] = leaf
+        return leaf
+
+    handle = emb.register_forward_hook(hook)
+    device = next(clf.module.parameters()).device
+    total = torch.zeros(emb.embedding_dim, dtype=torch.float32)
+    try:
+        clf.module.eval()
+        with torch.enable_grad():
+            for b in range(0, len(token_ids), batch_size):
+                rows = np.arange(b, min(b + batch_size, len(token_ids)))
+                ids, mask = pad_batch(token_ids, rows, clf.tokenizer.pad_token_id, device)
+                logits = clf.module(ids, mask)
+                F.log_softmax(logits.float(), -1)[:, k].sum().backward()
+                grad = captured["e"].grad
+                total += grad[torch.arange(len(rows)), torch.as_tensor([positions[i] for i in rows])].float().sum(0).cpu()
+    finally:
+        handle.remove()
+    return total / max(len(token_ids), 1)
+
+
+def _rank_vocabulary(clf: Classifier, gradient: torch.Tensor, exclude: set[int], n: int) -> list[int]:
+    """The `n` token ids with the largest first-order gain E[v] . g (special tokens excluded)."""
+    weight = input_embeddings(clf).weight.detach().float().cpu()
+    scores = weight @ gradient
+    if exclude:
+        scores[torch.as_tensor(sorted(exclude))] = -float("inf")
+    return torch.topk(scores, min(n, len(scores))).indices.tolist()
+
+
+def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: np.ndarray, places: list[int], seq: list[int],
+            k: int, control: np.ndarray, batch_size: int) -> tuple[int, int, float, float, float, float, float]:
+    """(eligible, steered, rate, control rate, effect, p, Wilson low/high) of inserting `seq` toward class k."""
+    eligible = (labels != k) & (clean != k)
+    preds = _predict_ids(clf, _insert(base, seq, places), batch_size)
+    hit, ctrl = (preds == k) & eligible, (control == k) & eligible
+    n, s = int(eligible.sum()), int(hit.sum())
+    b, c = int((hit & ~ctrl).sum()), int((~hit & ctrl).sum())
+    lo, hi = _wilson(s, n) if n else (0.0, 0.0)
+    return n, s, s / max(n, 1), float(ctrl.sum() / max(n, 1)), _mcnemar_greater(b, c), lo, hi
+
+
+def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], top_k: int = 20, max_tokens: int = 8,
+                grad_samples: int = 64, extend: int = 3, seed: int = 0, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
+                batch_size: int = 32) -> OpenSearch:
+    """The open search of the module docstring on held-out `texts` (already sampled per class) and `labels`.
+
+    `top_k` vocabulary tokens per class are verified; the `extend` best verified singles per class are
+    extended greedily up to `max_tokens` tokens. Returns every verified candidate, Holm-corrected over all of them.
+    """
+    started = time.time()
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    max_length = clf.model_spec.max_length
+    base = [list(ids[: max_length - max_tokens]) for ids in clf.encode(list(texts))]
+    placeholder = _placeholder_id(clf)
+    exclude = set(getattr(clf.tokenizer, "all_special_ids", []) or []) | {placeholder}
+    places = _places(base, rng, max_length, max_tokens)
+    clean = _predict_ids(clf, base, batch_size)
+    control = _predict_ids(clf, _insert(base, [placeholder], places), batch_size)
+    candidates: list[Candidate] = []
+    for k, name in enumerate(clf.class_names):
+        others = np.flatnonzero((labels != k) & (clean != k))
+        if not len(others):
+            continue
+        pick = rng.choice(others, size=min(grad_samples, len(others)), replace=False)
+
+        def gain(prefix: list[int]) -> list[int]:
+            seqs = _insert([base[i] for i in pick], prefix + [placeholder], [places[i] for i in pick])
+            g = _gradient(clf, seqs, [places[i] + len(prefix) for i in pick], k)
+            return _rank_vocabulary(clf, g, exclude, top_k)
+
+        def verified(seq: list[int]) -> Candidate:
+            n, s, rate, ctrl, p, lo, hi = _verify(clf, base, clean, labels, places, seq, k, control, batch_size)
+            text = clf.tokenizer.decode(seq)
+            return Candidate(text, list(seq), shape_of(text), name, n, s, rate, lo, hi, ctrl, rate - ctrl, p)
+
+        singles = sorted((verified([v]) for v in gain([])), key=lambda c: -c.effect)
+        candidates += singles
+        for start in singles[:extend]:
+            best = start
+            while len(best.ids) < max_tokens:
+                step = max((verified(best.ids + [v]) for v in gain(best.ids)[:5]), key=lambda c: c.effect)
+                if step.effect < best.effect + 0.02:
+                    break
+                candidates.append(step)
+                best = step
+    for c, p_adj in zip(candidates, _holm([c.p_value for c in candidates])):
+        c.p_adjusted = p_adj
+        c.steering = p_adj <= alpha and c.effect >= min_effect
+    candidates.sort(key=lambda c: (-c.effect, c.p_adjusted))
+    return OpenSearch(candidates, group_by_shape(candidates), top_k, max_tokens, round(time.time() - started, 2))
+
+
+def group_by_shape(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+    """Per class and shape class: how many candidates were verified, how many steer, and the best one."""
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault((c.cls, c.shape), []).append(c)
+    out = []
+    for (cls, shape), members in groups.items():
+        best = max(members, key=lambda c: c.effect)
+        out.append({"cls": cls, "shape": shape, "verified": len(members), "steering": sum(c.steering for c in members),
+                    "best": best.text, "best_rate": best.rate, "best_effect": best.effect, "best_p_adjusted": best.p_adjusted})
+    return sorted(out, key=lambda g: (g["steering"] == 0, -g["best_effect"]))
