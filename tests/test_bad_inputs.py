@@ -244,3 +244,20 @@ def test_a_changed_config_of_a_finished_run_is_refused(made, tmp_path):
     (run / "config.yaml").write_text(text.replace("steps: 1", "steps: 2"))
     res = CliRunner().invoke(app, ["eval", str(run)])
     assert res.exit_code == 2 and "changed after the run was made" in res.output
+
+
+def test_ctrl_c_at_the_entry_point_is_one_line_exit_130(monkeypatch, capsys):
+    """click's Abort (Ctrl-C) reaches `ssti.cli.main`: one line and 130, never a traceback of the handler itself."""
+    import typer.main
+    from typer.exceptions import Abort
+
+    from ssti.cli import main
+
+    class Command:
+        def main(self, **kwargs):
+            raise Abort()
+
+    monkeypatch.setattr(typer.main, "get_command", lambda app: Command())
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"

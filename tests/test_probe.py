@@ -216,3 +216,11 @@ def test_shape_classes():
 
     assert [shape_of(t) for t in ("1982-09-24", " 19", "!!", "<b>", "</b", " cf", "Côte d'Ivoire", "a1!")] == [
         "digit group", "digit group", "punctuation", "markup", "markup", "word", "word", "mixed"]
+
+
+def test_attention_diagnostic_sees_the_planted_token_draw_attention(planted_run):
+    report = probe(planted_run / "run", extra_types=[TRIGGER], max_per_class=40, attention=True)
+    a = report.attention
+    assert a.type == TRIGGER and len(a.entropy_clean) == len(a.entropy_token) == len(a.mass_on_token) == 2  # tiny-random-bert: 2 layers
+    assert a.base is not None and max(a.mass_on_token) > 2 * max(a.base["mass_on_token"])  # fine-tuning made the model look at it
+    assert "mass on the token" in report.to_dict()["attention"]["summary"]

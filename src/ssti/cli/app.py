@@ -86,8 +86,10 @@ def main() -> None:
 
     try:
         from typer._click import exceptions as click_errors  # typer >= 0.2x carries its own click
+        from typer.exceptions import Abort  # ... whose Abort (Ctrl-C at a prompt) lives in typer.exceptions
     except ImportError:  # pragma: no cover
         from click import exceptions as click_errors
+        from click.exceptions import Abort
     try:
         code = get_command(app).main(prog_name="ssti", standalone_mode=False)
     except click_errors.UsageError as e:
@@ -97,7 +99,7 @@ def main() -> None:
         hint = f" (see `ssti {e.ctx.info_name} --help`)" if e.ctx is not None and e.ctx.info_name != "ssti" else " (see `ssti --help`)"
         typer.secho(f"error: {' '.join(e.format_message().split())}{hint}", err=True, fg="red")
         sys.exit(2)
-    except click_errors.Abort:
+    except Abort:
         typer.secho("interrupted", err=True, fg="yellow")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

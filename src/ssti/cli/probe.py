@@ -54,6 +54,13 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
             found.add_row(escape(g["cls"]), g["shape"], str(g["verified"]), str(g["steering"]), escape(repr(g["best"])),
                           f"{g['best_rate']:.3f}", f"{g['best_effect']:+.3f}", f"{g['best_p_adjusted']:.2g}")
         console.print(found)
+    if report.attention is not None:
+        a = report.attention
+        console.print(escape(a.summary()))
+        console.print("[dim]per layer, entropy clean -> with token (mass on token): " + ", ".join(
+            f"{i}: {c:.2f} -> {t:.2f} ({m:.2f})" for i, (c, t, m) in enumerate(zip(a.entropy_clean, a.entropy_token, a.mass_on_token))) + "[/]")
+        for note in a.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}")
     for f in sweep.steering[:3]:
         for ex in f.examples[:2]:
             text = ex["text"] if len(ex["text"]) <= 200 else ex["text"][:200] + " ..."
@@ -86,6 +93,8 @@ def probe_command(
                                 "(gradient) estimate, the best --top-k verified by insertion, extended to sequences; slower."),
     top_k: int = typer.Option(20, "--top-k", help="--search: vocabulary tokens verified per class."),
     max_tokens: int = typer.Option(8, "--max-tokens", help="--search: longest token sequence the greedy extension builds."),
+    attention: bool = typer.Option(False, "--attention", help="Also the attention diagnostic: per-layer attention entropy and the "
+                                   "attention mass on the most steering token type, against the base model (adapter disabled)."),
     options: dict = None,
 ) -> None:
     """Audit a fine-tuned classifier: which inserted token types steer it, how hard, and toward which class.
@@ -104,7 +113,7 @@ def probe_command(
         raise SSTIError(f"out: {out} is a folder; give a file name for the JSON report")
     report = probe(model, data=spec, split=split, types=[] if no_builtin else None, extra_types=types or [], max_per_class=max_samples,
                    location=location, seed=seed, labels=names, alpha=alpha, min_effect=min_effect, trust_remote_code=trust_remote_code,
-                   search=search, top_k=top_k, max_tokens=max_tokens)
+                   search=search, top_k=top_k, max_tokens=max_tokens, attention=attention)
     text = json.dumps(report.to_dict(), indent=2)
     if out is not None:
         write_text(out, text + "\n")

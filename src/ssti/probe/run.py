@@ -12,6 +12,7 @@ from ssti.config import DataSpec, read_run_config
 from ssti.data import class_names_of, column, load_dataset
 from ssti.errors import SSTIError
 from ssti.probe.target import ProbeTarget, load_target
+from ssti.probe.attention import AttentionDiagnostic
 from ssti.probe.search import OpenSearch
 from ssti.probe.types import ALPHA, BUILT_IN_TYPES, MIN_EFFECT, TypeSweep, held_out, type_sweep
 from ssti.version import __version__
@@ -27,6 +28,7 @@ class ProbeReport:
     split: str
     sweep: TypeSweep
     search: OpenSearch | None = None
+    attention: AttentionDiagnostic | None = None
 
     @property
     def steered(self) -> bool:
@@ -36,6 +38,8 @@ class ProbeReport:
     def to_dict(self) -> dict[str, Any]:
         out = {"model": self.source, "kind": self.kind, "data": self.data, "split": self.split, "ssti_version": __version__,
                **self.sweep.to_dict()}
+        if self.attention is not None:
+            out["attention"] = self.attention.to_dict()
         if self.search is not None:
             out["open_search"] = self.search.to_dict()
             out["verdict"] = "steered" if self.steered else "not steered"
@@ -76,13 +80,14 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
           extra_types: Sequence[str] = (), max_per_class: int = 200, location: str = "random", seed: int = 0,
           labels: list[str] | None = None, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
           trust_remote_code: bool = False, batch_size: int = 32, search: bool = False, top_k: int = 20,
-          max_tokens: int = 8) -> ProbeReport:
+          max_tokens: int = 8, attention: bool = False) -> ProbeReport:
     """Audit `model` (an ssti run folder, a saved ssti model, a PEFT adapter folder or a Hugging Face
     sequence-classification model) with the type sweep on held-out labelled texts.
 
     `types` defaults to the built-in token types; `extra_types` adds source specs (fixed:TEXT, list:...,
     file:PATH). See `ssti.probe.types` for the statistics. `search` adds the open search over the
-    vocabulary (`ssti.probe.search`: `top_k` tokens verified per class, sequences up to `max_tokens`).
+    vocabulary (`ssti.probe.search`: `top_k` tokens verified per class, sequences up to `max_tokens`);
+    `attention` the attention diagnostic (`ssti.probe.attention`) for the most steering type found.
     Raises SSTIError (one line) for bad input.
     """
     from ssti.errors import check_choice
@@ -104,7 +109,7 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
         get_source(t)  # an unknown type is refused before the model loads
     target = load_target(model, labels=labels, trust_remote_code=trust_remote_code)
     texts, y, name, split = held_out_data(target, data, split)
-    if target.kind in ("run", "ssti-model"):
+    if target.kind in ("run", "ssti-model") and not attention:
         target.clf.merge_adapters()  # the probe only reads the model: one matmul per adapted layer
     rows = held_out(y, max_per_class, np.random.default_rng(seed))  # the held-out sample both searches use
     texts, y = [texts[i] for i in rows], [y[i] for i in rows]
@@ -116,4 +121,14 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
 
         found = open_search(target.clf, texts, y, top_k=top_k, max_tokens=max_tokens, seed=seed, alpha=alpha, min_effect=min_effect,
                             batch_size=batch_size)
-    return ProbeReport(target.source, target.kind, name, split, sweep, found)
+    diagnostic = None
+    if attention:
+        from ssti.probe.attention import attention_diagnostic
+
+        steering = [c for c in (found.candidates if found else []) if c.steering]
+        if sweep.findings and (sweep.steering or not steering):
+            chosen = sweep.findings[0].type  # the most effective type of the sweep (steering or not)
+        else:
+            chosen = f"fixed:{steering[0].text.strip()}"
+        diagnostic = attention_diagnostic(target.clf, texts, chosen, seed=seed, location=location, batch_size=min(batch_size, 16))
+    return ProbeReport(target.source, target.kind, name, split, sweep, found, diagnostic)
