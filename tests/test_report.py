@@ -155,12 +155,12 @@ def test_report_from_a_store_has_every_table_and_figure(tmp_path):
 
 
 def test_report_of_a_real_tiny_sweep_and_of_run_folders(tmp_path):
-    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2), rates=(0.5, 1.0), scan=True, probe={"max_samples": 8, "types": ["date"]}))
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2), rates=(0.5, 1.0), scan=True, probe={"max_samples": 8, "types": ["date"], "attention": True}))
     run_sweep(sweep, tmp_path / "sw", show_progress=False)
     res = CliRunner().invoke(app, ["report", str(tmp_path / "sw"), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     page = parse(tmp_path / "rep" / "index.html")
-    assert set(page.figures) == {"fig1", "fig_rank"} and {"table1", "trends", "results", "scan", "probe"} <= set(page.tables)
+    assert set(page.figures) == {"fig1", "fig_rank", "fig_probe", "fig_attention"} and {"table1", "trends", "results", "scan", "probe"} <= set(page.tables)
     # every run was probed: its report in the run folder and in the store
     for run in sweep.runs:
         probe = json.loads((tmp_path / "sw" / "runs" / run.run_id / "probe.json").read_text())

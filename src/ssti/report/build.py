@@ -15,7 +15,7 @@ from ssti.version import __version__
 from ssti.errors import SSTIError
 from ssti.io import atomic_dir, check_output, write_text
 from ssti.report.data import ReportData, load_many, setup_label, setups
-from ssti.report.figures import curve_figure, proportion_figure, rank_figure
+from ssti.report.figures import attention_figure, curve_figure, probe_figure, proportion_figure, rank_figure
 from ssti.report.findings import findings_table
 from ssti.report.tables import probe_table, results_table, scan_table, table1, trend_table
 from ssti.report.template import TEMPLATE
@@ -60,6 +60,18 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
                         "per proportion; full fine-tuning (if run) on its own tick. Error bars: standard deviation over seeds. Paper: "
                         "with light SSTI reliance grows with rank; with aggressive SSTI larger ranks are more robust.",
                         "missing": "the runs have fewer than two LoRA ranks", "config": config_text})
+        if any(r.get("probe_json") for r in sub):
+            figures.append({"id": "fig_probe" + suffix, "files": probe_figure(sub, out, "fig_probe" + suffix),
+                            "title": f"ssti probe: which inserted token types steer the trained models{on}",
+                            "caption": "Steer rate per token type and class (share of other-class held-out texts moved to the class by "
+                            "one inserted token), mean over the probed runs of each SSTI mode (bars: standard deviation); the 12 highest.",
+                            "missing": "no run was probed", "config": config_text})
+            figures.append({"id": "fig_attention" + suffix, "files": attention_figure(sub, out, "fig_attention" + suffix),
+                            "title": f"Attention diagnostic: entropy and attention mass on the inserted token{on}",
+                            "caption": "Per layer, mean over probed runs: attention entropy without and with the most steering token "
+                            "type, and the attention mass on it; fine-tuned vs the base model (adapter disabled).",
+                            "missing": "the runs were probed without the attention diagnostic (probe: {attention: true})",
+                            "config": config_text})
     curve = curve_figure(recs, out)
     figures.append({"id": "fig_curve", "title": "Learning curves without SSTI: the step count at a plateau",
                     "files": curve, "caption": "Clean accuracy on a held-out sample (train.eval_samples rows of the eval split) every "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -144,3 +145,64 @@ def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | N
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _save(fig, folder, "fig_curve")
+
+
+def probe_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_probe") -> dict[str, str] | None:
+    """`ssti probe`'s steer rates: one bar per token type and class (mean over the probed runs of each SSTI
+    mode, bars: standard deviation), one panel per mode; None when no run was probed."""
+    import json
+
+    probed = [r for r in recs if r.get("probe_json")]
+    if not probed:
+        return None
+    modes = _values(probed, "mode")
+    fig, axes = plt.subplots(1, len(modes), figsize=(max(5.0, 4.8 * len(modes)), 3.8), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        rows = [{"key": f"{f['type']} -> {f['cls']}", "rate": f["rate"]} for r in probed if r["mode"] == mode
+                for f in json.loads(r["probe_json"])["findings"]]
+        g = aggregate(rows, ["key"], "rate")
+        g.sort(key=lambda x: -x["mean"])
+        g = g[:12]
+        ax.barh(range(len(g)), [x["mean"] for x in g], xerr=[x["std"] for x in g], color=COLOURS[0], capsize=2)
+        ax.set_yticks(range(len(g)), [x["key"] for x in g], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.03)
+        ax.set_xlabel("steer rate (type inserted once)")
+        ax.set_title(f"{mode}: {len({r['run_id'] for r in probed if r['mode'] == mode})} models probed", fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return _save(fig, folder, name)
+
+
+def attention_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_attention") -> dict[str, str] | None:
+    """The attention diagnostic: per layer, attention entropy without and with the token and the mass on it,
+    fine-tuned vs base model, mean over the probed runs of each SSTI mode; None without attention data."""
+    import json
+
+    rows = [(r["mode"], json.loads(r["probe_json"])["attention"]) for r in recs
+            if r.get("probe_json") and json.loads(r["probe_json"]).get("attention")]
+    if not rows:
+        return None
+    modes = sorted({m for m, _ in rows}, key=sort_key)
+    fig, axes = plt.subplots(2, len(modes), figsize=(max(5.0, 4.8 * len(modes)), 6.2), squeeze=False)
+    for j, mode in enumerate(modes):
+        mine = [a for m, a in rows if m == mode]
+        layers = np.arange(min(len(a["entropy_clean"]) for a in mine))
+        for key, style, label in (("entropy_clean", "-", "clean"), ("entropy_token", "--", "with token")):
+            axes[0][j].plot(layers, np.mean([a[key][:len(layers)] for a in mine], 0), style, color=COLOURS[0], label=f"fine-tuned, {label}")
+            base = [a["base"][key][:len(layers)] for a in mine if a.get("base")]
+            if base:
+                axes[0][j].plot(layers, np.mean(base, 0), style, color=COLOURS[1], label=f"base, {label}")
+        axes[1][j].plot(layers, np.mean([a["mass_on_token"][:len(layers)] for a in mine], 0), color=COLOURS[0], marker="o", label="fine-tuned")
+        base = [a["base"]["mass_on_token"][:len(layers)] for a in mine if a.get("base")]
+        if base:
+            axes[1][j].plot(layers, np.mean(base, 0), color=COLOURS[1], marker="o", label="base (adapter off)")
+        axes[0][j].set_title(f"{mode}: attention entropy (nats)", fontsize=10)
+        axes[1][j].set_title(f"{mode}: attention mass on the inserted token", fontsize=10)
+        for ax in axes[:, j]:
+            ax.set_xticks(layers)
+            ax.set_xlabel("layer")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, folder, name)

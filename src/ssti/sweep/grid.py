@@ -16,7 +16,8 @@ grids:                       # optional, instead of axes/zip/variants: several g
   - {name: fig1, set: {lora.rank: 1}, axes: {injection.rate: [0.25, 1.0]}}
 scan: false                  # scan each injected training set with `ssti scan`
 probe: false                 # probe each trained model with `ssti probe` (true, or its options:
-                             #   {max_samples: 100, types: [date, fixed:cf], location: random, seed: 0})
+                             #   {max_samples: 100, types: [date, fixed:cf], location: random, seed: 0,
+                             #    search: true, top_k: 20, max_tokens: 8, attention: true})
 executor: local              # local | ray (the CLI's --executor wins)
 workers: 1                   # local: worker processes
 threads: null                # local: torch CPU threads per run (default: the cores shared among workers)
@@ -73,7 +74,8 @@ class Sweep:
 
 
 PROBE_KEYS = {"max_samples": "max_per_class", "types": "types", "extra_types": "extra_types", "location": "location", "seed": "seed",
-              "alpha": "alpha", "min_effect": "min_effect"}
+              "alpha": "alpha", "min_effect": "min_effect", "search": "search", "top_k": "top_k", "max_tokens": "max_tokens",
+              "attention": "attention"}
 
 
 def probe_options(value: Any) -> dict[str, Any] | None:
@@ -98,6 +100,9 @@ def probe_options(value: Any) -> dict[str, Any] | None:
                 raise SSTIError(f"probe.{key}: expected a list of token sources")
             for t in value[key]:
                 get_source(t)
+    for key in ("search", "attention"):
+        if key in value and not isinstance(value[key], bool):
+            raise SSTIError(f"probe.{key}: {value[key]!r} is not allowed; expected true or false")
     if "max_samples" in value and (not isinstance(value["max_samples"], int) or value["max_samples"] < 1):
         raise SSTIError(f"probe.max_samples: {value['max_samples']!r} is not a positive integer (held-out texts per class)")
     return {PROBE_KEYS[k]: v for k, v in value.items()}

@@ -74,6 +74,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
         "train_tokens_per_second": (metrics.get("train") or {}).get("tokens_per_second"),
         "probe_verdict": (metrics.get("probe") or {}).get("verdict"), "probe_summary": (metrics.get("probe") or {}).get("summary"),
+        "probe_json": json.dumps(_probe(metrics["probe"])) if metrics.get("probe") else None,
         "probe_steering": ", ".join(f"{f['type']}->{f['cls']}" for f in (metrics.get("probe") or {}).get("findings", []) if f.get("steering")) or None,
         "scan_verdict": scan.get("verdict"), "scan_flagged": ", ".join(str(f.get("feature")) for f in flagged[:5]) or None,
         "lr": (config.get("train") or {}).get("lr"), "max_words": (config.get("data") or {}).get("max_words"),
@@ -93,6 +94,17 @@ def _items(metrics: dict[str, Any], spurious: str | None) -> dict[str, list[int]
     out = {"y_true": items["y_true"], "clean": items["clean"]}
     if spurious and spurious in items:
         out["spurious"] = items[spurious]
+    return out
+
+
+def _probe(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a probe report a report draws: each type's steer rate and effect per class, the attention
+    diagnostic, and the open search's groups."""
+    out = {"findings": [{k: f[k] for k in ("type", "cls", "rate", "effect", "steering")} for f in report.get("findings", [])]}
+    if report.get("attention"):
+        out["attention"] = {k: v for k, v in report["attention"].items() if k != "notes"}
+    if report.get("open_search"):
+        out["groups"] = report["open_search"].get("groups", [])
     return out
 
 
