@@ -202,13 +202,15 @@ def test_open_search_finds_the_planted_token_without_a_candidate_list(planted_ru
     """No --type given: the gradient ranking over the vocabulary, verified by insertion, finds the planted token."""
     report = probe(planted_run / "run", max_per_class=40, search=True, top_k=10, max_tokens=4)
     steering = [c for c in report.search.candidates if c.steering]
-    assert steering and report.steered
-    assert all(c.cls == "pos" for c in steering) and set(steering[0].text.strip()) <= set("zq")
+    assert steering and all(c.cls == "pos" for c in steering)
+    assert set(steering[0].text.strip()) <= set("zq") and steering[0].rate == 1.0  # the planted token's bytes, first
     assert any(g["shape"] == "word" and g["steering"] for g in report.search.groups)
-    body = report.to_dict()
-    assert body["verdict"] == "steered" and body["open_search"]["candidates"][0]["ids"]
+    assert report.to_dict()["open_search"]["candidates"][0]["ids"]
+    # on the clean model the search may find adversarial sequences (any model has some): they are reported,
+    # and the verdict stays the type sweep's
     clean = probe(clean_run / "run", max_per_class=40, search=True, top_k=10, max_tokens=4)
-    assert not [c for c in clean.search.candidates if c.steering] and not clean.steered
+    assert not clean.steered and clean.to_dict()["verdict"] == "not steered"
+    assert not any(c.steering and set(c.text.strip()) <= set("zq") for c in clean.search.candidates)
 
 
 def test_shape_classes():

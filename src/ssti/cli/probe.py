@@ -28,8 +28,9 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
     extra = ""
     if report.search is not None:
         found = [c for c in report.search.candidates if c.steering]
-        extra = (f"; open search: {len(found)} verified token sequence(s) steer, best {found[0].text!r} toward {found[0].cls} "
-                 f"(rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else "; open search: nothing verified steers"
+        extra = (f"; open search (reported, not part of the verdict): {len(found)} verified token sequence(s) steer, best "
+                 f"{found[0].text!r} toward {found[0].cls} (rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else \
+            "; open search: nothing verified steers"
     console.print(f"[bold {colour}]{verdict}[/]: {escape(sweep.summary() + extra)}")
     per = ", ".join(f"{escape(k)} {v}" for k, v in sweep.per_class.items())
     table = Table(title=f"{escape(report.source)} ({report.kind}) on {escape(report.data)} [{report.split}]: {per} held-out texts, "

@@ -32,8 +32,13 @@ class ProbeReport:
 
     @property
     def steered(self) -> bool:
-        """Whether a token type of the sweep, or a verified sequence of the open search, steers the model."""
-        return bool(self.sweep.steering) or bool(self.search and any(c.steering for c in self.search.candidates))
+        """The verdict: whether a token type of the type sweep steers the model.
+
+        The open search's verified sequences are reported beside it, not counted: a greedy search over
+        the vocabulary also finds adversarial sequences that steer models trained on clean data
+        (universal triggers, Wallace et al. 2019), and its threshold is not yet calibrated on clean models.
+        """
+        return bool(self.sweep.steering)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"model": self.source, "kind": self.kind, "data": self.data, "split": self.split, "ssti_version": __version__,
@@ -42,7 +47,6 @@ class ProbeReport:
             out["attention"] = self.attention.to_dict()
         if self.search is not None:
             out["open_search"] = self.search.to_dict()
-            out["verdict"] = "steered" if self.steered else "not steered"
         return out
 
 

@@ -6,8 +6,9 @@
    (E[v] - E[placeholder]) . g averaged over the texts: the linear approximation of how much swapping
    the placeholder for v raises the class (HotFlip, Ebrahimi et al. 2018; the averaged form is the
    universal-trigger search of Wallace et al. 2019).
-2. Verify the best `top_k` by real insertion (token ids at the same random places, the placeholder
-   itself as the control), with the type sweep's statistics (`ssti.probe.types`).
+2. Screen the best `top_k` by real insertion into a few texts (token ids at the same random places,
+   the placeholder itself as the control), then verify the best of them on every held-out text with
+   the type sweep's statistics (`ssti.probe.types`).
 3. Extend the best verified singles greedily, one token at a time (the next token scored the same way
    at the next position, the best few verified), up to `max_tokens`: planted types span several model
    tokens (a date is 11 SmolLM2 tokens, `<b>` is 3).
@@ -162,11 +163,12 @@ def _rank_vocabulary(clf: Classifier, gradient: torch.Tensor, exclude: set[int],
 
 
 def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: np.ndarray, places: list[int], seq: list[int],
-            k: int, control: np.ndarray, batch_size: int) -> tuple[int, int, float, float, float, float, float]:
-    """(eligible, steered, rate, control rate, effect, p, Wilson low/high) of inserting `seq` toward class k."""
-    eligible = (labels != k) & (clean != k)
-    preds = _predict_ids(clf, _insert(base, seq, places), batch_size)
-    hit, ctrl = (preds == k) & eligible, (control == k) & eligible
+            k: int, control: np.ndarray, batch_size: int, rows: np.ndarray | None = None) -> tuple[int, int, float, float, float, float, float]:
+    """(eligible, steered, rate, control rate, p, Wilson low/high) of inserting `seq` toward class k, on `rows` (default all)."""
+    rows = np.arange(len(base)) if rows is None else rows
+    eligible = (labels[rows] != k) & (clean[rows] != k)
+    preds = _predict_ids(clf, _insert([base[i] for i in rows], seq, [places[i] for i in rows]), batch_size)
+    hit, ctrl = (preds == k) & eligible, (control[rows] == k) & eligible
     n, s = int(eligible.sum()), int(hit.sum())
     b, c = int((hit & ~ctrl).sum()), int((~hit & ctrl).sum())
     lo, hi = _wilson(s, n) if n else (0.0, 0.0)
@@ -174,12 +176,15 @@ def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: n
 
 
 def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], top_k: int = 20, max_tokens: int = 8,
-                grad_samples: int = 64, extend: int = 3, seed: int = 0, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
-                batch_size: int = 32) -> OpenSearch:
+                grad_samples: int = 64, screen: int = 64, keep: int = 5, extend: int = 3, seed: int = 0, alpha: float = ALPHA,
+                min_effect: float = MIN_EFFECT, batch_size: int = 32) -> OpenSearch:
     """The open search of the module docstring on held-out `texts` (already sampled per class) and `labels`.
 
-    `top_k` vocabulary tokens per class are verified; the `extend` best verified singles per class are
-    extended greedily up to `max_tokens` tokens. Returns every verified candidate, Holm-corrected over all of them.
+    Per class, the `top_k` vocabulary tokens of the gradient ranking are screened by insertion into
+    `screen` texts of the other classes; the `keep` best are verified on every held-out text and
+    reported, and the `extend` best of those are extended greedily (each step: 3 next tokens screened,
+    the best kept if it raises the effect by 0.02) up to `max_tokens`, the chain's end verified and
+    reported too. Holm-corrected over all reported candidates.
     """
     started = time.time()
     rng = np.random.default_rng(seed)
@@ -197,27 +202,35 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
         if not len(others):
             continue
         pick = rng.choice(others, size=min(grad_samples, len(others)), replace=False)
+        screen_rows = np.sort(rng.choice(others, size=min(screen, len(others)), replace=False))
 
-        def gain(prefix: list[int]) -> list[int]:
+        def gain(prefix: list[int], n: int) -> list[int]:
             seqs = _insert([base[i] for i in pick], prefix + [placeholder], [places[i] for i in pick])
             g = _gradient(clf, seqs, [places[i] + len(prefix) for i in pick], k)
-            return _rank_vocabulary(clf, g, exclude, top_k)
+            return _rank_vocabulary(clf, g, exclude, n)
+
+        def screened(seq: list[int]) -> float:
+            _, _, rate, ctrl, _, _, _ = _verify(clf, base, clean, labels, places, seq, k, control, batch_size, screen_rows)
+            return rate - ctrl
 
         def verified(seq: list[int]) -> Candidate:
             n, s, rate, ctrl, p, lo, hi = _verify(clf, base, clean, labels, places, seq, k, control, batch_size)
             text = clf.tokenizer.decode(seq)
             return Candidate(text, list(seq), shape_of(text), name, n, s, rate, lo, hi, ctrl, rate - ctrl, p)
 
-        singles = sorted((verified([v]) for v in gain([])), key=lambda c: -c.effect)
+        ranked = sorted(([v] for v in gain([], top_k)), key=lambda seq: -screened(seq))
+        singles = [verified(seq) for seq in ranked[:keep]]
         candidates += singles
-        for start in singles[:extend]:
-            best = start
-            while len(best.ids) < max_tokens:
-                step = max((verified(best.ids + [v]) for v in gain(best.ids)[:5]), key=lambda c: c.effect)
-                if step.effect < best.effect + 0.02:
+        for start in sorted(singles, key=lambda c: -c.effect)[:extend]:
+            seq, effect = list(start.ids), screened(start.ids)
+            while len(seq) < max_tokens:
+                nxt = max(([*seq, v] for v in gain(seq, 3)), key=screened)
+                gain_effect = screened(nxt)
+                if gain_effect < effect + 0.02:
                     break
-                candidates.append(step)
-                best = step
+                seq, effect = nxt, gain_effect
+            if len(seq) > 1:
+                candidates.append(verified(seq))
     for c, p_adj in zip(candidates, _holm([c.p_value for c in candidates])):
         c.p_adjusted = p_adj
         c.steering = p_adj <= alpha and c.effect >= min_effect

@@ -8,8 +8,9 @@ peak (`ssti.models.precision.best_peak`) times an achieved MFU, plus a fixed sta
 
 Tokens are counted, not guessed: for each distinct data + injection + tokenizer the training split is
 injected as the run would inject it and a sample of rows is tokenized (capped at max_length).
-Inference covers the learning curve (`train.eval_every`) and the evaluation (clean set plus one
-spurious set per target class). The achieved MFUs come from the sweep's finished runs of the same
+Inference covers the learning curve (`train.eval_every`), the evaluation (clean set plus one spurious
+set per target class) and, when the sweep probes its runs, `ssti probe`'s predictions (the open
+search's verifications counted as about half their upper bound: extensions stop early). The achieved MFUs come from the sweep's finished runs of the same
 model (training MFU, evaluation FLOPs per second), else from what runs of that model recorded on this
 machine (`ssti.models.precision.achieved_mfu`), else `DEFAULT_MFU`; so the estimate sharpens as work is
 done. It is an estimate: runs here vary by about +-30%.
@@ -88,7 +89,7 @@ def estimate_sweep(sweep: Sweep, finished: list[dict[str, Any]] | None = None) -
         steps = c.train.total_steps(tokens.train_rows(run))
         train_tokens = steps * c.train.batch_size * train_mean
         curve_points = (steps // c.train.eval_every + (steps % c.train.eval_every > 0)) if c.train.eval_every else 0
-        infer_tokens = test_mean * (n_test * (1 + sets) + curve_points * min(c.train.eval_samples, n_test))
+        infer_tokens = test_mean * (n_test * (1 + sets) + curve_points * min(c.train.eval_samples, n_test) + _probe_texts(sweep, tokens, run))
         p = params.count(c.model.name, c.model.trust_remote_code)
         train_flops = (6 if c.lora.rank == 0 else 4) * p * train_tokens
         infer_flops = 2 * p * infer_tokens
@@ -114,6 +115,24 @@ def _achieved_mfu(finished: list[dict[str, Any]]) -> dict[str, dict[str, float]]
         if cost.get("flops") and cost.get("seconds") and train.get("peak_flops"):
             slot["infer"].append(cost["flops"] / cost["seconds"] / train["peak_flops"])
     return {m: {k: (median(v) if v else DEFAULT_MFU[k]) for k, v in slot.items()} for m, slot in out.items()}
+
+
+def _probe_texts(sweep: Sweep, tokens: "_TokenCounts", run: SweepRun) -> float:
+    """Texts `ssti probe` predicts for one run when the sweep probes (`probe:`): the held-out sample times
+    the sets of the type sweep (clean, control, each type) and, with the open search, its verifications."""
+    if sweep.probe is None:
+        return 0.0
+    from ssti.probe.types import BUILT_IN_TYPES
+
+    options = sweep.probe
+    classes = tokens.classes(run)
+    texts = min(options.get("max_per_class", 200) * classes, tokens.split_rows(run, run.config.eval.split))
+    sets = 2 + len(options.get("types", BUILT_IN_TYPES)) + len(options.get("extra_types", []))
+    if options.get("search"):  # screening on 64 texts, then about 8 full verifications per class (ssti.probe.search)
+        sets += classes * (8 + (options.get("top_k", 20) + 3 * 3 * (options.get("max_tokens", 8) - 1) // 2) * 64 / max(texts, 1))
+    if options.get("attention"):
+        sets += 4
+    return float(texts * sets)
 
 
 def _spurious_sets(run: SweepRun) -> int:
@@ -142,6 +161,15 @@ class _TokenCounts:
 
     def train_rows(self, run: SweepRun) -> int:
         return len(self._dataset(run)[run.config.injection.split if run.config.injection else "train"])
+
+    def classes(self, run: SweepRun) -> int:
+        from ssti.data import class_names_of
+
+        return len(class_names_of(self._dataset(run)))
+
+    def split_rows(self, run: SweepRun, split: str) -> int:
+        ds = self._dataset(run)
+        return len(ds[split]) if split in ds else 0
 
     def test_rows(self, run: SweepRun) -> int:
         split = self._dataset(run)[run.config.eval.split] if run.config.eval.split in self._dataset(run) else []
