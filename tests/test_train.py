@@ -24,6 +24,23 @@ def cfg(model=MODEL, lora=LORA, train_spec=None):
     return RunConfig(data=DataSpec(dataset="rotten-tomatoes"), model=model, lora=lora, train=train_spec or spec())
 
 
+def interrupted_at_step_4(monkeypatch, run) -> None:
+    """Call `run` (a training) with Ctrl-C arriving right after its step-4 checkpoint is saved."""
+    import ssti.train as train_module
+
+    real_save = train_module._save_checkpoint
+
+    def save_then_die(out, clf, optimizer, step, *rest):
+        real_save(out, clf, optimizer, step, *rest)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+
+
 def test_run_folder(tmp_path):
     result = train(cfg(train_spec=spec()), tmp_path / "run", show_progress=False)
     run = tmp_path / "run"
@@ -54,20 +71,8 @@ def test_schedule_warmup_then_cosine():
 
 
 def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
-    import ssti.train as train_module
-
     train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "whole", show_progress=False)
-    real_save = train_module._save_checkpoint
-
-    def save_then_die(out, clf, optimizer, step, *rest):
-        real_save(out, clf, optimizer, step, *rest)
-        if step == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "cut", show_progress=False)
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    interrupted_at_step_4(monkeypatch, lambda: train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "cut", show_progress=False))
     result = train(cfg(train_spec=spec(checkpoint_every=2)), tmp_path / "cut", resume=True, show_progress=False)
     assert result.steps == 6
     for name in ("adapter_model.safetensors", "head.safetensors"):
@@ -188,23 +193,11 @@ def test_a_run_that_checkpointed_evaluates(tmp_path):
 
 def test_learning_curve_is_logged_kept_on_resume_and_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     """train.eval_every: clean accuracy on eval_samples rows every N steps and at the end, in the log and metrics."""
-    import ssti.train as train_module
-
     curve_spec = spec(steps=5, checkpoint_every=2, eval_every=2, eval_samples=12)
     train(cfg(train_spec=curve_spec), tmp_path / "whole", show_progress=False)
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())["train"]["curve"]
     assert [p["step"] for p in whole] == [2, 4, 5] and all(0 <= p["clean_accuracy"] <= 1 for p in whole)
-    real_save = train_module._save_checkpoint
-
-    def save_then_die(out, clf, optimizer, step, *rest):
-        real_save(out, clf, optimizer, step, *rest)
-        if step == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg(train_spec=curve_spec), tmp_path / "cut", show_progress=False)
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    interrupted_at_step_4(monkeypatch, lambda: train(cfg(train_spec=curve_spec), tmp_path / "cut", show_progress=False))
     train(cfg(train_spec=curve_spec), tmp_path / "cut", resume=True, show_progress=False)
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["train"]["curve"] == whole
     rows = [json.loads(line) for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]

@@ -28,30 +28,19 @@ import torch.nn.functional as F
 
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier
-from ssti.probe.types import ALPHA, MIN_EFFECT, _holm, _mcnemar_greater, _wilson
+from ssti.probe.types import ALPHA, MIN_EFFECT, SteerTest, judge, steer_test
 
 PLACEHOLDER = " the"  # a frequent, neutral token: the starting point of the gradient and the control
 SHAPES = ("digit group", "punctuation", "markup", "word", "mixed")
 
 
 @dataclass
-class Candidate:
-    """One verified token sequence: its text, ids, shape class and its steering statistics toward `cls`."""
+class Candidate(SteerTest):
+    """One verified token sequence: its text, ids and shape class, and its steering statistics toward `cls`."""
 
-    text: str
-    ids: list[int]
-    shape: str
-    cls: str
-    eligible: int
-    steered: int
-    rate: float
-    ci_low: float
-    ci_high: float
-    control_rate: float
-    effect: float
-    p_value: float
-    p_adjusted: float = 1.0
-    steering: bool = False
+    text: str = ""
+    ids: list[int] = field(default_factory=list)
+    shape: str = ""
 
 
 @dataclass
@@ -163,16 +152,12 @@ def _rank_vocabulary(clf: Classifier, gradient: torch.Tensor, exclude: set[int],
 
 
 def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: np.ndarray, places: list[int], seq: list[int],
-            k: int, control: np.ndarray, batch_size: int, rows: np.ndarray | None = None) -> tuple[int, int, float, float, float, float, float]:
-    """(eligible, steered, rate, control rate, p, Wilson low/high) of inserting `seq` toward class k, on `rows` (default all)."""
+            k: int, control: np.ndarray, batch_size: int, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """The `steer_test` fields of inserting `seq` toward class k, on `rows` (default: every held-out text)."""
     rows = np.arange(len(base)) if rows is None else rows
-    eligible = (labels[rows] != k) & (clean[rows] != k)
     preds = _predict_ids(clf, _insert([base[i] for i in rows], seq, [places[i] for i in rows]), batch_size)
-    hit, ctrl = (preds == k) & eligible, (control[rows] == k) & eligible
-    n, s = int(eligible.sum()), int(hit.sum())
-    b, c = int((hit & ~ctrl).sum()), int((~hit & ctrl).sum())
-    lo, hi = _wilson(s, n) if n else (0.0, 0.0)
-    return n, s, s / max(n, 1), float(ctrl.sum() / max(n, 1)), _mcnemar_greater(b, c), lo, hi
+    eligible = (labels[rows] != k) & (clean[rows] != k)
+    return steer_test(clf.class_names[k], preds == k, control[rows] == k, eligible)
 
 
 def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], top_k: int = 20, max_tokens: int = 8,
@@ -197,7 +182,7 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
     clean = _predict_ids(clf, base, batch_size)
     control = _predict_ids(clf, _insert(base, [placeholder], places), batch_size)
     candidates: list[Candidate] = []
-    for k, name in enumerate(clf.class_names):
+    for k in range(len(clf.class_names)):
         others = np.flatnonzero((labels != k) & (clean != k))
         if not len(others):
             continue
@@ -210,13 +195,12 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
             return _rank_vocabulary(clf, g, exclude, n)
 
         def screened(seq: list[int]) -> float:
-            _, _, rate, ctrl, _, _, _ = _verify(clf, base, clean, labels, places, seq, k, control, batch_size, screen_rows)
-            return rate - ctrl
+            return _verify(clf, base, clean, labels, places, seq, k, control, batch_size, screen_rows)["effect"]
 
         def verified(seq: list[int]) -> Candidate:
-            n, s, rate, ctrl, p, lo, hi = _verify(clf, base, clean, labels, places, seq, k, control, batch_size)
             text = clf.tokenizer.decode(seq)
-            return Candidate(text, list(seq), shape_of(text), name, n, s, rate, lo, hi, ctrl, rate - ctrl, p)
+            return Candidate(**_verify(clf, base, clean, labels, places, seq, k, control, batch_size), text=text, ids=list(seq),
+                             shape=shape_of(text))
 
         ranked = sorted(([v] for v in gain([], top_k)), key=lambda seq: -screened(seq))
         singles = [verified(seq) for seq in ranked[:keep]]
@@ -231,9 +215,7 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
                 seq, effect = nxt, gain_effect
             if len(seq) > 1:
                 candidates.append(verified(seq))
-    for c, p_adj in zip(candidates, _holm([c.p_value for c in candidates])):
-        c.p_adjusted = p_adj
-        c.steering = p_adj <= alpha and c.effect >= min_effect
+    judge(candidates, alpha, min_effect)
     candidates.sort(key=lambda c: (-c.effect, c.p_adjusted))
     return OpenSearch(candidates, group_by_shape(candidates), top_k, max_tokens, round(time.time() - started, 2))
 

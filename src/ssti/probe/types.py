@@ -40,21 +40,47 @@ EXAMPLES = 3
 
 
 @dataclass
-class TypeFinding:
-    """One (token type, class) test of the type sweep."""
+class SteerTest:
+    """Whether inserting something moves held-out texts toward class `cls`, against a control inserted at
+    the same places (the statistics of the module docstring; `steer_test` computes them)."""
 
-    type: str
-    cls: str
-    eligible: int  # held-out texts of other classes not already predicted as cls
-    steered: int  # of those, predicted cls with the token
-    rate: float
-    ci_low: float
-    ci_high: float
-    control_rate: float
-    effect: float
-    p_value: float
-    p_adjusted: float
-    steering: bool
+    cls: str = ""
+    eligible: int = 0  # held-out texts of other classes not already predicted as cls
+    steered: int = 0  # of those, predicted cls with the insertion
+    rate: float = 0.0
+    ci_low: float = 0.0
+    ci_high: float = 0.0
+    control_rate: float = 0.0
+    effect: float = 0.0  # rate minus control_rate
+    p_value: float = 1.0  # one-sided exact McNemar, insertion against control
+    p_adjusted: float = 1.0  # Holm over every test of the search
+    steering: bool = False
+
+
+def steer_test(cls: str, hit: np.ndarray, control: np.ndarray, eligible: np.ndarray) -> dict[str, Any]:
+    """The fields of a `SteerTest` from boolean arrays over held-out texts: `hit` (moved to cls with the
+    insertion), `control` (moved with the control) and `eligible` (other class, not already cls)."""
+    hit, control = hit & eligible, control & eligible
+    n, s = int(eligible.sum()), int(hit.sum())
+    lo, hi = _wilson(s, n) if n else (0.0, 0.0)
+    ctrl = float(control.sum() / max(n, 1))
+    p = _mcnemar_greater(int((hit & ~control).sum()), int((~hit & control).sum()))
+    return {"cls": cls, "eligible": n, "steered": s, "rate": s / max(n, 1), "ci_low": lo, "ci_high": hi, "control_rate": ctrl,
+            "effect": s / max(n, 1) - ctrl, "p_value": p, "p_adjusted": p}
+
+
+def judge(tests: Sequence[SteerTest], alpha: float, min_effect: float) -> None:
+    """Holm-correct the tests' p-values together and mark the steering ones (corrected p <= alpha, effect >= min_effect)."""
+    for t, p_adj in zip(tests, _holm([t.p_value for t in tests])):
+        t.p_adjusted = p_adj
+        t.steering = p_adj <= alpha and t.effect >= min_effect
+
+
+@dataclass
+class TypeFinding(SteerTest):
+    """One (token type, class) test of the type sweep, with a few texts it moved."""
+
+    type: str = ""
     examples: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -137,18 +163,11 @@ def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], typ
             eligible = (labels != k) & (clean != k)
             if not eligible.any():
                 continue
-            hit, ctrl = (preds[t] == k) & eligible, (preds["control"] == k) & eligible
-            n, s = int(eligible.sum()), int(hit.sum())
-            lo, hi = _wilson(s, n)
-            b, c = int((hit & ~ctrl).sum()), int((~hit & ctrl).sum())
-            p = _mcnemar_greater(b, c)
+            hit, ctrl = preds[t] == k, preds["control"] == k
             examples = [{"text": sets[t][i], "clean_prediction": clf.class_names[clean[i]], "prediction": name}
-                        for i in np.flatnonzero(hit & ~ctrl)[:EXAMPLES]]
-            tests.append(TypeFinding(t, name, n, s, s / n, lo, hi, float(ctrl.sum() / n), s / n - float(ctrl.sum() / n), p, p,
-                                     False, examples))
-    for f, p_adj in zip(tests, _holm([f.p_value for f in tests])):
-        f.p_adjusted = p_adj
-        f.steering = p_adj <= alpha and f.effect >= min_effect
+                        for i in np.flatnonzero(hit & ~ctrl & eligible)[:EXAMPLES]]
+            tests.append(TypeFinding(**steer_test(name, hit, ctrl, eligible), type=t, examples=examples))
+    judge(tests, alpha, min_effect)
     tests.sort(key=lambda f: (-f.effect, f.p_adjusted))
     per_class = {clf.class_names[k]: int((labels == k).sum()) for k in range(len(clf.class_names))}
     return TypeSweep(tests, list(clf.class_names), per_class, float((clean == labels).mean()), location, seed, alpha, min_effect,

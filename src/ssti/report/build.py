@@ -49,29 +49,30 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
         sub = [r for r in recs if (str(r["model"]), str(r["dataset"])) == setup]
         suffix = "" if len(all_setups) == 1 else "-" + _slug(setup_label(setup))
         on = "" if len(all_setups) == 1 else f" ({setup_label(setup)})"
-        figures.append({"id": "fig1" + suffix, "files": proportion_figure(sub, out, "fig1_proportion" + suffix),
-                        "title": f"Figure 1 analogue: accuracy degradation and attack success against the proportion injected{on}",
-                        "caption": "One line per LoRA rank; one row per SSTI mode. Proportion 0 = runs trained without SSTI "
-                        "(if any). Error bars: standard deviation over seeds. Paper (rank 1, IMDB): degradation grows with the proportion.",
-                        "missing": "the runs do not vary the proportion injected", "config": config_text})
-        figures.append({"id": "fig_rank" + suffix, "files": rank_figure(sub, out, "fig_rank" + suffix),
-                        "title": f"Reliance on the token against LoRA rank: light vs aggressive SSTI, clean accuracy alongside{on}",
-                        "caption": "Top: attack success rate; middle: accuracy degradation; bottom: clean accuracy; one column "
-                        "per proportion; full fine-tuning (if run) on its own tick. Error bars: standard deviation over seeds. Paper: "
-                        "with light SSTI reliance grows with rank; with aggressive SSTI larger ranks are more robust.",
-                        "missing": "the runs have fewer than two LoRA ranks", "config": config_text})
-        if any(r.get("probe_json") for r in sub):
-            figures.append({"id": "fig_probe" + suffix, "files": probe_figure(sub, out, "fig_probe" + suffix),
-                            "title": f"ssti probe: which inserted token types steer the trained models{on}",
-                            "caption": "Steer rate per token type and class (share of other-class held-out texts moved to the class by "
-                            "one inserted token), mean over the probed runs of each SSTI mode (bars: standard deviation); the 12 highest.",
-                            "missing": "no run was probed", "config": config_text})
-            figures.append({"id": "fig_attention" + suffix, "files": attention_figure(sub, out, "fig_attention" + suffix),
-                            "title": f"Attention diagnostic: entropy and attention mass on the inserted token{on}",
-                            "caption": "Per layer, mean over probed runs: attention entropy without and with the most steering token "
-                            "type, and the attention mass on it; fine-tuned vs the base model (adapter disabled).",
-                            "missing": "the runs were probed without the attention diagnostic (probe: {attention: true})",
+
+        def figure(fid: str, files, title: str, caption: str, missing: str) -> None:
+            figures.append({"id": fid + suffix, "files": files, "title": title + on, "caption": caption, "missing": missing,
                             "config": config_text})
+
+        figure("fig1", proportion_figure(sub, out, "fig1_proportion" + suffix),
+               "Figure 1 analogue: accuracy degradation and attack success against the proportion injected",
+               "One line per LoRA rank; one row per SSTI mode. Proportion 0 = runs trained without SSTI (if any). Error bars: "
+               "standard deviation over seeds. Paper (rank 1, IMDB): degradation grows with the proportion.",
+               "the runs do not vary the proportion injected")
+        figure("fig_rank", rank_figure(sub, out, "fig_rank" + suffix),
+               "Reliance on the token against LoRA rank: light vs aggressive SSTI, clean accuracy alongside",
+               "Top: attack success rate; middle: accuracy degradation; bottom: clean accuracy; one column per proportion; full "
+               "fine-tuning (if run) on its own tick. Error bars: standard deviation over seeds. Paper: with light SSTI reliance grows "
+               "with rank; with aggressive SSTI larger ranks are more robust.", "the runs have fewer than two LoRA ranks")
+        if any(r.get("probe_json") for r in sub):
+            figure("fig_probe", probe_figure(sub, out, "fig_probe" + suffix), "ssti probe: which inserted token types steer the trained models",
+                   "Steer rate per token type and class (share of other-class held-out texts moved to the class by one inserted token), "
+                   "mean over the probed runs of each SSTI mode (bars: standard deviation); the 12 highest.", "no run was probed")
+            figure("fig_attention", attention_figure(sub, out, "fig_attention" + suffix),
+                   "Attention diagnostic: entropy and attention mass on the inserted token",
+                   "Per layer, mean over probed runs: attention entropy without and with the most steering token type, and the "
+                   "attention mass on it; fine-tuned vs the base model (adapter disabled).",
+                   "the runs were probed without the attention diagnostic (probe: {attention: true})")
     curve = curve_figure(recs, out)
     figures.append({"id": "fig_curve", "title": "Learning curves without SSTI: the step count at a plateau",
                     "files": curve, "caption": "Clean accuracy on a held-out sample (train.eval_samples rows of the eval split) every "
