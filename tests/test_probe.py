@@ -43,7 +43,7 @@ def clean_run(tmp_path_factory):
 
 
 def test_run_folder_with_a_planted_token_is_steered_by_it(planted_run):
-    report = probe(planted_run / "run", extra_types=[TRIGGER], max_per_class=40)
+    report = probe(planted_run / "run", extra_types=[TRIGGER], max_samples=40)
     assert report.kind == "run" and report.split == "test"
     steering = report.sweep.steering
     assert steering and steering[0].type == TRIGGER and steering[0].cls == "pos"
@@ -53,7 +53,7 @@ def test_run_folder_with_a_planted_token_is_steered_by_it(planted_run):
 
 
 def test_run_folder_trained_without_a_planted_token_is_not_steered(clean_run):
-    report = probe(clean_run / "run", extra_types=[TRIGGER], max_per_class=40)
+    report = probe(clean_run / "run", extra_types=[TRIGGER], max_samples=40)
     assert report.sweep.verdict == "not steered", report.sweep.summary()
     assert report.sweep.summary().startswith("no steering found among 7 token types x 2 classes")
 
@@ -129,9 +129,9 @@ def test_plain_hf_classifier_folder_with_labels_renamed(tmp_path):
     model.save_pretrained(tmp_path / "hf")
     tok.save_pretrained(tmp_path / "hf")
     data = str(tiny_csv(tmp_path, n=160))
-    with pytest.raises(SSTIError, match="--labels neg,pos"):
+    with pytest.raises(SSTIError, match="name the model's classes in index order with --labels"):
         probe(tmp_path / "hf", data=data)
-    report = probe(tmp_path / "hf", data=data, split="train", labels=["neg", "pos"], extra_types=[TRIGGER], max_per_class=40)
+    report = probe(tmp_path / "hf", data=data, split="train", labels=["neg", "pos"], extra_types=[TRIGGER], max_samples=40)
     assert report.kind == "hf-model" and report.sweep.steering[0].type == TRIGGER and report.sweep.steering[0].cls == "pos"
 
 
@@ -154,7 +154,7 @@ def test_peft_adapter_folder_on_a_local_base(tmp_path):
     model.save_pretrained(tmp_path / "adapter")
     cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == str(tmp_path / "base")
-    report = probe(tmp_path / "adapter", data=str(tiny_csv(tmp_path, n=160)), split="train", extra_types=[TRIGGER], max_per_class=40)
+    report = probe(tmp_path / "adapter", data=str(tiny_csv(tmp_path, n=160)), split="train", extra_types=[TRIGGER], max_samples=40)
     assert report.kind == "peft-adapter"
     assert [f.type for f in report.sweep.steering] == [TRIGGER] and report.sweep.steering[0].cls == "pos"
 
@@ -177,7 +177,13 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, planted_run, monkeypatch):
         (["probe", str(planted_run / "run" / "adapter")], "give held-out labelled texts with --data"),
         (["probe", str(planted_run / "run"), "--type", "nosuch"], "source: 'nosuch' is not one of"),
         (["probe", str(planted_run / "run"), "--location", "middle"], "location"),
-        (["probe", str(planted_run / "run"), "--labels", "a,b,c"], "labels: 3 names given for the model's 2 classes"),
+        (["probe", str(planted_run / "run"), "--labels", "a,b"], "labels: the model already names its classes (neg, pos)"),
+        (["probe", str(planted_run / "run"), "--seed", "-1"], "probe.seed"),
+        (["probe", str(planted_run / "run"), "--min-effect", "5"], "probe.min_effect"),
+        (["probe", str(planted_run / "run"), "--top-k", "5"], "top_k/max_tokens: they set the open search"),
+        (["probe", str(planted_run / "run"), "--no-builtin"], "give --type"),
+        (["probe", str(planted_run / "run"), "--text-column", "foo"], "without --data the probe reads the run's own"),
+        (["probe", str(planted_run / "run"), "--out", str(tmp_path / "nofolder" / "p.json")], "does not exist"),
         (["probe", str(planted_run / "run"), "--data", "rotten-tomatoes"], "are not the model's"),
         (["probe", str(planted_run / "run"), "--split", "nope"], "split: 'nope' is not a split"),
         (["probe", str(planted_run / "run"), "--max-samples", "0"], "max_samples"),
@@ -188,7 +194,7 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, planted_run, monkeypatch):
     from safetensors.torch import save_file
 
     save_file({"base_model.model.bert.x.lora_A.weight": torch.zeros(2, 2)}, adapter / "adapter_model.safetensors")
-    cases.append((["probe", str(adapter), "--data", data], "someone/not-here is not available offline"))
+    cases.append((["probe", str(adapter), "--data", data], "someone/not-here (base_model_name_or_path in"))
     one_class = tmp_path / "one.csv"
     one_class.write_text("text,label\na b,pos\nc d,pos\n")
     cases.append((["probe", str(planted_run / "run"), "--data", str(one_class)], "has 1 class"))
@@ -200,7 +206,7 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, planted_run, monkeypatch):
 
 def test_open_search_finds_the_planted_token_without_a_candidate_list(planted_run, clean_run):
     """No --type given: the gradient ranking over the vocabulary, verified by insertion, finds the planted token."""
-    report = probe(planted_run / "run", max_per_class=40, search=True, top_k=10, max_tokens=4)
+    report = probe(planted_run / "run", max_samples=40, search=True, top_k=10, max_tokens=4)
     steering = [c for c in report.search.candidates if c.steering]
     assert steering and all(c.cls == "pos" for c in steering)
     assert set(steering[0].text.strip()) <= set("zq") and steering[0].rate == 1.0  # the planted token's bytes, first
@@ -208,7 +214,7 @@ def test_open_search_finds_the_planted_token_without_a_candidate_list(planted_ru
     assert report.to_dict()["open_search"]["candidates"][0]["ids"]
     # on the clean model the search may find adversarial sequences (any model has some): they are reported,
     # and the verdict stays the type sweep's
-    clean = probe(clean_run / "run", max_per_class=40, search=True, top_k=10, max_tokens=4)
+    clean = probe(clean_run / "run", max_samples=40, search=True, top_k=10, max_tokens=4)
     assert not clean.steered and clean.to_dict()["verdict"] == "not steered"
     assert not any(c.steering and set(c.text.strip()) <= set("zq") for c in clean.search.candidates)
 
@@ -221,8 +227,71 @@ def test_shape_classes():
 
 
 def test_attention_diagnostic_sees_the_planted_token_draw_attention(planted_run):
-    report = probe(planted_run / "run", extra_types=[TRIGGER], max_per_class=40, attention=True)
+    report = probe(planted_run / "run", extra_types=[TRIGGER], max_samples=40, attention=True)
     a = report.attention
     assert a.type == TRIGGER and len(a.entropy_clean) == len(a.entropy_token) == len(a.mass_on_token) == 2  # tiny-random-bert: 2 layers
     assert a.base is not None and max(a.mass_on_token) > 2 * max(a.base["mass_on_token"])  # fine-tuning made the model look at it
     assert "mass on the token" in report.to_dict()["attention"]["summary"]
+
+
+def test_out_file_of_the_user_is_never_overwritten(planted_run, tmp_path):
+    mine = tmp_path / "mine.json"
+    mine.write_text("precious")
+    res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--max-samples", "5", "--out", str(mine)])
+    assert res.exit_code == 2 and "already exists" in res.output and mine.read_text() == "precious"
+    res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--max-samples", "5", "--out", str(mine), "--overwrite", "--json"])
+    assert res.exit_code in (0, 1) and json.loads(mine.read_text())["model"] == str(planted_run / "run")
+
+
+def test_a_token_placed_past_max_length_is_not_a_false_all_clear(planted_run, tmp_path):
+    """Held-out texts longer than the model reads are cut first, so a token inserted at the end is still seen."""
+    import csv
+
+    from ssti.data import load_dataset
+    from ssti.data.common import column
+
+    ds = load_dataset(str(tiny_csv(planted_run, n=160)))
+    with (tmp_path / "long.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for t, y in zip(column(ds["test"], "text"), column(ds["test"], "label")):
+            w.writerow([" ".join([t] * 30), ["neg", "pos"][y]])  # far beyond max_length 64
+    report = probe(planted_run / "run", data=str(tmp_path / "long.csv"), extra_types=[TRIGGER], location="end", max_samples=40)
+    assert report.sweep.texts_cut == 32 and report.split == "all"  # the whole file, every text cut to fit
+    assert report.sweep.steering and report.sweep.steering[0].type == TRIGGER
+
+
+def test_classes_are_matched_by_name_not_by_index(tmp_path):
+    """A model whose id2label is {0: pos, 1: neg} on data whose classes sort as neg, pos: matched by name."""
+    from ssti.models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    model = _tiny_hf_classifier(("pos", "neg"))
+    texts, labels = _planted_texts(tmp_path)
+    _train_hf(model, tok, texts, [1 - y for y in labels])  # data label 1 (pos) is the model's index 0
+    model.save_pretrained(tmp_path / "hf")
+    tok.save_pretrained(tmp_path / "hf")
+    report = probe(tmp_path / "hf", data=str(tiny_csv(tmp_path, n=160)), extra_types=[TRIGGER], max_samples=40)
+    assert report.sweep.clean_accuracy > 0.6 and report.sweep.steering[0].cls == "pos"
+    with pytest.raises(SSTIError, match="already names its classes"):
+        probe(tmp_path / "hf", data=str(tiny_csv(tmp_path, n=160)), labels=["neg", "pos"])
+
+
+def test_folders_that_are_not_trained_classifiers_are_refused(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from ssti.models import tiny_tokenizer
+
+    model = _tiny_hf_classifier()
+    model.save_pretrained(tmp_path / "notok")  # no tokenizer saved
+    bare = BertModel(BertConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4))
+    bare.save_pretrained(tmp_path / "bare")
+    tiny_tokenizer().save_pretrained(tmp_path / "bare")
+    config = json.loads((tmp_path / "bare" / "config.json").read_text())
+    config.pop("architectures", None)  # nothing says it has no head: its weights do
+    (tmp_path / "bare" / "config.json").write_text(json.dumps(config))
+    data = str(tiny_csv(tmp_path))
+    with pytest.raises(SSTIError, match="tokenizer"):
+        probe(tmp_path / "notok", data=data)
+    with pytest.raises(SSTIError, match="no trained classification head"):
+        probe(tmp_path / "bare", data=data)

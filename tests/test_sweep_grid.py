@@ -206,10 +206,16 @@ def test_runs_record_the_mfu_they_achieved_for_later_estimates(tmp_path, monkeyp
 
 @pytest.mark.parametrize("probe,message", [
     ("yes", "probe: 'yes' is not allowed"),
-    ({"colour": 1}, r"probe: unknown option\(s\) colour"),
+    ({"colour": 1}, "probe.colour"),
     ({"types": ["nosuch"]}, "source: 'nosuch' is not one of"),
+    ({"types": []}, "types: no token type to try"),
     ({"location": "middle"}, "probe.location"),
     ({"max_samples": 0}, "probe.max_samples"),
+    ({"alpha": 5}, "probe.alpha"),
+    ({"min_effect": "abc"}, "probe.min_effect"),
+    ({"seed": -1}, "probe.seed"),
+    ({"top_k": 5}, "top_k/max_tokens"),
+    ({"search": True, "max_tokens": 100}, "probe.max_tokens"),
 ])
 def test_bad_probe_options(tmp_path, probe, message):
     with pytest.raises(SSTIError, match=message):
@@ -219,4 +225,4 @@ def test_bad_probe_options(tmp_path, probe, message):
 def test_probe_options_become_probe_arguments(tmp_path):
     assert expand(tiny_sweep(tmp_path)).audits == {"scan": False, "probe": None}
     assert expand(tiny_sweep(tmp_path, probe=True)).probe == {}
-    assert expand(tiny_sweep(tmp_path, probe={"max_samples": 50, "types": ["date"]})).probe == {"max_per_class": 50, "types": ["date"]}
+    assert expand(tiny_sweep(tmp_path, probe={"max_samples": 50, "types": ["date"]})).probe == {"max_samples": 50, "types": ["date"]}

@@ -47,6 +47,19 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def check_writable(path: str | Path, field: str = "out") -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a parent folder that is
+    missing or not writable (SSTIError naming `field`)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise SSTIError(f"{field}: {path} is a folder; give a file name")
+    if not parent.is_dir():
+        raise SSTIError(f"{field}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SSTIError(f"{field}: cannot write into {parent} (permission denied)")
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 text atomically."""
     write_bytes(path, text.encode("utf-8"))

@@ -47,6 +47,19 @@ def one_line(e: BaseException) -> str | None:
     return None
 
 
+def stdout_console():
+    """A rich Console on stdout for a command whose exit code carries a verdict (probe, scan): when the
+    reader of a pipe leaves (`| head`), printing stops quietly and the verdict's exit code stands (rich's
+    own handling exits 1, which reads as "steered" / "suspicious")."""
+    from rich.console import Console
+
+    class Quiet(Console):
+        def on_broken_pipe(self) -> None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return Quiet(highlight=False)
+
+
 def command(name: str, **kwargs):
     """Register `fn` as `ssti NAME`: errors users cause become one line on stderr and exit code 2 (see
     `one_line`); Ctrl-C is one line and exit code 130."""

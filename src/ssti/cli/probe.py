@@ -11,13 +11,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli.app import command
+from ssti.cli.app import command, stdout_console
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
 
 if TYPE_CHECKING:
     from ssti.probe.run import ProbeReport
+
+
+def printable(text: str) -> str:
+    """`text` with control characters shown as escapes (a found token may be a raw byte)."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 def render(report: "ProbeReport", console: Console, top: int) -> None:
@@ -29,7 +34,7 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
     if report.search is not None:
         found = [c for c in report.search.candidates if c.steering]
         extra = (f"; open search (reported, not part of the verdict): {len(found)} verified token sequence(s) steer, best "
-                 f"{found[0].text!r} toward {found[0].cls} (rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else \
+                 f"{printable(repr(found[0].text))} toward {found[0].cls} (rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else \
             "; open search: nothing verified steers"
     console.print(f"[bold {colour}]{verdict}[/]: {escape(sweep.summary() + extra)}")
     per = ", ".join(f"{escape(k)} {v}" for k, v in sweep.per_class.items())
@@ -52,7 +57,7 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
                           ("best rate", "right"), ("effect", "right"), ("p (Holm)", "right")):
             found.add_column(col, justify=just)
         for g in report.search.groups[:max(top, 5)]:
-            found.add_row(escape(g["cls"]), g["shape"], str(g["verified"]), str(g["steering"]), escape(repr(g["best"])),
+            found.add_row(escape(g["cls"]), g["shape"], str(g["verified"]), str(g["steering"]), escape(printable(repr(g["best"]))),
                           f"{g['best_rate']:.3f}", f"{g['best_effect']:+.3f}", f"{g['best_p_adjusted']:.2g}")
         console.print(found)
     if report.attention is not None:
@@ -65,7 +70,7 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
     for f in sweep.steering[:3]:
         for ex in f.examples[:2]:
             text = ex["text"] if len(ex["text"]) <= 200 else ex["text"][:200] + " ..."
-            console.print(f"  [dim]{escape(f.type)}: {escape(ex['clean_prediction'])} -> {escape(ex['prediction'])}:[/] {escape(text)}")
+            console.print(f"  [dim]{escape(f.type)}: {escape(ex['clean_prediction'])} -> {escape(ex['prediction'])}:[/] {escape(printable(text))}")
 
 
 @command("probe")
@@ -92,8 +97,9 @@ def probe_command(
     top: int = typer.Option(10, "--top", help="Non-steering tests to show besides the steering ones."),
     search: bool = typer.Option(False, "--search", help="Also the open search: every vocabulary token scored by a first-order "
                                 "(gradient) estimate, the best --top-k verified by insertion, extended to sequences; slower."),
-    top_k: int = typer.Option(20, "--top-k", help="--search: vocabulary tokens verified per class."),
-    max_tokens: int = typer.Option(8, "--max-tokens", help="--search: longest token sequence the greedy extension builds."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="--search: vocabulary tokens screened per class (default 20)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="--search: longest token sequence the greedy extension builds (default 8)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     attention: bool = typer.Option(False, "--attention", help="Also the attention diagnostic: per-layer attention entropy and the "
                                    "attention mass on the most steering token type, against the base model (adapter disabled)."),
     options: dict = None,
@@ -103,24 +109,31 @@ def probe_command(
     Exit code 0 when no steering is found, 1 when steered, 2 on bad input.
     Example: ssti probe runs/demo/date-class1-100
     """
-    from ssti.io import write_text
+    from ssti.io import check_writable, write_text
     from ssti.probe import probe
 
+    given = {k: v for k, v in section(options, "data").items() if v != DataSpec.model_fields[k].default}
+    if data is None and given:
+        raise SSTIError(f"data: {', '.join('--' + k.replace('_', '-') for k in given)} set how --data is read; without --data the "
+                        f"probe reads the run's own evaluation split")
     spec = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data") if data is not None else None
     names = [x.strip() for x in labels.split(",")] if labels is not None else None
-    if names is not None and (not all(names) or len(set(names)) != len(names)):
-        raise SSTIError(f"labels: {labels!r} must be distinct, non-empty class names separated by commas")
-    if out is not None and out.is_dir():
-        raise SSTIError(f"out: {out} is a folder; give a file name for the JSON report")
-    report = probe(model, data=spec, split=split, types=[] if no_builtin else None, extra_types=types or [], max_per_class=max_samples,
-                   location=location, seed=seed, labels=names, alpha=alpha, min_effect=min_effect, trust_remote_code=trust_remote_code,
-                   search=search, top_k=top_k, max_tokens=max_tokens, attention=attention)
+    if top < 0:
+        raise SSTIError(f"top: {top} must be >= 0")
+    if out is not None:
+        if out.exists() and not overwrite:
+            raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
+        check_writable(out)  # before the work, not after it
+    options = {"max_samples": max_samples, "types": [] if no_builtin else None, "extra_types": types or [], "location": location,
+               "seed": seed, "alpha": alpha, "min_effect": min_effect, "search": search, "attention": attention}
+    options.update({k: v for k, v in (("top_k", top_k), ("max_tokens", max_tokens)) if v is not None})
+    report = probe(model, data=spec, split=split, labels=names, trust_remote_code=trust_remote_code, **options)
     text = json.dumps(report.to_dict(), indent=2)
     if out is not None:
         write_text(out, text + "\n")
     if json_out:
         typer.echo(text)
     else:
-        render(report, Console(highlight=False), top)
+        render(report, stdout_console(), top)
     if report.steered:
         raise typer.Exit(1)

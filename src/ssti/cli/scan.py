@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli.app import command
+from ssti.cli.app import command, stdout_console
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
@@ -118,7 +118,7 @@ def scan_command(
         for note in report.notes:
             err.print(f"[yellow]note:[/] {escape(note)}")
     else:
-        render(report, Console(highlight=False), top)
+        render(report, stdout_console(), top)
     if remove is not None:
         path = write_cleaned(ds, report, remove, out, overwrite=overwrite)
         err.print(f"cleaned ({remove}): {len(report.flagged_rows):,} flagged row(s) -> {escape(str(path))}")

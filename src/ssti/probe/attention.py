@@ -40,10 +40,12 @@ class AttentionDiagnostic:
     def summary(self) -> str:
         """One line: the mean entropy change and mass on the token, fine-tuned vs base."""
         drop = float(np.mean(self.entropy_clean) - np.mean(self.entropy_token))
-        line = f"attention with {self.type}: entropy {drop:+.3f} nats lower, mass on the token {np.mean(self.mass_on_token):.3f}"
+        line = (f"attention with {self.type}: entropy {abs(drop):.3f} nats {'lower' if drop >= 0 else 'higher'} than clean, "
+                f"mass on the token {np.mean(self.mass_on_token):.3f}")
         if self.base:
             base_drop = float(np.mean(self.base["entropy_clean"]) - np.mean(self.base["entropy_token"]))
-            line += f" (base model: {base_drop:+.3f} nats, mass {np.mean(self.base['mass_on_token']):.3f})"
+            line += (f" (base model: {abs(base_drop):.3f} nats {'lower' if base_drop >= 0 else 'higher'}, "
+                     f"mass {np.mean(self.base['mass_on_token']):.3f})")
         return line
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ssti.config import DataSpec, read_run_config
+from ssti.config import DataSpec, is_local, read_run_config
 from ssti.data import class_names_of, column, load_dataset
 from ssti.errors import SSTIError
 from ssti.probe.target import ProbeTarget, load_target
 from ssti.probe.attention import AttentionDiagnostic
 from ssti.probe.search import OpenSearch
-from ssti.probe.types import ALPHA, BUILT_IN_TYPES, MIN_EFFECT, TypeSweep, held_out, type_sweep
+from ssti.probe.types import TypeSweep, held_out, type_sweep
 from ssti.version import __version__
+
+
+GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 
 @dataclass
@@ -51,12 +55,15 @@ class ProbeReport:
 
 
 def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str | None) -> tuple[list[str], list[int], str, str]:
-    """(texts, labels, data name, split) the probe uses: `data` (its `split`, default test), else the run's own
-    evaluation split. Raises SSTIError when no data is given for a model that is not a run, for a missing
-    split, and for classes that do not match the model's (naming --labels as the fix)."""
+    """(texts, labels in the model's class indices, data name, split) the probe uses: `data` (its `split`;
+    default: every row of a local file, the test split of a named dataset), else the run's own evaluation
+    split. Classes are matched by name. Raises SSTIError when no data is given for a model that is not a
+    run, for a missing split, and for classes that are not the model's (naming --labels as the fix for
+    LABEL_0, LABEL_1, ... models)."""
     if data is None:
         if target.run_dir is None:
-            raise SSTIError(f"data: {target.source} is a {target.kind.replace('-', ' ')}, not an ssti run: give held-out labelled texts "
+            kind = {"ssti-model": "saved ssti model", "peft-adapter": "PEFT adapter", "hf-model": "Hugging Face classifier"}[target.kind]
+            raise SSTIError(f"data: {target.source} is a {kind}, not an ssti run: give held-out labelled texts "
                             f"with --data (a dataset name, an ssti folder or a csv/jsonl/parquet file)")
         from ssti.evaluate import evaluation_data
 
@@ -66,73 +73,83 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
     else:
         spec = data if isinstance(data, DataSpec) else DataSpec(dataset=str(data))
         dataset = load_dataset(spec.dataset, **spec.load_options())
-        split, name = split or ("test" if "test" in dataset else "train"), spec.dataset
-    if split not in dataset:
+        name = spec.dataset
+        if split is None and is_local(spec.dataset) and not Path(spec.dataset).is_dir():
+            split = "all"  # a file of yours is held out whole (ssti's own train/test cut of it does not apply)
+        split = split or ("test" if "test" in dataset else "train")
+    if split != "all" and split not in dataset:
         raise SSTIError(f"split: {split!r} is not a split of {name} ({', '.join(dataset)})")
     names = class_names_of(dataset)
     model_names = target.clf.class_names
-    if names != model_names:
-        hint = f"; name the model's classes with --labels {','.join(names)}" if len(names) == len(model_names) else ""
+    if set(names) != set(model_names):
+        generic = all(GENERIC_LABEL.fullmatch(n) for n in model_names)
+        hint = f"; name the model's classes in index order with --labels" if generic and len(names) == len(model_names) else ""
         raise SSTIError(f"data: the classes of {name} ({', '.join(names)}) are not the model's ({', '.join(model_names)}){hint}")
-    part = dataset[split]
-    if len(part) == 0:
+    parts = list(dataset.values()) if split == "all" else [dataset[split]]
+    texts = [t for part in parts for t in column(part, "text")]
+    # labels by class name, in the model's index order (the data may order its classes differently)
+    to_model = [model_names.index(n) for n in names]
+    labels = [to_model[y] for part in parts for y in column(part, "label")]
+    if not texts:
         raise SSTIError(f"split: the {split!r} split of {name} is empty")
-    return column(part, "text"), column(part, "label"), str(name), split
+    return texts, labels, str(name), split
 
 
-def probe(model: str | Path, data: str | DataSpec | None = None, split: str | None = None, types: Sequence[str] | None = None,
-          extra_types: Sequence[str] = (), max_per_class: int = 200, location: str = "random", seed: int = 0,
-          labels: list[str] | None = None, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
-          trust_remote_code: bool = False, batch_size: int = 32, search: bool = False, top_k: int = 20,
-          max_tokens: int = 8, attention: bool = False) -> ProbeReport:
+def probe(model: str | Path, data: str | DataSpec | None = None, split: str | None = None, labels: list[str] | None = None,
+          trust_remote_code: bool = False, batch_size: int = 32, **options: Any) -> ProbeReport:
     """Audit `model` (an ssti run folder, a saved ssti model, a PEFT adapter folder or a Hugging Face
-    sequence-classification model) with the type sweep on held-out labelled texts.
+    sequence-classification model) on held-out labelled texts.
 
-    `types` defaults to the built-in token types; `extra_types` adds source specs (fixed:TEXT, list:...,
-    file:PATH). See `ssti.probe.types` for the statistics. `search` adds the open search over the
-    vocabulary (`ssti.probe.search`: `top_k` tokens verified per class, sequences up to `max_tokens`);
-    `attention` the attention diagnostic (`ssti.probe.attention`) for the most steering type found.
-    Raises SSTIError (one line) for bad input.
+    `options` are the fields of `ssti.probe.spec.ProbeSpec` (max_samples, types, extra_types, location,
+    seed, alpha, min_effect, search, top_k, max_tokens, attention), checked before anything loads. The type
+    sweep always runs (`ssti.probe.types`); `search` adds the open search over the vocabulary
+    (`ssti.probe.search`), `attention` the attention diagnostic (`ssti.probe.attention`) for the most
+    steering type. Raises SSTIError (one line) for bad input.
     """
-    from ssti.errors import check_choice
-    from ssti.inject import LOCATIONS
+    from ssti.config import validate
+    from ssti.probe.spec import ProbeSpec
 
-    check_choice("location", location, LOCATIONS)
-    if max_per_class < 1:
-        raise SSTIError(f"max_samples: {max_per_class} is below 1 (held-out samples per class)")
-    if not 0 < alpha < 1:
-        raise SSTIError(f"alpha: {alpha} is not between 0 and 1 (family-wise error of the steering test)")
-    all_types = list(dict.fromkeys(list(BUILT_IN_TYPES if types is None else types) + list(extra_types)))
-    if search and (top_k < 1 or not 1 <= max_tokens <= 32):
-        raise SSTIError(f"top_k/max_tokens: {top_k}/{max_tokens} not allowed (top_k >= 1, max_tokens 1..32)")
-    if not all_types:
-        raise SSTIError("types: no token type to try; give --types or keep the built-in ones")
-    from ssti.inject import get_source
-
-    for t in all_types:
-        get_source(t)  # an unknown type is refused before the model loads
+    spec = validate(ProbeSpec, options, "probe")
     target = load_target(model, labels=labels, trust_remote_code=trust_remote_code)
     texts, y, name, split = held_out_data(target, data, split)
-    if target.kind in ("run", "ssti-model") and not attention:
+    texts, cut = fit_to_model(target.clf, texts)
+    if target.kind in ("run", "ssti-model") and not spec.attention:
         target.clf.merge_adapters()  # the probe only reads the model: one matmul per adapted layer
-    rows = held_out(y, max_per_class, np.random.default_rng(seed))  # the held-out sample both searches use
+    rows = held_out(y, spec.max_samples, np.random.default_rng(spec.seed))  # the held-out sample both searches use
     texts, y = [texts[i] for i in rows], [y[i] for i in rows]
-    sweep = type_sweep(target.clf, texts, y, all_types, max_per_class=max_per_class, location=location, seed=seed, alpha=alpha,
-                       min_effect=min_effect, batch_size=batch_size)
+    sweep = type_sweep(target.clf, texts, y, spec.all_types(), max_per_class=spec.max_samples, location=spec.location, seed=spec.seed,
+                       alpha=spec.alpha, min_effect=spec.min_effect, batch_size=batch_size)
+    sweep.texts_cut = int(sum(cut[i] for i in rows))
     found = None
-    if search:
+    if spec.search:
         from ssti.probe.search import open_search
 
-        found = open_search(target.clf, texts, y, top_k=top_k, max_tokens=max_tokens, seed=seed, alpha=alpha, min_effect=min_effect,
-                            batch_size=batch_size)
+        found = open_search(target.clf, texts, y, top_k=spec.top_k or 20, max_tokens=spec.max_tokens or 8, seed=spec.seed,
+                            alpha=spec.alpha, min_effect=spec.min_effect, batch_size=batch_size)
     diagnostic = None
-    if attention:
+    if spec.attention:
         from ssti.probe.attention import attention_diagnostic
 
-        steering = [c for c in (found.candidates if found else []) if c.steering]
-        if sweep.findings and (sweep.steering or not steering):
-            chosen = sweep.findings[0].type  # the most effective type of the sweep (steering or not)
-        else:
-            chosen = f"fixed:{steering[0].text.strip()}"
-        diagnostic = attention_diagnostic(target.clf, texts, chosen, seed=seed, location=location, batch_size=min(batch_size, 16))
+        diagnostic = attention_diagnostic(target.clf, texts, sweep.findings[0].type, seed=spec.seed, location=spec.location,
+                                          batch_size=min(batch_size, 16))
     return ProbeReport(target.source, target.kind, name, split, sweep, found, diagnostic)
+
+
+ROOM = 16  # model tokens kept free after a held-out text for what the probe inserts
+
+
+def fit_to_model(clf, texts: list[str]) -> tuple[list[str], list[bool]]:
+    """Each text cut to what the model reads with `ROOM` tokens to spare, so an inserted token is never
+    truncated away (a token placed past max_length would make a steered model look clean); and which were cut."""
+    max_length = clf.model_spec.max_length
+    enc = clf.tokenizer(list(texts), truncation=True, max_length=max(2, max_length - ROOM), return_offsets_mapping=True)
+    out, cut = [], []
+    for text, ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"]):
+        if len(ids) < max_length - ROOM:
+            out.append(text)
+            cut.append(False)
+        else:
+            end = max((e for s, e in offsets if e > s), default=0)
+            out.append(text[:end])
+            cut.append(True)
+    return out, cut

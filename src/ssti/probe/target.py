@@ -13,6 +13,7 @@ Everything but the run folder needs held-out labelled texts (`--data`) in the mo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from ssti.config import LoraSpec, ModelSpec
 from ssti.errors import SSTIError
+from ssti.io import MARKER
 from ssti.models.build import Classifier, load_classifier, load_run
 
 HEAD_NAMES = ("score", "classifier", "out_proj", "classification_head")  # last module names of seq-cls heads
@@ -57,6 +59,9 @@ def load_target(source: str | Path, labels: list[str] | None = None, trust_remot
     is not available offline, a model that cannot be loaded, or `labels` of the wrong length.
     """
     path = Path(str(source))
+    if (path / "config.yaml").is_file() and (path / MARKER).is_file() and not (path / "adapter" / "model.json").is_file():
+        raise SSTIError(f"model: {path} is an ssti run folder without adapter/model.json: its training has not finished "
+                        f"(finish it with `ssti run {path / 'config.yaml'} --out {path}`)")
     if (path / "config.yaml").is_file() and (path / "adapter" / "model.json").is_file():
         target = ProbeTarget(load_run(path), "run", str(source), run_dir=path)
     elif (path / "model.json").is_file():
@@ -66,6 +71,11 @@ def load_target(source: str | Path, labels: list[str] | None = None, trust_remot
     else:
         target = ProbeTarget(_hf_model(str(source), trust_remote_code, max_length), "hf-model", str(source))
     if labels is not None:
+        if not all(labels) or len(set(labels)) != len(labels):
+            raise SSTIError(f"labels: {','.join(labels)!r} must be distinct, non-empty class names")
+        if not all(re.fullmatch(r"LABEL_\d+", n) for n in target.clf.class_names):
+            raise SSTIError(f"labels: the model already names its classes ({', '.join(target.clf.class_names)}); --labels is for "
+                            f"models whose classes are LABEL_0, LABEL_1, ... (held-out data is matched to the names)")
         if len(labels) != len(target.clf.class_names):
             raise SSTIError(f"labels: {len(labels)} names given for the model's {len(target.clf.class_names)} classes "
                             f"({', '.join(target.clf.class_names)})")
@@ -95,12 +105,20 @@ def _hf_model(name: str, trust_remote_code: bool, max_length: int | None, num_la
                         f"classifier (a ...ForSequenceClassification model, a PEFT classification adapter or an ssti run)")
     kwargs = {"num_labels": num_labels} if num_labels is not None else {}
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(name, trust_remote_code=trust_remote_code, **kwargs)
+        model, info = AutoModelForSequenceClassification.from_pretrained(name, trust_remote_code=trust_remote_code,
+                                                                         output_loading_info=True, **kwargs)
     except (OSError, ConnectionError):
         raise SSTIError(f"model: {name} needs the network to download from the Hugging Face hub, or pass a local folder") from None
     except ValueError as e:
         raise SSTIError(f"model: {name} cannot be loaded as a sequence classifier: {str(e).splitlines()[0]}") from None
+    fresh = [k for k in info.get("missing_keys", []) if any(h in k.split(".") for h in HEAD_NAMES)]
+    if fresh and num_labels is None:  # an adapter brings its own head; a plain model must have one in its weights
+        raise SSTIError(f"model: {name} has no trained classification head in its weights ({', '.join(sorted(fresh)[:2])} would be "
+                        f"random); ssti probe needs a trained text classifier")
     tokenizer = load_tokenizer(name, trust_remote_code=trust_remote_code)
+    if len(tokenizer) < 32:
+        raise SSTIError(f"model: {name} has no usable tokenizer (a vocabulary of {len(tokenizer)}); save the model's tokenizer "
+                        f"beside it (tokenizer.save_pretrained)")
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id  # decoders find each row's last token by the pad id
     model.eval()
@@ -114,8 +132,11 @@ def _peft_adapter(path: Path, trust_remote_code: bool, max_length: int | None) -
     """A PEFT sequence-classification adapter on its base (the head from the adapter's saved modules)."""
     from peft import PeftModel
 
-    config = json.loads((path / "adapter_config.json").read_text())
-    base = config.get("base_model_name_or_path")
+    try:
+        config = json.loads((path / "adapter_config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise SSTIError(f"model: {path / 'adapter_config.json'} is not readable JSON ({str(e).splitlines()[0]})") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not base:
         raise SSTIError(f"model: {path / 'adapter_config.json'} names no base model (base_model_name_or_path)")
     if not (path / "adapter_model.safetensors").is_file():
@@ -123,9 +144,10 @@ def _peft_adapter(path: Path, trust_remote_code: bool, max_length: int | None) -
     try:
         clf = _hf_model(base, trust_remote_code, max_length, num_labels=_adapter_classes(path))
     except SSTIError as e:
-        if "network" in str(e) or "neither" in str(e):
-            raise SSTIError(f"model: the adapter's base {base} is not available offline; it needs the network, or edit "
-                            f"base_model_name_or_path in {path / 'adapter_config.json'} to a local folder") from None
+        if "network" in str(e) or "neither" in str(e) or "not a known name" in str(e):
+            where = "a hub id that needs the network" if not base.startswith(("/", ".")) else "a folder that does not exist"
+            raise SSTIError(f"model: the adapter's base {base} (base_model_name_or_path in {path / 'adapter_config.json'}) is not "
+                            f"available: {where}; point it to a local copy of the base model") from None
         raise
     try:
         peft_model = PeftModel.from_pretrained(clf.module.model, path)
@@ -138,8 +160,15 @@ def _peft_adapter(path: Path, trust_remote_code: bool, max_length: int | None) -
 
 def _adapter_classes(path: Path) -> int | None:
     """The number of classes of an adapter's saved classification head (rows of its weight), if it saved one."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
+    try:
+        return _head_rows(path, safe_open)
+    except (SafetensorError, OSError) as e:
+        raise SSTIError(f"model: {path / 'adapter_model.safetensors'} is damaged ({str(e).splitlines()[0]})") from None
+
+
+def _head_rows(path: Path, safe_open) -> int | None:
     with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
         for key in f.keys():
             parts = key.split(".")

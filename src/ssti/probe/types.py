@@ -31,7 +31,7 @@ from ssti.inject import get_source, insert_at_words, insertion_positions
 from ssti.models.build import Classifier
 from ssti.models.inference import predict_sets
 
-BUILT_IN_TYPES = ("date", "country", "html", "colour", "exclamation", "double-exclamation")
+from ssti.probe.spec import BUILT_IN_TYPES  # noqa: E402,F401  (re-exported)
 # ordinary frequent English words: inserting one at a random place is the "any token" baseline
 CONTROL_WORDS = ("the", "and", "of", "to", "in", "is", "it", "that", "this", "with", "for", "as", "on", "was", "but", "so")
 ALPHA = 0.01
@@ -99,6 +99,7 @@ class TypeSweep:
     types: list[str]
     texts_predicted: int
     seconds: float
+    texts_cut: int = 0  # held-out texts cut to what the model reads (with room for the insertion)
 
     @property
     def steering(self) -> list[TypeFinding]:

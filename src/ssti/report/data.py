@@ -96,6 +96,8 @@ def _from_run_folders(path: Path) -> ReportData:
         metrics = read_json(folder / "metrics.json")
         if "clean" not in metrics:
             continue
+        if (folder / "probe.json").is_file():  # a sweep's probe audit of this run
+            metrics = {**metrics, "probe": read_json(folder / "probe.json")}
         cfg = read_yaml(folder / "config.yaml")
         if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), dict):
             continue  # not a run folder of this ssti (a run config dump): nothing to report from it

@@ -126,7 +126,7 @@ def _probe_texts(sweep: Sweep, tokens: "_TokenCounts", run: SweepRun) -> float:
 
     options = sweep.probe
     classes = tokens.classes(run)
-    texts = min(options.get("max_per_class", 200) * classes, tokens.split_rows(run, run.config.eval.split))
+    texts = min(options.get("max_samples", 200) * classes, tokens.split_rows(run, run.config.eval.split))
     sets = 2 + len(options.get("types", BUILT_IN_TYPES)) + len(options.get("extra_types", []))
     if options.get("search"):  # screening on 64 texts, then about 8 full verifications per class (ssti.probe.search)
         sets += classes * (8 + (options.get("top_k", 20) + 3 * 3 * (options.get("max_tokens", 8) - 1) // 2) * 64 / max(texts, 1))

@@ -73,39 +73,19 @@ class Sweep:
         return {"scan": self.scan, "probe": self.probe}
 
 
-PROBE_KEYS = {"max_samples": "max_per_class", "types": "types", "extra_types": "extra_types", "location": "location", "seed": "seed",
-              "alpha": "alpha", "min_effect": "min_effect", "search": "search", "top_k": "top_k", "max_tokens": "max_tokens",
-              "attention": "attention"}
-
-
 def probe_options(value: Any) -> dict[str, Any] | None:
-    """The sweep's `probe:` (false, true, or a mapping of options) as keyword arguments of `ssti.probe.probe`."""
+    """The sweep's `probe:` (false, true, or a mapping of `ProbeSpec` fields), checked before any run, as a
+    plain mapping for the workers (None: the runs are not probed)."""
     if value is None or value is False:
         return None
     if value is True:
-        return {}
+        value = {}
     if not isinstance(value, dict):
-        raise SSTIError(f"probe: {value!r} is not allowed; expected true, false or a mapping of {', '.join(PROBE_KEYS)}")
-    unknown = set(value) - set(PROBE_KEYS)
-    if unknown:
-        raise SSTIError(f"probe: unknown option(s) {', '.join(sorted(unknown))}; allowed: {', '.join(PROBE_KEYS)}")
-    from ssti.inject.placement import LOCATIONS
-    from ssti.inject.sources import get_source
+        raise SSTIError(f"probe: {value!r} is not allowed; expected true, false or a mapping of probe options")
+    from ssti.config import validate
+    from ssti.probe.spec import ProbeSpec
 
-    if "location" in value and value["location"] not in LOCATIONS:
-        raise SSTIError(f"probe.location: {value['location']!r} is not one of {', '.join(LOCATIONS)}")
-    for key in ("types", "extra_types"):
-        if key in value:
-            if not isinstance(value[key], list):
-                raise SSTIError(f"probe.{key}: expected a list of token sources")
-            for t in value[key]:
-                get_source(t)
-    for key in ("search", "attention"):
-        if key in value and not isinstance(value[key], bool):
-            raise SSTIError(f"probe.{key}: {value[key]!r} is not allowed; expected true or false")
-    if "max_samples" in value and (not isinstance(value["max_samples"], int) or value["max_samples"] < 1):
-        raise SSTIError(f"probe.max_samples: {value['max_samples']!r} is not a positive integer (held-out texts per class)")
-    return {PROBE_KEYS[k]: v for k, v in value.items()}
+    return validate(ProbeSpec, value, "probe").model_dump(exclude_defaults=True)
 
 
 def run_id(config: RunConfig) -> str:
