@@ -171,7 +171,7 @@ def test_report_of_a_real_tiny_sweep_and_of_run_folders(tmp_path):
     # the same runs as plain run folders (no store): the report still has its tables and figures
     index = build_report(tmp_path / "sw" / "runs", tmp_path / "rep2")
     page2 = parse(index)
-    assert set(page2.figures) == {"fig1", "fig_rank"} and len(page2.tables["results"]["rows"]) == 4
+    assert set(page2.figures) == {"fig1", "fig_rank", "fig_probe", "fig_attention"} and len(page2.tables["results"]["rows"]) == 4  # probe.json read too
 
 
 def test_full_fine_tuning_is_shown_as_full_outside_the_rank_trend(tmp_path):
