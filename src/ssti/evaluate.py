@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from ssti.config import INJECTED_DATA, DataSpec, EvalSpec, RunConfig, read_run_config, resolve_data
 from ssti.data import class_names_of, column, load_dataset, stratified_sample
 from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
 from ssti.io import read_json, read_marker, write_json
-from ssti.models.build import Classifier, load_run, lost_insertions
+from ssti.models.build import load_run, lost_insertions
 from ssti.models.inference import predict, predict_sets  # noqa: F401  (ssti.evaluate.predict is public)
-from ssti.models.precision import best_peak, compute_dtype, non_embedding_parameters, record_mfu
+from ssti.models.precision import best_peak, non_embedding_parameters, record_mfu
 from ssti.provenance import provenance
 
 TRAINING_KEYS = ("train", "provenance")  # what training writes into metrics.json; evaluation owns the rest

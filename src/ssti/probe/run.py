@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ssti.config import DataSpec, is_local, read_run_config
 from ssti.data import class_names_of, column, load_dataset
 from ssti.errors import SSTIError
-from ssti.probe.target import ProbeTarget, load_target
+from ssti.probe.target import GENERIC_LABEL, ProbeTarget, load_target
 from ssti.probe.attention import AttentionDiagnostic
 from ssti.probe.search import OpenSearch
 from ssti.probe.types import TypeSweep, held_out, type_sweep
 from ssti.version import __version__
-
-
-GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 
 @dataclass
@@ -83,7 +79,7 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
     model_names = target.clf.class_names
     if set(names) != set(model_names):
         generic = all(GENERIC_LABEL.fullmatch(n) for n in model_names)
-        hint = f"; name the model's classes in index order with --labels" if generic and len(names) == len(model_names) else ""
+        hint = "; name the model's classes in index order with --labels" if generic and len(names) == len(model_names) else ""
         raise SSTIError(f"data: the classes of {name} ({', '.join(names)}) are not the model's ({', '.join(model_names)}){hint}")
     parts = list(dataset.values()) if split == "all" else [dataset[split]]
     texts = [t for part in parts for t in column(part, "text")]

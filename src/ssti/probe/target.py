@@ -26,6 +26,7 @@ from ssti.io import MARKER
 from ssti.models.build import Classifier, load_classifier, load_run
 
 HEAD_NAMES = ("score", "classifier", "out_proj", "classification_head")  # last module names of seq-cls heads
+GENERIC_LABEL = re.compile(r"LABEL_\d+")  # what transformers calls classes nobody named
 
 
 @dataclass
@@ -73,7 +74,7 @@ def load_target(source: str | Path, labels: list[str] | None = None, trust_remot
     if labels is not None:
         if not all(labels) or len(set(labels)) != len(labels):
             raise SSTIError(f"labels: {','.join(labels)!r} must be distinct, non-empty class names")
-        if not all(re.fullmatch(r"LABEL_\d+", n) for n in target.clf.class_names):
+        if not all(GENERIC_LABEL.fullmatch(n) for n in target.clf.class_names):
             raise SSTIError(f"labels: the model already names its classes ({', '.join(target.clf.class_names)}); --labels is for "
                             f"models whose classes are LABEL_0, LABEL_1, ... (held-out data is matched to the names)")
         if len(labels) != len(target.clf.class_names):
