@@ -138,7 +138,10 @@ def fit_to_model(clf, texts: list[str]) -> tuple[list[str], list[bool]]:
     """Each text cut to what the model reads with `ROOM` tokens to spare, so an inserted token is never
     truncated away (a token placed past max_length would make a steered model look clean); and which were cut."""
     max_length = clf.model_spec.max_length
-    enc = clf.tokenizer(list(texts), truncation=True, max_length=max(2, max_length - ROOM), return_offsets_mapping=True)
+    try:
+        enc = clf.tokenizer(list(texts), truncation=True, max_length=max(2, max_length - ROOM), return_offsets_mapping=True)
+    except (NotImplementedError, ValueError, TypeError):  # a slow tokenizer has no offsets: texts stay as they are
+        return list(texts), [False] * len(texts)
     out, cut = [], []
     for text, ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"]):
         if len(ids) < max_length - ROOM:
