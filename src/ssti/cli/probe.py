@@ -64,7 +64,8 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
         a = report.attention
         console.print(escape(a.summary()))
         console.print("[dim]per layer, entropy clean -> with token (mass on token): " + ", ".join(
-            f"{i}: {c:.2f} -> {t:.2f} ({m:.2f})" for i, (c, t, m) in enumerate(zip(a.entropy_clean, a.entropy_token, a.mass_on_token))) + "[/]")
+            f"{i}: {c:.2f} -> {t:.2f} ({m:.2f})" for i, (c, t, m) in
+            enumerate(zip(a.entropy_clean, a.entropy_token, a.mass_on_token or [float("nan")] * len(a.entropy_clean)))) + "[/]")
         for note in a.notes:
             console.print(f"[yellow]note:[/] {escape(note)}")
     for f in sweep.steering[:3]:

@@ -193,8 +193,10 @@ def attention_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_
             base = [a["base"][key][:len(layers)] for a in mine if a.get("base")]
             if base:
                 axes[0][j].plot(layers, np.mean(base, 0), style, color=COLOURS[1], label=f"base, {label}")
-        axes[1][j].plot(layers, np.mean([a["mass_on_token"][:len(layers)] for a in mine], 0), color=COLOURS[0], marker="o", label="fine-tuned")
-        base = [a["base"]["mass_on_token"][:len(layers)] for a in mine if a.get("base")]
+        measured = [a["mass_on_token"][:len(layers)] for a in mine if a["mass_on_token"]]  # empty: a tokenizer without offsets
+        if measured:
+            axes[1][j].plot(layers, np.mean(measured, 0), color=COLOURS[0], marker="o", label="fine-tuned")
+        base = [a["base"]["mass_on_token"][:len(layers)] for a in mine if a.get("base") and a["base"]["mass_on_token"]]
         if base:
             axes[1][j].plot(layers, np.mean(base, 0), color=COLOURS[1], marker="o", label="base (adapter off)")
         axes[0][j].set_title(f"{mode}: attention entropy (nats)", fontsize=10)
