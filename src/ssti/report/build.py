@@ -31,7 +31,7 @@ def build_report(source: str | Path | list[str | Path], out: str | Path) -> Path
     data = load_many(sources)
     source = data.source
     if not data.records:
-        raise SSTIError(f"runs: {source} has no finished runs yet ({data.unfinished} unfinished); nothing to report")
+        raise SSTIError(f"runs: {source} has no finished runs yet ({data.unfinished} unfinished, {data.failed} failed); nothing to report")
     with atomic_dir(out, overwrite=True, kind="report") as tmp:  # a whole report or none; the user's files never touched
         _write_report(data, source, tmp)
     return out / "index.html"
@@ -98,7 +98,7 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
         tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))
     export(recs, out / "runs.csv")
     html = TEMPLATE.render(
-        title=f"SSTI report: {', '.join(Path(p).name for p in str(source).split(', '))}", source=str(source), n_runs=len(recs), unfinished=data.unfinished,
+        title=f"SSTI report: {', '.join(Path(p).name for p in str(source).split(', '))}", source=str(source), n_runs=len(recs), unfinished=data.unfinished, failed=data.failed,
         models=sorted({str(r["model"]) for r in recs}), datasets=sorted({str(r["dataset"]) for r in recs}),
         figures=figures, tables=[{"title": t, "table": tab, "note": note} for t, tab, note in tables],
         config=config_text, version=__version__, when=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

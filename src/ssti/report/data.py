@@ -25,8 +25,9 @@ class ReportData:
     source: str
     records: list[dict[str, Any]]
     config: dict[str, Any]
-    unfinished: int = 0
+    unfinished: int = 0  # runs not finished yet (running or queued)
     class_names: list[str] = field(default_factory=list)
+    failed: int = 0  # runs that failed (their error is in the store)
 
 
 def mode_of(rec: dict[str, Any]) -> str:
@@ -56,7 +57,8 @@ def load(path: str | Path) -> ReportData:
         done = [r for r in rows if r["status"] == "done" and r.get("metrics")]
         recs = [_with_mode(flatten(r)) for r in done]
         names = class_names(done[0]["metrics"]) if done else []
-        return ReportData(str(path), recs, config, unfinished=len(rows) - len(done), class_names=names)
+        failed = sum(r["status"] == "failed" for r in rows)
+        return ReportData(str(path), recs, config, unfinished=len(rows) - len(done) - failed, class_names=names, failed=failed)
     return _from_run_folders(path)
 
 
@@ -71,7 +73,8 @@ def load_many(paths: list[str | Path]) -> ReportData:
         names = [str(p.source) for p in parts]
     return ReportData(", ".join(str(p.source) for p in parts), [r for p in parts for r in p.records],
                       {name: p.config for name, p in zip(names, parts)}, unfinished=sum(p.unfinished for p in parts),
-                      class_names=parts[0].class_names if all(p.class_names == parts[0].class_names for p in parts) else [])
+                      class_names=parts[0].class_names if all(p.class_names == parts[0].class_names for p in parts) else [],
+                      failed=sum(p.failed for p in parts))
 
 
 def setups(recs: list[dict[str, Any]]) -> list[tuple[str, str]]:
