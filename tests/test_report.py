@@ -111,7 +111,7 @@ def fake_store(folder: Path, seeds=(0, 1), ranks=(1, 4, 16, 64), rates=(0.5, 1.0
                              "spurious": {"fresh": {"accuracy": 0.8 - 0.3 * asr, "attack_success_rate": asr, "accuracy_degradation": 0.3 * asr,
                                                     "pred_counts": [n - p1, p1], "target_class": 1}}}
                         scan = {"verdict": "suspicious", "features": [{"feature": "0000-00-00", "flagged": True}]}
-                        s.finish(f"{mode}-{rank}-{rate}-{seed}", m, scan, started=1.0, finished=2.0, sweep="fake",
+                        s.finish(f"{model}-{mode}-{rank}-{rate}-{seed}", m, scan, started=1.0, finished=2.0, sweep="fake",
                                  labels={"variant": mode}, config=cfg, run_dir="x")
         s.start("unfinished", "fake", {}, {"lora": {"rank": 1}}, "y")
     return folder
@@ -224,3 +224,25 @@ def test_bad_report_inputs(tmp_path):
     (tmp_path / "junk.sqlite").write_text("not a database")
     res = CliRunner().invoke(app, ["report", str(tmp_path / "junk.sqlite"), "-o", str(tmp_path / "r")])
     assert res.exit_code == 2 and "not an ssti results store" in res.output
+
+
+def test_table1_with_datasets_of_other_classes_never_shifts_columns():
+    from ssti.report.tables import table1
+
+    def rec(dataset, names, counts):
+        return {"model": "m", "dataset": dataset, "mode": "light", "source": "1=date", "rate": 0.5, "rank": 4, "n_eval": sum(counts),
+                "spurious_pred_counts": json.dumps(counts), "class_names": json.dumps(names), "clean_accuracy": 0.9,
+                "spurious_accuracy": 0.5, "attack_success_rate": 0.7}
+
+    recs = [rec("bbc", ["a", "b", "c"], [1, 2, 3]), rec("rt", ["rotten", "fresh"], [4, 6])]
+    t = table1(recs, [])
+    assert t["header"][3] == "predicted classes" and all(len(r) == len(t["header"]) for r in t["rows"])
+    assert any("rotten: 4 (40.0%), fresh: 6 (60.0%)" in r[3] for r in t["rows"])
+
+
+def test_the_same_sweep_given_twice_counts_once_and_runs_without_injection_are_no_ssti(tmp_path):
+    from ssti.report.data import load_many, mode_of
+
+    src = fake_store(tmp_path / "s", seeds=(0,), ranks=(1, 4))
+    assert len(load_many([src, src]).records) == len(load_many([src]).records)
+    assert mode_of({"injected": False, "variant": "none"}) == "no SSTI" and mode_of({"injected": True, "variant": "light"}) == "light"

@@ -31,11 +31,12 @@ class ReportData:
 
 
 def mode_of(rec: dict[str, Any]) -> str:
-    """The SSTI mode of a run: its variant name, else light (one token) / aggressive (a fraction) / clean."""
-    if rec.get("variant"):
-        return str(rec["variant"])
+    """The SSTI mode of a run: "no SSTI" without an injection (whatever its variant is called: a run two grids
+    share carries one grid's labels), else its variant name, else light (one token) / aggressive (a fraction)."""
     if not rec.get("injected"):
         return "no SSTI"
+    if rec.get("variant"):
+        return str(rec["variant"])
     if rec.get("token_fraction"):
         return f"aggressive ({rec['token_fraction']:g})"
     return "light" if rec.get("tokens") == 1 else f"{rec.get('tokens')} tokens"
@@ -71,7 +72,9 @@ def load_many(paths: list[str | Path]) -> ReportData:
     names = [Path(str(p.source)).name for p in parts]
     if len(set(names)) != len(names):
         names = [str(p.source) for p in parts]
-    return ReportData(", ".join(str(p.source) for p in parts), [r for p in parts for r in p.records],
+    seen: set[str] = set()
+    records = [r for p in parts for r in p.records if not (r["run_id"] in seen or seen.add(r["run_id"]))]  # the same run twice: once
+    return ReportData(", ".join(str(p.source) for p in parts), records,
                       {name: p.config for name, p in zip(names, parts)}, unfinished=sum(p.unfinished for p in parts),
                       class_names=parts[0].class_names if all(p.class_names == parts[0].class_names for p in parts) else [],
                       failed=sum(p.failed for p in parts))

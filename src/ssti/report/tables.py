@@ -34,10 +34,15 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
     """Table 1 analogue: predicted-class counts on the test set where every sample carries the token.
 
     One row per SSTI mode, token type and proportion at the largest rank of that group (the paper
-    used rank 64), averaged over seeds, followed by the paper's IMDB rows for reference.
+    used rank 64), averaged over seeds, followed by the paper's IMDB rows for reference. One column per
+    class when every run has the same classes; runs of datasets with other classes (several setups)
+    get one "predicted classes" cell per row instead, so no count sits under another class's name.
     """
-    names = class_names or ["class 0", "class 1"]
-    header = ["model", "rank", "runs"] + [f"predicted {n}" for n in names] + ["clean accuracy", "accuracy with token", "attack success rate"]
+    own = {r.get("class_names") for r in recs if r.get("class_names")}
+    per_class = len(own) <= 1 and len(setups(recs)) <= 1
+    names = (json.loads(own.pop()) if own else class_names) or ["class 0", "class 1"]
+    header = ["model", "rank", "runs"] + ([f"predicted {n}" for n in names] if per_class else ["predicted classes"]) + [
+        "clean accuracy", "accuracy with token", "attack success rate"]
     rows = []
     multi = len(setups(recs)) > 1
     for (model, dataset, mode, source, rate), group in _groups([r for r in recs if r["rate"] is not None],
@@ -51,11 +56,18 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {100 * rate:g}% of the class"
         if multi:
             title = f"{setup_label((str(model), str(dataset)))}: {title}"
-        rows.append([title, rank_label(top), len(group)] + [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
+        cells = [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
+        if not per_class:
+            mine = json.loads(group[0]["class_names"]) if group[0].get("class_names") else [f"class {i}" for i in range(len(counts))]
+            cells = [", ".join(f"{k}: {c}" for k, c in zip(mine, cells))]
+        rows.append([title, rank_label(top), len(group)] + cells
                     + [_ms([r["clean_accuracy"] for r in group]), _ms([r["spurious_accuracy"] for r in group]),
-                       _ms([r["attack_success_rate"] for r in group]) if mode != "no SSTI" else "-"])
+                       _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None]) if mode != "no SSTI" else "-"])
     for title, counts in PAPER_TABLE1:
-        cells = [f"{c} ({100 * c / 25000:.1f}%)" for c in counts] if len(names) == 2 else ["-"] * len(names)
+        if per_class:
+            cells = [f"{c} ({100 * c / 25000:.1f}%)" for c in counts] if len(names) == 2 else ["-"] * len(names)
+        else:
+            cells = [", ".join(f"class {i}: {c} ({100 * c / 25000:.1f}%)" for i, c in enumerate(counts))]
         rows.append([title, 64, "-"] + cells + ["-", "-", "-"])
     return {"id": "table1", "header": header, "rows": rows}
 
@@ -92,8 +104,12 @@ def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     multi = len(setups(recs)) > 1
     if multi:
         header = ["setup"] + header
-    for (model, dataset, mode, rate, rank), group in _groups(recs, ["model", "dataset", "mode", "rate", "rank"]):
-        rows.append(([setup_label((str(model), str(dataset)))] if multi else []) + [mode, _rate(rate), rank_label(rank), len(group), _ms([r["clean_accuracy"] for r in group]),
+    lrs = len({r.get("lr") for r in recs}) > 1
+    if lrs:
+        header.insert(header.index("runs"), "lr")
+    for (model, dataset, mode, rate, rank, lr), group in _groups(recs, ["model", "dataset", "mode", "rate", "rank", "lr"]):
+        rows.append(([setup_label((str(model), str(dataset)))] if multi else []) + [mode, _rate(rate), rank_label(rank)]
+                    + ([f"{lr:g}" if lr is not None else "-"] if lrs else []) + [len(group), _ms([r["clean_accuracy"] for r in group]),
                      _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
                      _ms([r["accuracy_degradation"] for r in group if r["accuracy_degradation"] is not None]),
                      _ms([r["attack_success_rate"] for r in group if r["attack_success_rate"] is not None]),

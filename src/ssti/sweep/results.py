@@ -70,7 +70,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "target_class": spur.get("target_class") if spur else None, "grid": (row.get("labels") or {}).get("grid"),
         "spurious_pred_counts": json.dumps(spur.get("pred_counts")) if spur else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts")) if clean else None,
-        "n_eval": clean.get("n"),
+        "n_eval": clean.get("n"), "class_names": json.dumps(metrics.get("class_names")) if metrics.get("class_names") else None,
         "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
         "train_tokens_per_second": (metrics.get("train") or {}).get("tokens_per_second"),
         "probe_verdict": (metrics.get("probe") or {}).get("verdict"), "probe_summary": (metrics.get("probe") or {}).get("summary"),
