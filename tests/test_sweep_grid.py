@@ -92,7 +92,7 @@ def test_dict_fields_accept_any_key():
     (lambda r: r.update({"variants": {}}), "variants"),
     (lambda r: r.update({"axis": {}}), "unknown key"),
     (lambda r: r["axes"].update({"lora.rank": [-1]}), "lora.rank"),
-    (lambda r: r["base"].update({"injection": None}), "base.injection is null"),
+    (lambda r: r["base"].update({"injection": None}), "the injection is null"),
     (lambda r: r.update({"executor": "slurm"}), "executor"),
     (lambda r: r.update({"workers": 0}), "workers"),
     (lambda r: r.pop("base"), "base"),
@@ -226,3 +226,26 @@ def test_probe_options_become_probe_arguments(tmp_path):
     assert expand(tiny_sweep(tmp_path)).audits == {"scan": False, "probe": None}
     assert expand(tiny_sweep(tmp_path, probe=True)).probe == {}
     assert expand(tiny_sweep(tmp_path, probe={"max_samples": 50, "types": ["date"]})).probe == {"max_samples": 50, "types": ["date"]}
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"zip": [{"lora.rank": [1, 2]}], "axes": {"lora.rank": [4, 8]}}, "axes: 'lora.rank' is also varied in zip\\[0\\]"),
+    ({"axes": {"injection.rate": [0.1, 0.9]}, "variants": {"a": {"injection.rate": 0.5}}}, "variants.a: 'injection.rate' is also varied in axes"),
+])
+def test_a_field_varied_in_two_places_is_refused(tmp_path, extra, message):
+    raw = tiny_sweep(tmp_path)
+    raw.pop("zip", None)
+    raw.update(extra)
+    with pytest.raises(SSTIError, match=message):
+        expand(raw)
+
+
+def test_grid_errors_name_their_grid(tmp_path):
+    raw = tiny_sweep(tmp_path)
+    raw.pop("axes"), raw.pop("zip", None)
+    raw["grids"] = [{"name": "ok", "axes": {"lora.rank": [1]}}, {"name": "clean", "set": {"injection": None}, "axes": {"injection.rate": [0.5]}}]
+    with pytest.raises(SSTIError, match=r"grids\[1\] \(clean\): axes: 'injection.rate' varies the injection"):
+        expand(raw)
+    raw["grids"][1] = {"name": "bad", "zip": [{"lora.rank": [1, 2], "train.seed": [0]}]}
+    with pytest.raises(SSTIError, match=r"grids\[1\] \(bad\): zip\[0\]: the lists have different lengths"):
+        expand(raw)

@@ -122,7 +122,7 @@ def rank_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_rank"
 
 def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | None:
     """Learning curves of the runs trained without SSTI: clean accuracy against the step, one line per
-    LoRA rank (mean over seeds, bars: standard deviation), one panel per model and dataset: the evidence
+    LoRA rank and learning rate (mean over seeds, bars: standard deviation), one panel per model and dataset: the evidence
     that the step count reaches a plateau. None when no run recorded a curve (`train.eval_every`)."""
     import json
 
@@ -133,11 +133,15 @@ def curve_figure(recs: list[dict[str, Any]], folder: Path) -> dict[str, str] | N
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     for ax, (model, dataset) in zip(axes[0], panels):
         mine = [r for r in clean if (str(r["model"]), str(r["dataset"])) == (model, dataset)]
-        for k, rank in enumerate(_values(mine, "rank")):
-            points = [{"step": p["step"], "acc": p["clean_accuracy"]} for r in mine if r["rank"] == rank for p in json.loads(r["curve_json"])]
+        several_lrs = len({r.get("lr") for r in mine}) > 1  # e.g. a grid that tunes full fine-tuning's learning rate
+        lines = sorted({(r["rank"], r.get("lr")) for r in mine}, key=lambda k: (sort_key(k[0]), sort_key(k[1])))
+        for k, (rank, lr) in enumerate(lines):
+            points = [{"step": p["step"], "acc": p["clean_accuracy"]} for r in mine if (r["rank"], r.get("lr")) == (rank, lr)
+                      for p in json.loads(r["curve_json"])]
             g = aggregate(points, ["step"], "acc")
+            label = ("full fine-tuning" if rank == 0 else f"rank {rank}") + (f", lr {lr:g}" if several_lrs and lr is not None else "")
             ax.errorbar([x["step"] for x in g], [x["mean"] for x in g], yerr=[x["std"] for x in g], marker=".", capsize=2,
-                        color=COLOURS[k % len(COLOURS)], label="full fine-tuning" if rank == 0 else f"rank {rank}")
+                        color=COLOURS[k % len(COLOURS)], label=label)
         ax.set_xlabel("training step")
         ax.set_ylabel("clean accuracy (held-out sample)")
         ax.set_title(f"{setup_label((model, dataset))}, no SSTI", fontsize=10)

@@ -116,12 +116,20 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
     file order, variants.
     """
     dims: list[list[dict[str, Any]]] = []
+    owner: dict[str, str] = {}  # dotted path -> where it is varied: one place only, or one value would silently win
+
+    def claim(path: str, where: str) -> None:
+        if path in owner and owner[path] != where:
+            raise SSTIError(f"{where}: {path!r} is also varied in {owner[path]}; vary each field in one place")
+        owner[path] = where
+
     for i, group in enumerate(raw.get("zip") or []):
         if not isinstance(group, dict) or not group:
             raise SSTIError(f"zip[{i}]: expected a non-empty mapping of dotted path -> list of values")
         lists = {p: _axis_values(p, v, f"zip[{i}]") for p, v in group.items()}
         for p in lists:
             check_path(p, f"zip[{i}]")
+            claim(p, f"zip[{i}]")
         lengths = {len(v) for v in lists.values()}
         if len(lengths) != 1:
             raise SSTIError(f"zip[{i}]: the lists have different lengths ({', '.join(f'{p}: {len(v)}' for p, v in lists.items())})")
@@ -131,6 +139,7 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
         raise SSTIError("axes: expected a mapping of dotted field path -> list of values")
     for path, values in axes.items():
         check_path(path)
+        claim(path, "axes")
         dims.append([{path: v} for v in _axis_values(path, values, "axes")])
     variants = raw.get("variants")
     if variants is not None:
@@ -142,6 +151,9 @@ def _dimensions(raw: dict[str, Any]) -> list[list[dict[str, Any]]]:
                 raise SSTIError(f"variants.{name}: expected a mapping of dotted path -> value")
             for p in overrides:
                 check_path(p, f"variants.{name}")
+                if p in owner and not owner[p].startswith("variants"):
+                    raise SSTIError(f"variants.{name}: {p!r} is also varied in {owner[p]}; vary each field in one place")
+                owner.setdefault(p, "variants")
             dim.append({"variant": str(name), **overrides})
         dims.append(dim)
     return dims
@@ -202,8 +214,12 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
         raise SSTIError("base: expected a run config mapping (data, injection, model, lora, train, eval)")
     base = apply_overrides(base, overrides or {})
     runs: dict[str, SweepRun] = {}
-    for grid_name, grid_base, grid in _grids(raw, base):
-        for combo in itertools.product(*_dimensions(grid)):
+    for i, (grid_name, grid_base, grid) in enumerate(_grids(raw, base)):
+        try:
+            dimensions = _dimensions(grid)
+        except SSTIError as e:
+            raise SSTIError(f"grids[{i}] ({grid_name}): {e}" if grid_name else str(e)) from None
+        for combo in itertools.product(*dimensions):
             data, labels = grid_base, ({"grid": grid_name} if grid_name else {})
             for assignment in combo:
                 if "variant" in assignment:
@@ -214,7 +230,8 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
                     if path != "variant":
                         if path.startswith("injection.") and data.get("injection") is None:
                             source = f"variants.{labels['variant']}" if "variant" in assignment else "axes"
-                            raise SSTIError(f"{source}: {path!r} varies the injection but base.injection is null")
+                            where = f"grids[{i}] ({grid_name}): " if grid_name else ""
+                            raise SSTIError(f"{where}{source}: {path!r} varies the injection but the injection is null there")
                         data = set_path(data, path, value)
             where = ", ".join(f"{k}={v}" for k, v in labels.items())
             config = resolve_data(load_run_config(data, where=f"run [{where}]" if where else "base"))
