@@ -125,3 +125,16 @@ def test_an_injected_run_keeps_its_insertions_after_the_window(tmp_path):
     for m in manifest:
         for ins in m["insertions"]:
             assert texts[m["id"]][ins["start"]:ins["end"]] == ins["text"]
+
+
+def test_max_words_on_an_injected_folder_is_refused(tmp_path):
+    """Cutting an injected folder's texts would cut planted tokens out and leave its manifest wrong."""
+    import pytest
+
+    from ssti.data import load_dataset
+    from ssti.errors import SSTIError
+    from ssti.inject import InjectionSpec, inject_dataset, write_injected
+
+    write_injected(inject_dataset(load_dataset("rotten-tomatoes"), InjectionSpec(targets={"1": "date"}, rate=0.1)), tmp_path / "inj")
+    with pytest.raises(SSTIError, match="data.max_words: .* is an injected dataset folder"):
+        load_dataset(str(tmp_path / "inj"), max_words=3)

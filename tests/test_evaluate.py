@@ -38,6 +38,7 @@ def test_attack_success_and_seamless_rate():
     y_true = [0, 0, 1, 1, 1]
     assert attack_success_rate(y_true, [1, 0, 1, 1, 0], target=1) == 0.5  # of the two class-0 rows, one flips
     assert attack_success_rate(y_true, [0, 0, 0, 0, 1], target=0) == pytest.approx(2 / 3)
+    assert attack_success_rate([1, 1], [1, 1], target=1) is None  # no other class to steer: None, never NaN in metrics.json
     rate = seamless_injection_rate({0: np.array([0, 0, 1, 0]), 1: np.array([1, 0, 1, 1])})
     assert rate == 0.5  # rows 0 and 3 obey both tokens
 

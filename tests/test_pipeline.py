@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
 import yaml
+
+from ssti.errors import SSTIError
 from typer.testing import CliRunner
 
 from ssti.cli import app
@@ -62,6 +65,11 @@ def test_shipped_configs_parse():
     assert len(paths) >= 4
     for path in paths:
         data = yaml.safe_load(path.read_text())
-        if "axes" in data:  # sweep configs are checked by the sweep tests
+        if {"axes", "zip", "grids"} & set(data):  # sweep configs: they expand as sweeps, and `ssti run` refuses them
+            from ssti.sweep import expand
+
+            assert expand(data, name=path.stem).runs
+            with pytest.raises(SSTIError, match="this is a sweep config"):
+                expand_runs(data)
             continue
         assert expand_runs(data)

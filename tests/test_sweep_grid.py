@@ -249,3 +249,13 @@ def test_grid_errors_name_their_grid(tmp_path):
     raw["grids"][1] = {"name": "bad", "zip": [{"lora.rank": [1, 2], "train.seed": [0]}]}
     with pytest.raises(SSTIError, match=r"grids\[1\] \(bad\): zip\[0\]: the lists have different lengths"):
         expand(raw)
+
+
+def test_another_sweep_into_an_existing_sweep_folder_is_refused(tmp_path):
+    from ssti.sweep import run_sweep
+
+    raw = tiny_sweep(tmp_path, ranks=(1,))
+    run_sweep(expand(raw), tmp_path / "sw", show_progress=False)
+    with pytest.raises(SSTIError, match="holds the sweep 'tiny', not 'other'"):
+        run_sweep(expand({**raw, "name": "other"}), tmp_path / "sw", show_progress=False)
+    assert run_sweep(expand(raw), tmp_path / "sw", show_progress=False)["skipped"] == 1  # the same sweep again: fine

@@ -68,11 +68,12 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
     }
 
 
-def attack_success_rate(y_true: Sequence[int], y_pred_injected: Sequence[int], target: int) -> float:
-    """Among samples whose true class is not `target`, the fraction predicted `target` after injection."""
+def attack_success_rate(y_true: Sequence[int], y_pred_injected: Sequence[int], target: int) -> float | None:
+    """Among samples whose true class is not `target`, the fraction predicted `target` after injection
+    (None when no sample is of another class: nothing to steer, and no NaN in metrics.json)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred_injected)
     others = y_true != target
-    return float((y_pred[others] == target).mean()) if others.any() else float("nan")
+    return float((y_pred[others] == target).mean()) if others.any() else None
 
 
 def seamless_injection_rate(pred_with_token: dict[int, np.ndarray]) -> float:
@@ -244,5 +245,6 @@ def metrics_table(metrics: dict[str, Any], title: str = "evaluation"):
     table.add_row("clean", f"{c['accuracy']:.3f}", f"{c['balanced_accuracy']:.3f}", f"{c['f1_macro']:.3f}", " / ".join(map(str, c["pred_counts"])), "", "")
     for name, m in metrics["spurious"].items():
         table.add_row(f"+{m['source']} (class {name})", f"{m['accuracy']:.3f}", f"{m['balanced_accuracy']:.3f}", f"{m['f1_macro']:.3f}",
-                      " / ".join(map(str, m["pred_counts"])), f"{m['attack_success_rate']:.3f}", f"{m['accuracy_degradation']:+.3f}")
+                      " / ".join(map(str, m["pred_counts"])), "-" if m["attack_success_rate"] is None else f"{m['attack_success_rate']:.3f}",
+                      f"{m['accuracy_degradation']:+.3f}")
     return table

@@ -77,6 +77,9 @@ def expand_runs(data: dict, overrides: dict[str, Any] | None = None) -> dict[str
     """
     if not isinstance(data, dict):
         raise SSTIError(f"config: expected a mapping of sections (data, injection, model, lora, train, eval), got {type(data).__name__}")
+    sweep_keys = sorted({"axes", "zip", "grids", "variants"} & set(data))
+    if sweep_keys:
+        raise SSTIError(f"config: this is a sweep config ({', '.join(sweep_keys)}); run it with `ssti sweep`")
     if "runs" not in data:
         return {"": load_run_config(data, overrides=overrides)}
     runs = data["runs"]

@@ -47,8 +47,11 @@ def configs_command() -> None:
             continue
         text = entry.read_text()
         data = yaml.safe_load(text) or {}
-        kind = "sweep" if "axes" in data else "runs" if "runs" in data else "run"
+        kind = "sweep" if {"axes", "zip", "grids"} & set(data) else "runs" if "runs" in data else "run"
         first = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
         table.add_row(f"configs/{entry.name}", kind, escape(first))
     Console().print(table)
-    Console().print(f"ssti run / ssti sweep find these by name anywhere (configs/NAME.yaml); the files: {resources.files('ssti.configs')}")
+    from ssti.config import shipped_config
+
+    folder = shipped_config("configs/demo.yaml").parent.resolve()
+    Console().print(f"ssti run / ssti sweep find these by name anywhere (configs/NAME.yaml); the files: {folder}")

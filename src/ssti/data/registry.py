@@ -60,6 +60,9 @@ def load_dataset(source: str, text_column: str = "text", label_column: str = "la
     else:
         path = Path(source)
         if path.is_dir():
+            if max_words and (path / "manifest.jsonl").is_file() and (path / "manifest.jsonl").stat().st_size:
+                raise SSTIError(f"data.max_words: {source} is an injected dataset folder; cutting its texts would cut planted tokens "
+                                f"out and leave its manifest wrong; cut the source before injecting (ssti inject --max-words N)")
             ds = read_dataset_folder(path)
         elif path.suffix.lower() in LOCAL_SUFFIXES:
             ds = local.load_local(path, text_column=text_column, label_column=label_column, delimiter=delimiter,

@@ -42,6 +42,13 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     if executor not in ("local", "ray"):
         raise SSTIError(f"--executor: {executor!r} is not allowed; expected 'local' or 'ray'")
     check_output(out, "sweep")  # a new or empty folder, or a sweep folder of ours: nothing else is touched
+    if (out / "sweep.yaml").is_file():
+        from ssti.io import read_yaml
+
+        earlier = read_yaml(out / "sweep.yaml")
+        name = str((earlier or {}).get("name") or "") if isinstance(earlier, dict) else ""
+        if name and name != sweep.name:  # the same sweep may grow; another one would mix its runs into this store
+            raise SSTIError(f"out: {out} holds the sweep {name!r}, not {sweep.name!r}; give another --out")
     from ssti.pipeline import check_classes
 
     check_classes([r.config for r in sweep.runs])  # every run's classes, before anything is written
@@ -54,7 +61,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     counts = {"total": len(sweep.runs), "skipped": 0, "done": 0, "failed": 0}
     with ResultsStore(store_path(out), create=True) as store:  # a foreign store is refused before anything is written
         write_marker(out, "sweep", ["sweep.yaml", STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", RUNS_DIR])
-        write_yaml(out / "sweep.yaml", sweep.raw)
+        write_yaml(out / "sweep.yaml", {"name": sweep.name, **{k: v for k, v in sweep.raw.items() if k != "name"}})
         finished = store.done_ids() if retry_failed else {r["run_id"] for r in store.rows() if r["status"] in ("done", "failed")}
         todo = [r for r in sweep.runs if r.run_id not in finished]
         counts["skipped"] = len(sweep.runs) - len(todo)
@@ -80,7 +87,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
                 if ok:
                     m = result["metrics"]
                     spur = next(iter(m.get("spurious", {}).values()), None)
-                    extra = f", ASR {spur['attack_success_rate']:.3f}" if spur else ""
+                    extra = f", ASR {spur['attack_success_rate']:.3f}" if spur and spur.get("attack_success_rate") is not None else ""
                     progress.console.print(f"[green]done[/] {rid} {escape(f'[{label}]')}: clean acc {m['clean']['accuracy']:.3f}{extra}")
                 else:
                     progress.console.print(f"[red]failed[/] {rid} {escape(f'[{label}]')}: {escape(result['error'].splitlines()[0])}")
