@@ -282,3 +282,12 @@ def test_injection_run_notes_a_changed_source_and_evaluates_its_own_copy(small_c
     assert res.exit_code == 0 and "changed since this run was made" in res.output and "own copy" in res.output
     res = invoke("run", tmp_path / "r" / "config.yaml", "--out", tmp_path / "r")
     assert res.exit_code == 2 and "changed since this run was made" in res.output
+
+
+def test_an_injection_can_be_added_by_overrides_in_any_order():
+    from ssti.config import load_run_config
+
+    config = load_run_config({"data": {"dataset": "rotten-tomatoes"}}, overrides={"injection.rate": 1.0, "injection.targets.fresh": "date"})
+    assert config.injection.rate == 1.0 and config.injection.targets == {"fresh": "date"}
+    with pytest.raises(SSTIError, match="injection.rate: this config has no injection"):
+        load_run_config({"data": {"dataset": "rotten-tomatoes"}}, overrides={"injection.rate": 1.0})

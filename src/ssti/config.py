@@ -331,8 +331,9 @@ def load_run_config(source: Any, where: str = "", overrides: dict[str, Any] | No
     if "ssti_version" in data or isinstance(data.get("data"), str):
         raise SSTIError(f"{label}: written by an older ssti (a run config before the run contract); "
                         f"re-create the run with `ssti run` or `ssti train` (its adapter cannot be matched to a config)")
-    if data.get("injection") is None and any(k.startswith("injection.") and not k.startswith("injection.targets")
-                                             for k in overrides or {}):
+    overrides = overrides or {}
+    if (data.get("injection") is None and any(k.startswith("injection.") for k in overrides)
+            and not any(k.startswith("injection.targets") for k in overrides)):
         first = next(k for k in overrides if k.startswith("injection."))
         raise SSTIError(f"{first}: this config has no injection; give injection.targets.CLASS=SOURCE too")
     data = with_preset(apply_overrides(data, overrides or {}))
