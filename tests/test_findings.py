@@ -83,3 +83,10 @@ def test_runs_without_item_predictions_are_inconclusive_not_guessed():
     recs = [{**rec(r, 0.5, s), "items_json": None} for r in RANKS for s in range(2)]
     v = verdicts(recs)[("F2", "proportion 0.5")]
     assert v["verdict"] == "inconclusive" and "re-evaluate" in v["why"]
+
+
+def test_tokens_cut_off_by_max_length_make_a_verdict_inconclusive():
+    recs = [{**rec(r, 0.0, s), "test_insertions_lost": 0.9} for r in RANKS for s in range(2)]
+    for key in (("F1", "light"), ("F2", "proportion 0.5")):
+        v = verdicts(recs)[key]
+        assert v["verdict"] == "inconclusive" and "max_length cut off up to 90%" in v["why"]

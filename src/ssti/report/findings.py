@@ -32,6 +32,7 @@ LEVEL = 0.95
 F1_STEERS, F1_FAILS = 0.5, 0.1
 FLAT = 0.02  # per doubling of the rank (F2/F3: 0.12 of ASR from rank 1 to 64) or per unit of proportion (Figure 1): a smaller slope is no trend
 CEILING = 0.98
+MAX_LOST = 0.05  # a setting whose test-time tokens were cut off by max_length more often than this cannot be judged
 
 
 def _items(rec: dict[str, Any]) -> dict[str, np.ndarray] | None:
@@ -147,6 +148,12 @@ def findings(recs: list[dict[str, Any]], rng: np.random.Generator | None = None)
     return [r for r in rows if r is not None]
 
 
+def _cut_off(runs: list[dict[str, Any]]) -> str | None:
+    """Why a verdict cannot be given when max_length cut off the test-time tokens of some runs, else None."""
+    lost = max((r.get("test_insertions_lost") or 0.0 for r in runs), default=0.0)
+    return f"max_length cut off up to {100 * lost:.0f}% of the test-time tokens (raise model.max_length)" if lost > MAX_LOST else None
+
+
 def _row(finding: str, model: str, dataset: str, setting: str, statistic: str, value: float | None, lo: float | None,
          hi: float | None, verdict: str, why: str, runs: int) -> dict[str, Any]:
     return {"finding": finding, "model": model, "dataset": dataset, "setting": setting, "statistic": statistic,
@@ -163,6 +170,9 @@ def _f1(model, dataset, rate, lora, rng) -> dict[str, Any] | None:
                     "no per-item predictions recorded (re-evaluate the runs)", len(lora))
     point, draws = est
     lo, hi = _interval(draws[:, 0])
+    if _cut_off(lora):
+        return _row("F1: one token is enough", model, dataset, setting, "mean ASR lift", float(point[0]), lo, hi, "inconclusive",
+                    _cut_off(lora), len(lora))
     verdict = _verdict(lo, hi, F1_STEERS, F1_FAILS)
     why = {"reproduced": f"interval above {F1_STEERS}: one token steers most other-class samples",
            "not reproduced": f"interval below {F1_FAILS}: one token barely steers",
@@ -184,6 +194,8 @@ def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any
     x = np.log2(np.asarray(ranks, dtype=float))
     value, (lo, hi) = float(slope(x, point)), _interval(slope(x, draws))
     means = ", ".join(f"r{k}: {m:.3f}" for k, m in zip(ranks, point))
+    if _cut_off(lora):
+        return _row(finding, model, dataset, setting, "slope of ASR per doubling of rank", value, lo, hi, "inconclusive", _cut_off(lora), len(lora))
     if np.all(point >= CEILING) or np.all(point <= 1 - CEILING):
         return _row(finding, model, dataset, setting, "slope of ASR per doubling of rank", value, lo, hi, "inconclusive",
                     f"ASR at the {'ceiling' if point[0] >= CEILING else 'floor'} at every rank ({means}): no room for a trend", len(lora))

@@ -67,7 +67,8 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "attack_success_rate": spur.get("attack_success_rate") if spur else None,
         "accuracy_degradation": spur.get("accuracy_degradation") if spur else None,
         "clean_target_rate": clean_target_rate(clean, spur.get("target_class")) if spur else None,
-        "target_class": spur.get("target_class") if spur else None, "grid": (row.get("labels") or {}).get("grid"),
+        "target_class": spur.get("target_class") if spur else None,
+        "test_insertions_lost": _lost(spur), "grid": (row.get("labels") or {}).get("grid"),
         "spurious_pred_counts": json.dumps(spur.get("pred_counts")) if spur else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts")) if clean else None,
         "n_eval": clean.get("n"), "class_names": json.dumps(metrics.get("class_names")) if metrics.get("class_names") else None,
@@ -86,6 +87,12 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "run_dir": row.get("run_dir"),
     }
     return rec
+
+
+def _lost(spurious: dict | None) -> float | None:
+    """The share of test-time insertions that max_length cut off (the model never saw them), if recorded."""
+    t = (spurious or {}).get("truncation") or {}
+    return round(t["lost"] / t["insertions"], 4) if t.get("insertions") else None
 
 
 def _items(metrics: dict[str, Any], spurious: str | None) -> dict[str, list[int]]:
