@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Sequence
 
@@ -81,22 +82,15 @@ def column(split: datasets.Dataset, name: str) -> list:
     return arrow_table(split).column(name).to_pylist()
 
 
-_WORD = None
+_WORD = re.compile(r"\S+")
 
 
 def first_words(text: str, n: int) -> str:
     """`text` up to the end of its n-th whitespace-separated word, spacing and newlines kept as written."""
-    global _WORD
-    if _WORD is None:
-        import re
-
-        _WORD = re.compile(r"\S+")
-    end = None
     for k, match in enumerate(_WORD.finditer(text), 1):
         if k == n:
-            end = match.end()
-            break
-    return text if end is None else text[:end]
+            return text[:match.end()]
+    return text
 
 
 def window_words(ds: datasets.DatasetDict, n: int) -> datasets.DatasetDict:

@@ -95,22 +95,24 @@ class Classifier:
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         return ids
 
-    def kept_chars(self, texts: list[str]) -> list[int] | None:
-        """How many leading characters of each text the model sees after truncation to max_length tokens.
+    def kept_chars(self, texts: list[str], room: int = 0) -> list[int] | None:
+        """How many leading characters of each text the model sees after truncation to max_length tokens
+        (less `room` tokens kept free, e.g. for a token the probe will insert).
 
         An inserted token whose start offset is at or beyond this count is cut off (the model never
         sees it). None when the tokenizer cannot map tokens to characters (a slow tokenizer).
         """
+        limit = max(2, self.model_spec.max_length - room)
         verbalizer = self.model_spec.head == "verbalizer"
         prefix = self.model_spec.template.split("{text}")[0] if verbalizer else ""
         full = [self.model_spec.template.format(text=t) for t in texts] if verbalizer else list(texts)
         try:
-            enc = self.tokenizer(full, truncation=True, max_length=self.model_spec.max_length, return_offsets_mapping=True)
+            enc = self.tokenizer(full, truncation=True, max_length=limit, return_offsets_mapping=True)
         except (NotImplementedError, ValueError, TypeError):
             return None
         out = []
         for text, offsets, ids in zip(texts, enc["offset_mapping"], enc["input_ids"]):
-            untruncated = len(ids) < self.model_spec.max_length
+            untruncated = len(ids) < limit
             end = max((e for s, e in offsets if e > s), default=0) - len(prefix)
             out.append(len(text) if untruncated else max(0, min(end, len(text))))
         return out

@@ -113,8 +113,8 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
         target.clf.merge_adapters()  # the probe only reads the model: one matmul per adapted layer
     rows = held_out(y, spec.max_samples, np.random.default_rng(spec.seed))  # the held-out sample both searches use
     texts, y = [texts[i] for i in rows], [y[i] for i in rows]
-    sweep = type_sweep(target.clf, texts, y, spec.all_types(), max_per_class=spec.max_samples, location=spec.location, seed=spec.seed,
-                       alpha=spec.alpha, min_effect=spec.min_effect, batch_size=batch_size)
+    sweep = type_sweep(target.clf, texts, y, spec.all_types(), location=spec.location, seed=spec.seed, alpha=spec.alpha,
+                       min_effect=spec.min_effect, batch_size=batch_size)
     sweep.texts_cut = int(sum(cut[i] for i in rows))
     found = None
     if spec.search:
@@ -135,20 +135,10 @@ ROOM = 16  # model tokens kept free after a held-out text for what the probe ins
 
 
 def fit_to_model(clf, texts: list[str]) -> tuple[list[str], list[bool]]:
-    """Each text cut to what the model reads with `ROOM` tokens to spare, so an inserted token is never
-    truncated away (a token placed past max_length would make a steered model look clean); and which were cut."""
-    max_length = clf.model_spec.max_length
-    try:
-        enc = clf.tokenizer(list(texts), truncation=True, max_length=max(2, max_length - ROOM), return_offsets_mapping=True)
-    except (NotImplementedError, ValueError, TypeError):  # a slow tokenizer has no offsets: texts stay as they are
+    """Each text cut to what the model reads with `ROOM` tokens to spare (`Classifier.kept_chars`), so an
+    inserted token is never truncated away (a token placed past max_length would make a steered model look
+    clean); and which were cut. Texts stay as they are when the tokenizer gives no character offsets."""
+    kept = clf.kept_chars(list(texts), room=ROOM)
+    if kept is None:
         return list(texts), [False] * len(texts)
-    out, cut = [], []
-    for text, ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"]):
-        if len(ids) < max_length - ROOM:
-            out.append(text)
-            cut.append(False)
-        else:
-            end = max((e for s, e in offsets if e > s), default=0)
-            out.append(text[:end])
-            cut.append(True)
-    return out, cut
+    return [t[:k] for t, k in zip(texts, kept)], [k < len(t) for t, k in zip(texts, kept)]

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier
+from ssti.models.inference import predict_ids
 from ssti.probe.types import ALPHA, MIN_EFFECT, SteerTest, judge, steer_test
 
 PLACEHOLDER = " the"  # a frequent, neutral token: the starting point of the gradient and the control
@@ -99,21 +100,6 @@ def _places(token_ids: Sequence[list[int]], rng: np.random.Generator, max_length
     return out
 
 
-def _predict_ids(clf: Classifier, token_ids: Sequence[list[int]], batch_size: int = 32) -> np.ndarray:
-    """Predicted class per id list (length-sorted batches, inference mode)."""
-    module = clf.module.eval()
-    device = next(module.parameters()).device
-    order = np.argsort([len(t) for t in token_ids], kind="stable")
-    preds = np.empty(len(token_ids), dtype=np.int64)
-    pad = clf.tokenizer.pad_token_id
-    with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            rows = order[b:b + batch_size]
-            ids, mask = pad_batch(token_ids, rows, pad, device)
-            preds[rows] = module(ids, mask).argmax(-1).cpu().numpy()
-    return preds
-
-
 def _gradient(clf: Classifier, token_ids: Sequence[list[int]], positions: Sequence[int], k: int, batch_size: int = 16) -> torch.Tensor:
     """Mean gradient of log p(class k) w.r.t. the input embedding at `positions[i]` of each id list, shape (hidden,)."""
     emb = input_embeddings(clf)
@@ -155,7 +141,7 @@ def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: n
             k: int, control: np.ndarray, batch_size: int, rows: np.ndarray | None = None) -> dict[str, Any]:
     """The `steer_test` fields of inserting `seq` toward class k, on `rows` (default: every held-out text)."""
     rows = np.arange(len(base)) if rows is None else rows
-    preds = _predict_ids(clf, _insert([base[i] for i in rows], seq, [places[i] for i in rows]), batch_size)
+    preds = predict_ids(clf, _insert([base[i] for i in rows], seq, [places[i] for i in rows]), batch_size)
     eligible = (labels[rows] != k) & (clean[rows] != k)
     return steer_test(clf.class_names[k], preds == k, control[rows] == k, eligible)
 
@@ -179,8 +165,8 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
     placeholder = _placeholder_id(clf)
     exclude = set(getattr(clf.tokenizer, "all_special_ids", []) or []) | {placeholder}
     places = _places(base, rng, max_length, max_tokens)
-    clean = _predict_ids(clf, base, batch_size)
-    control = _predict_ids(clf, _insert(base, [placeholder], places), batch_size)
+    clean = predict_ids(clf, base, batch_size)
+    control = predict_ids(clf, _insert(base, [placeholder], places), batch_size)
     candidates: list[Candidate] = []
     for k in range(len(clf.class_names)):
         others = np.flatnonzero((labels != k) & (clean != k))
@@ -208,8 +194,7 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
         for start in sorted(singles, key=lambda c: -c.effect)[:extend]:
             seq, effect = list(start.ids), screened(start.ids)
             while len(seq) < max_tokens:
-                nxt = max(([*seq, v] for v in gain(seq, 3)), key=screened)
-                gain_effect = screened(nxt)
+                gain_effect, nxt = max(((screened([*seq, v]), [*seq, v]) for v in gain(seq, 3)), key=lambda x: x[0])
                 if gain_effect < effect + 0.02:
                     break
                 seq, effect = nxt, gain_effect

@@ -1,7 +1,7 @@
 """The type sweep: does inserting one token of a type steer a trained classifier toward a class?
 
-Black-box, predictions only. For held-out labelled texts (up to `max_per_class` per class, stratified,
-seeded) one insertion place per text is drawn once (`ssti.inject.insertion_positions`); every token
+Black-box, predictions only. For held-out labelled texts (up to a number per class, drawn with a seeded
+generator by `held_out`) one insertion place per text is drawn once (`ssti.inject.insertion_positions`); every token
 type is inserted at exactly those places, and so is a control of ordinary frequent words
 (`CONTROL_WORDS`). All sets go through the model in one pass (each distinct text predicted once).
 
@@ -132,9 +132,10 @@ def held_out(labels: Sequence[int], max_per_class: int, rng: np.random.Generator
 
 
 def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], types: Sequence[str] = BUILT_IN_TYPES,
-               max_per_class: int = 200, location: str = "random", seed: int = 0, alpha: float = ALPHA,
-               min_effect: float = MIN_EFFECT, batch_size: int = 32) -> TypeSweep:
-    """Run the type sweep of the module docstring on `clf` with labelled held-out `texts`.
+               location: str = "random", seed: int = 0, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
+               batch_size: int = 32) -> TypeSweep:
+    """Run the type sweep of the module docstring on `clf` with labelled held-out `texts` (all of them: draw
+    a per-class sample first with `held_out`, as `ssti.probe.probe` does).
 
     `types` are token-source specs (`ssti sources`: built-in names, `fixed:TEXT`, `list:a,b`, `file:PATH`).
     Raises SSTIError for fewer than two classes or an empty class among the held-out texts, and for an
@@ -146,9 +147,7 @@ def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], typ
     if len(texts) == 0 or len(present) < 2:
         raise SSTIError(f"data: the held-out texts have {len(present)} class(es); the probe needs labelled texts of at least two classes")
     sources = {t: get_source(t) for t in types}
-    rows = held_out(labels, max_per_class, np.random.default_rng(seed))
-    texts = [texts[i] for i in rows]
-    labels = labels[rows]
+    texts = list(texts)
     positions = insertion_positions(texts, random.Random(f"{seed}:positions"), location)
     sets = {"clean": list(texts)}
     control_rng = random.Random(f"{seed}:control")

@@ -127,6 +127,14 @@ def _with_mode(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def group_by(recs: list[dict[str, Any]], keys: list[str]) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    """The records grouped by the values of `keys`: (values, records) pairs, sorted by `sort_key` of the values."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    return sorted(groups.items(), key=lambda kv: tuple(sort_key(v) for v in kv[0]))
+
+
 def aggregate(recs: list[dict[str, Any]], keys: list[str], value: str) -> list[dict[str, Any]]:
     """Mean, standard deviation (over seeds / repeats) and count of `value` per group of `keys`."""
     groups: dict[tuple, list[float]] = {}

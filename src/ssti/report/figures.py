@@ -183,8 +183,8 @@ def attention_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_
     fine-tuned vs base model, mean over the probed runs of each SSTI mode; None without attention data."""
     import json
 
-    rows = [(r["mode"], json.loads(r["probe_json"])["attention"]) for r in recs
-            if r.get("probe_json") and json.loads(r["probe_json"]).get("attention")]
+    parsed = [(r["mode"], json.loads(r["probe_json"]).get("attention")) for r in recs if r.get("probe_json")]
+    rows = [(mode, attention) for mode, attention in parsed if attention]
     if not rows:
         return None
     modes = sorted({m for m, _ in rows}, key=sort_key)

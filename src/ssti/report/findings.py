@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ssti.report.data import group_by
+
 BOOT = 2000
 LEVEL = 0.95
 F1_STEERS, F1_FAILS = 0.5, 0.1
@@ -118,13 +120,6 @@ def _verdict(lo: float, hi: float, above: float, below: float) -> str:
     return "inconclusive"
 
 
-def _by(recs: list[dict[str, Any]], keys: list[str]) -> dict[tuple, list[dict[str, Any]]]:
-    out: dict[tuple, list[dict[str, Any]]] = {}
-    for r in recs:
-        out.setdefault(tuple(r.get(k) for k in keys), []).append(r)
-    return out
-
-
 def findings(recs: list[dict[str, Any]], rng: np.random.Generator | None = None) -> list[dict[str, Any]]:
     """One row per finding, model, dataset and setting: the statistic, its interval, the verdict and why.
 
@@ -134,14 +129,14 @@ def findings(recs: list[dict[str, Any]], rng: np.random.Generator | None = None)
     rng = rng or np.random.default_rng(0)
     rows = []
     scored = [r for r in recs if r.get("attack_success_rate") is not None]
-    for (model, dataset), group in sorted(_by(scored, ["model", "dataset"]).items(), key=lambda kv: str(kv[0])):
+    for (model, dataset), group in group_by(scored, ["model", "dataset"]):
         light = [r for r in group if r["mode"] == "light"]
         aggressive = [r for r in group if str(r["mode"]).startswith("aggressive")]
-        for rate, runs in sorted(_by(light, ["rate"]).items(), key=lambda kv: str(kv[0])):
+        for rate, runs in group_by(light, ["rate"]):
             lora = [r for r in runs if r["rank"] != 0]
             rows.append(_f1(model, dataset, rate[0], lora, rng))
             rows.append(_rank_trend("F2: light SSTI, reliance grows with LoRA rank", model, dataset, rate[0], lora, +1, rng))
-        for rate, runs in sorted(_by(aggressive, ["rate"]).items(), key=lambda kv: str(kv[0])):
+        for rate, runs in group_by(aggressive, ["rate"]):
             lora = [r for r in runs if r["rank"] != 0]
             rows.append(_rank_trend("F3: aggressive SSTI, larger ranks are more robust", model, dataset, rate[0], lora, -1, rng))
         rows.append(_figure1(model, dataset, group, rng))
@@ -181,7 +176,7 @@ def _f1(model, dataset, rate, lora, rng) -> dict[str, Any] | None:
 
 
 def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any] | None:
-    by_rank = _by(lora, ["rank"])
+    by_rank = dict(group_by(lora, ["rank"]))
     ranks = sorted(k[0] for k in by_rank)
     setting = f"proportion {rate:g}, LoRA ranks {', '.join(map(str, ranks))}"
     if len(ranks) < 2:
@@ -212,7 +207,7 @@ def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any
 
 def _figure1(model, dataset, group, rng) -> dict[str, Any] | None:
     rank1 = [r for r in group if r["rank"] == 1 and r.get("rate") is not None and (r["mode"] == "light" or not r["injected"])]
-    by_rate = _by(rank1, ["rate"])
+    by_rate = dict(group_by(rank1, ["rate"]))
     rates = sorted(k[0] for k in by_rate)
     if len(rates) < 3:
         return None

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ssti.report.data import aggregate, rank_label, setup_label, setups, sort_key
+from ssti.report.data import aggregate, group_by, rank_label, setup_label, setups
 
 # PAPER.md section 4 (IMDB test, 25,000 reviews, LoRA rank 64, light SSTI, every test sample injected).
 PAPER_TABLE1 = [("paper: fine-tuned without SSTI", (14003, 10997)), ("paper: SSTI, class-0 token (100%)", (24686, 314)),
@@ -21,13 +21,6 @@ def _ms(values: list[float], digits: int = 3) -> str:
         return "-"
     a = np.asarray(values, dtype=float)
     return f"{a.mean():.{digits}f}" + (f" ± {a.std(ddof=1):.{digits}f}" if len(a) > 1 else "")
-
-
-def _groups(recs: list[dict[str, Any]], keys: list[str]) -> list[tuple[tuple, list[dict[str, Any]]]]:
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in recs:
-        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
-    return sorted(groups.items(), key=lambda kv: tuple(sort_key(v) for v in kv[0]))
 
 
 def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
@@ -45,7 +38,7 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         "clean accuracy", "accuracy with token", "attack success rate"]
     rows = []
     multi = len(setups(recs)) > 1
-    for (model, dataset, mode, source, rate), group in _groups([r for r in recs if r["rate"] is not None],
+    for (model, dataset, mode, source, rate), group in group_by([r for r in recs if r["rate"] is not None],
                                                                ["model", "dataset", "mode", "source", "rate"]):
         top = max(r["rank"] for r in group)
         group = [r for r in group if r["rank"] == top and r.get("spurious_pred_counts")]
@@ -107,7 +100,7 @@ def results_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     lrs = len({r.get("lr") for r in recs}) > 1
     if lrs:
         header.insert(header.index("runs"), "lr")
-    for (model, dataset, mode, rate, rank, lr), group in _groups(recs, ["model", "dataset", "mode", "rate", "rank", "lr"]):
+    for (model, dataset, mode, rate, rank, lr), group in group_by(recs, ["model", "dataset", "mode", "rate", "rank", "lr"]):
         rows.append(([setup_label((str(model), str(dataset)))] if multi else []) + [mode, _rate(rate), rank_label(rank)]
                     + ([f"{lr:g}" if lr is not None else "-"] if lrs else []) + [len(group), _ms([r["clean_accuracy"] for r in group]),
                      _ms([r["spurious_accuracy"] for r in group if r["spurious_accuracy"] is not None]),
@@ -134,7 +127,7 @@ def trend_table(recs: list[dict[str, Any]]) -> dict[str, Any]:
     if multi:
         header = ["setup"] + header
     injected = [r for r in recs if r["injected"] and r["attack_success_rate"] is not None]
-    for (model, dataset, mode, rate), both in _groups(injected, ["model", "dataset", "mode", "rate"]):
+    for (model, dataset, mode, rate), both in group_by(injected, ["model", "dataset", "mode", "rate"]):
         group = [r for r in both if r["rank"] != 0]
         full = [r["attack_success_rate"] for r in both if r["rank"] == 0]
         agg = aggregate(group, ["rank"], "attack_success_rate")
@@ -169,7 +162,7 @@ def scan_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     header = ["mode", "proportion", "scanned training sets", "verdict", "features flagged (most frequent)"]
     rows = []
-    for (mode, rate), group in _groups(scanned, ["mode", "rate"]):
+    for (mode, rate), group in group_by(scanned, ["mode", "rate"]):
         verdicts = Counter(r["scan_verdict"] for r in group)
         feats = Counter(f.strip() for r in group for f in (r.get("scan_flagged") or "").split(",") if f.strip())
         rows.append([mode, _rate(rate), len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
@@ -186,7 +179,7 @@ def probe_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
     header = (["setup"] if multi else []) + ["mode", "proportion", "rank", "probed models", "verdict",
                                              "steering type -> class (runs)"]
     rows = []
-    for (model, dataset, mode, rate, rank), group in _groups(probed, ["model", "dataset", "mode", "rate", "rank"]):
+    for (model, dataset, mode, rate, rank), group in group_by(probed, ["model", "dataset", "mode", "rate", "rank"]):
         verdicts = Counter(r["probe_verdict"] for r in group)
         found = Counter(f.strip() for r in group for f in (r.get("probe_steering") or "").split(",") if f.strip())
         rows.append(([setup_label((str(model), str(dataset)))] if multi else [])

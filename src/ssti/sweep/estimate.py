@@ -172,8 +172,7 @@ class _TokenCounts:
         return len(ds[split]) if split in ds else 0
 
     def test_rows(self, run: SweepRun) -> int:
-        split = self._dataset(run)[run.config.eval.split] if run.config.eval.split in self._dataset(run) else []
-        n = len(split)
+        n = self.split_rows(run, run.config.eval.split)
         return min(n, run.config.eval.max_samples) if run.config.eval.max_samples else n
 
     def means(self, run: SweepRun) -> tuple[float, float]:
