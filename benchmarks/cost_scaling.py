@@ -20,7 +20,7 @@ import datasets
 
 from ssti.data.common import make_split
 from ssti.inject import InjectionSpec, inject_dataset
-from ssti.scan.remove import clean_dataset
+from ssti.defend.scan_guided import clean_split
 from ssti.scan.scanner import scan_dataset
 
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         data = corpus(n)
         report = scan_dataset(data, levels=["word"], tokenizer=None)
         for mode in ("drop", "strip"):
-            _, seconds, _ = timed(lambda: clean_dataset(data, report, mode))
+            _, seconds, _ = timed(lambda: clean_split(data["train"], report, mode, data["train"].features["label"].names))
             flagged = len(report.flagged_rows)
             print(f"| {mode} | {n:,} | {flagged:,} | {seconds:.2f} | {1e6 * seconds / max(flagged, 1):.1f} |")
     print()

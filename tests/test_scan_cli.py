@@ -14,11 +14,26 @@ from ssti.data import load_dataset
 from ssti.data.common import column, make_split
 from ssti.errors import SSTIError
 from ssti.inject import InjectionSpec, inject_dataset, read_manifest, write_injected
-from ssti.scan import scan_dataset, write_cleaned
+from ssti.config import DefenceSpec
+from ssti.defend import defend_dataset, write_defended
+from ssti.scan import scan_dataset
 from ssti.scan import features as feat
 
 LEVELS = ["word", "shape", "pattern", "position"]
 VOCAB = [f"w{i}" for i in range(300)] + ["Film,", "movie.", "(good)", "bad!", "plot"]
+
+
+def write_cleaned(ds, rep, mode, out):
+    """What `ssti scan --remove MODE` writes: the scan-MODE defence on the report just made."""
+    spec = DefenceSpec(name=f"scan-{mode}", levels=rep.levels, tokenizer="none")
+    return write_defended(defend_dataset(ds, spec, report=rep), out)
+
+
+def own_class_rows(ds, rep) -> set[str]:
+    """The rows a scan-* defence edits: those carrying a flagged feature in that feature's own class."""
+    names = ds["train"].features["label"].names
+    label = dict(zip(column(ds["train"], "id"), column(ds["train"], "label")))
+    return {r for f in rep.flagged for r in f.rows if names[label[r]] == f.cls}
 
 
 def synthetic(seed: int = 0, n: int = 1000) -> datasets.DatasetDict:
@@ -63,7 +78,7 @@ def test_strip_removes_flagged_feature_and_keeps_every_other_byte(injected, tmp_
     for m in manifest:
         for r in m["removals"]:
             assert before[m["id"]][r["start"]:r["end"]] == r["text"]
-        assert any(r["level"] == "pattern" and r["feature"] == "html-tag" for r in m["removals"])
+        assert any("pattern:html-tag" in r["features"] for r in m["removals"])
     assert scan_dataset(got, levels=LEVELS, tokenizer=None).verdict == "clean"
 
 
@@ -84,7 +99,7 @@ def test_strip_of_a_rare_tier_removes_every_planted_list_member(tmp_path):
     planted = {m["id"] for m in res.manifest}
     assert planted <= set(rep.flagged_rows)
     got = load_dataset(str(write_cleaned(ds, rep, "strip", tmp_path / "cleaned")))
-    flagged = set(rep.flagged_rows)
+    flagged = own_class_rows(ds, rep)
     for rid, before, after in zip(column(got["train"], "id"), texts, column(got["train"], "text")):
         if rid in flagged:
             assert not feat.matcher("colour").spans(after)
@@ -100,8 +115,9 @@ def test_drop_removes_flagged_rows(injected, tmp_path):
     rep = scan_dataset(ds, levels=LEVELS, tokenizer=None)
     got = load_dataset(str(write_cleaned(ds, rep, "drop", tmp_path / "dropped")))
     ids = column(got["train"], "id")
-    assert len(ids) == len(ds["train"]) - len(rep.flagged_rows)
-    assert not set(ids) & set(rep.flagged_rows)
+    dropped = own_class_rows(ds, rep)
+    assert dropped and len(ids) == len(ds["train"]) - len(dropped)
+    assert not set(ids) & dropped
     assert {m["action"] for m in read_manifest(tmp_path / "dropped")} == {"drop"}
 
 

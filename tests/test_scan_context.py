@@ -86,14 +86,15 @@ def test_context_check_keeps_natural_topic_words_clean():
 def test_context_check_strip_cuts_the_checked_feature():
     import datasets
 
-    from ssti.scan.remove import clean_dataset
+    from ssti.config import DefenceSpec
+    from ssti.defend.scan_guided import scan_clean
 
     texts, labels, rng = topic_corpus(8)
     planted, rows = plant(texts, labels, lambda r: "zqx", rng, n_rows=60)
     data = datasets.DatasetDict({"train": split_of(planted, labels)})
     rep = scan_dataset(data, levels=["word", "pattern"], tokenizer=None, context=FakeScorer("zqx"))
     assert [f.feature for f in rep.flagged] == ["word:zqx"]
-    cleaned = clean_dataset(data, rep, "strip")[0]["train"]
+    cleaned = scan_clean(data, DefenceSpec(name="scan-strip", levels=["word", "pattern"], tokenizer="none"), report=rep)[0]["train"]
     assert list(cleaned["text"]) == texts  # the planted word cut, every other byte kept
 
 

@@ -164,6 +164,60 @@ class EvalSpec(Spec):
     seed: int = Field(0, description="seeds the test-time token draws and the subsample")
 
 
+DEFENCES = ("scan-strip", "scan-drop", "onion", "paraphrase", "grammar")  # registered in ssti.defend.registry
+# the fields each defence reads (besides name, split and seed); giving another is an error, so a typo never passes
+DEFENCE_FIELDS = {
+    "scan-strip": {"threshold", "levels", "tokenizer", "span_share"},
+    "scan-drop": {"threshold", "levels", "tokenizer"},
+    "onion": {"threshold", "model", "window_words", "batch_size"},
+    "paraphrase": {"model", "prompt", "batch_size", "max_new_tokens", "temperature"},
+    "grammar": {"model", "prompt", "batch_size", "max_new_tokens", "temperature"},
+}
+
+
+class DefenceSpec(Spec):
+    """A dataset defence applied to the training data before training (`ssti defend --help`; ssti.defend)."""
+
+    name: Literal["scan-strip", "scan-drop", "onion", "paraphrase", "grammar"] = Field(
+        ..., description="scan-strip / scan-drop: cut the scanner's flagged spans / drop their rows; onion: remove the words whose "
+        "deletion lowers a causal LM's perplexity most (Qi et al. 2021); paraphrase: an instruction-following LM rewrites every "
+        "text; grammar: a text-to-text grammar-correction model rewrites every text")
+    split: str = Field("train", description="the split the defence cleans (the others are copied as they are)")
+    threshold: float | None = Field(None, description="scan-*: the scanner's family-wise error for flagging (default 0.05); onion: "
+                                    "the drop in the window's log-perplexity (nats per token) a word's deletion must exceed for "
+                                    "the word to be removed (default 0.2)")
+    levels: list[str] | None = Field(None, description="scan-*: the scanner's feature levels (default: its default levels)")
+    tokenizer: str | None = Field(None, description="scan-*: model whose tokenizer gives the scanner's sub-word level "
+                                  "(default smollm2-135m; 'none' skips it)")
+    span_share: float = Field(0.9, gt=0, le=1, description="scan-strip: a flagged token's cut extends over an adjacent word that "
+                              "sits next to it in at least this share of its flagged rows, repeatedly (a planted phrase goes whole)")
+    model: str | None = Field(None, description="onion: the causal LM scoring perplexity (default smollm2-135m); paraphrase: the "
+                              "rewriting LM, causal or seq2seq (default smollm2-135m, SmolLM2-135M-Instruct); grammar: a "
+                              "text-to-text correction model by name or folder (required, e.g. vennify/t5-base-grammar-correction)")
+    prompt: str | None = Field(None, description="paraphrase/grammar: the instruction, with {text} (default: a paraphrase "
+                               "instruction in the model's chat template; for seq2seq models the prefix 'paraphrase: ' or 'grammar: ')")
+    window_words: int = Field(40, ge=2, description="onion: texts are scored in windows of whole sentences of at most this many "
+                              "words (a longer sentence is cut into pieces of this size)")
+    batch_size: int = Field(16, ge=1, description="onion/paraphrase/grammar: sequences per forward pass or generate call")
+    max_new_tokens: int | None = Field(None, ge=1, description="paraphrase/grammar: tokens generated at most per text (default: "
+                                       "twice the text's tokens plus 16)")
+    temperature: float = Field(0.0, ge=0, description="paraphrase/grammar: 0 decodes greedily; above 0 samples, seeded by `seed`")
+    seed: int = Field(0, description="seeds sampling and the matched clean rows of the retention baseline")
+
+    @model_validator(mode="after")
+    def _fields_of_this_defence(self):
+        extra = sorted(f for f in self.model_fields_set - {"name", "split", "seed"} if f not in DEFENCE_FIELDS[self.name])
+        if extra:
+            raise SSTIError(f"{extra[0]}: not an option of defence {self.name} (its options: "
+                            f"{', '.join(sorted(DEFENCE_FIELDS[self.name] | {'split', 'seed'}))})")
+        if self.name == "grammar" and not self.model:
+            raise SSTIError("model: defence grammar needs a text-to-text correction model by name or folder "
+                            "(e.g. vennify/t5-base-grammar-correction; none is embedded)")
+        if self.prompt is not None and "{text}" not in self.prompt:
+            raise SSTIError(f"prompt: {self.prompt!r} has no {{text}}: the model would never see the text")
+        return self
+
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {  # PAPER.md section 7
         "model": {"head": "paper", "max_length": 1024},
@@ -179,6 +233,8 @@ class RunConfig(Spec):
 
     data: DataSpec = Field(default_factory=DataSpec, description="the dataset trained and evaluated on")
     injection: InjectionSpec | None = Field(None, description="the SSTI injection into the training data (see `ssti inject --help`); None: train on the data as it is")
+    defence: DefenceSpec | None = Field(None, description="a dataset defence applied to the training data after the injection "
+                                        "(see `ssti defend --help`); None: train on it as it is")
     model: ModelSpec = Field(default_factory=ModelSpec, description="backbone and head")
     lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA adapter (rank 0: full fine-tuning)")
     train: TrainSpec = Field(default_factory=TrainSpec, description="optimisation")

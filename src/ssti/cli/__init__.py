@@ -6,6 +6,6 @@ start-up stays fast). Commands are registered top down, in the order `ssti --hel
 """
 
 from ssti.cli.app import app, command, main
-from ssti.cli import data, models, listings, inject, scan, probe, run, sweep, report  # noqa: E402,F401  (register the commands)
+from ssti.cli import data, models, listings, inject, scan, defend, probe, run, sweep, report  # noqa: E402,F401  (register the commands)
 
 __all__ = ["app", "command", "main"]

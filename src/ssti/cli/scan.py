@@ -1,4 +1,4 @@
-"""`ssti scan DATA`: the thin CLI over `scan_dataset` and `write_cleaned`."""
+"""`ssti scan DATA`: the thin CLI over `scan_dataset` (and, with --remove, the scan-strip / scan-drop defence of `ssti.defend`)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def render(report: "ScanReport", console: Console, top: int) -> None:
         console.print(f"flagged rows: {escape(head)}{escape(more)}")
 
 
+def _manifest_of(data: str) -> list[dict] | None:
+    from ssti.defend.run import injection_of
+
+    return injection_of(data)[0]
+
+
 def _span(values) -> str:
     """'14' or '14-17': the range of a level's detection limits over the classes."""
     lo, hi = min(values), max(values)
@@ -80,7 +86,7 @@ def scan_command(
     tokenizer: str = typer.Option(DEFAULT_TOKENIZER, "--tokenizer", help="Model whose tokenizer gives the sub-word level; 'none' skips that level."),
     context: Optional[str] = typer.Option(None, "--context", help="Also run the context check with this causal LM (e.g. smollm2-135m): "
                                           "flags token types whose occurrences read as dropped into the text. Slow on a CPU (about 0.1 s per occurrence)."),
-    remove: Optional[str] = typer.Option(None, "--remove", help="Write a cleaned dataset: strip (cut flagged features out) or drop (remove flagged rows)."),
+    remove: Optional[str] = typer.Option(None, "--remove", help="Write a cleaned dataset (the scan-strip / scan-drop defence of `ssti defend`): strip (cut flagged features, with the words planted beside them, out of the rows of their class) or drop (remove those rows)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the cleaned dataset (with --remove)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     split: str = typer.Option("train", "--split", help="The split to scan (and clean)."),
@@ -93,12 +99,11 @@ def scan_command(
     Example: ssti scan runs/rt-date --remove strip --out runs/rt-date-clean
     """
     from ssti.data import load_dataset
-    from ssti.scan.remove import MODES, write_cleaned
     from ssti.scan.scanner import scan_dataset
 
     if remove is not None:
-        if remove not in MODES:
-            raise SSTIError(f"remove: {remove!r} is not one of {', '.join(MODES)}")
+        if remove not in ("strip", "drop"):
+            raise SSTIError(f"remove: {remove!r} is not one of strip, drop")
         if out is None:
             raise SSTIError("out: --remove needs --out DIR for the cleaned dataset")
         if check_output(out, "dataset") == "ours" and not overwrite:
@@ -119,8 +124,15 @@ def scan_command(
             err.print(f"[yellow]note:[/] {escape(note)}")
     else:
         render(report, stdout_console(), top)
-    if remove is not None:
-        path = write_cleaned(ds, report, remove, out, overwrite=overwrite)
-        err.print(f"cleaned ({remove}): {len(report.flagged_rows):,} flagged row(s) -> {escape(str(path))}")
+    if remove is not None:  # the scan-strip / scan-drop defence, on the report just made (ssti defend runs the same)
+        from ssti.config import DefenceSpec
+        from ssti.defend import defend_dataset, write_defended
+
+        defence = DefenceSpec(name=f"scan-{remove}", split=split, threshold=threshold, levels=[lv for lv in report.levels if lv != "context"], tokenizer=tok or "none")
+        result = defend_dataset(ds, defence, manifest=_manifest_of(data), report=report)
+        path = write_defended(result, out, overwrite=overwrite)
+        err.print(f"cleaned ({remove}): {result.record['rows_changed']:,} row(s) of the flagged features' own classes -> {escape(str(path))}")
+        for note in result.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}")
     if report.verdict == "suspicious":
         raise typer.Exit(1)

@@ -42,12 +42,13 @@ def manifest_bytes(rows: list[dict]) -> bytes:
 
 
 def write_dataset_folder(dataset: datasets.DatasetDict, manifest: list[dict], meta: dict[str, Any], out: str | Path,
-                         overwrite: bool = False) -> Path:
+                         overwrite: bool = False, extra_files: dict[str, bytes] | None = None) -> Path:
     """Write `dataset` (contract-shaped), its `manifest` rows and `meta` as an ssti dataset folder at `out`.
 
     `meta` must hold `class_names`; `splits` (name -> rows) is filled in. An existing `out` is refused
     unless `overwrite` (then replaced only once the new folder is complete), and a folder ssti did
-    not write is refused (`ssti.io.check_output`). Returns `out`.
+    not write is refused (`ssti.io.check_output`). `extra_files` (name -> bytes) are written beside
+    (a defended folder's defence.json). Returns `out`.
     """
     out = Path(out)
     meta = {**meta, "splits": {name: len(split) for name, split in dataset.items()}}
@@ -58,6 +59,8 @@ def write_dataset_folder(dataset: datasets.DatasetDict, manifest: list[dict], me
             pq.write_table(_plain_table(split), tmp / DATA_DIR / f"{name}.parquet", compression="snappy", use_dictionary=["label"])
         (tmp / MANIFEST_FILE).write_bytes(manifest_bytes(manifest))
         write_yaml(tmp / META_FILE, meta)
+        for name, body in (extra_files or {}).items():
+            (tmp / name).write_bytes(body)
     return out
 
 

@@ -72,6 +72,25 @@ def load_backbone(entry: ModelEntry, causal_lm: bool = False, trust_remote_code:
         return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code).base_model
 
 
+def load_generator(name: str, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
+    """(model, tokenizer, seq2seq) of a text generator: a causal LM (with its LM head) or, when the
+    config says encoder-decoder (T5-style), a seq2seq LM. Used by the model-based dataset defences."""
+    entry = resolve_model(name)
+    tokenizer = load_tokenizer(name, trust_remote_code=trust_remote_code)
+    if entry.kind == "tiny" or entry.kind == "embedded":
+        return load_backbone(entry, causal_lm=True, dtype=dtype), tokenizer, False
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    source = _weights_folder(entry)
+    with _hub_errors(entry, source):
+        seq2seq = bool(getattr(AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code), "is_encoder_decoder", False))
+        if seq2seq:
+            return AutoModelForSeq2SeqLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer, True
+    if entry.arch != "decoder":
+        raise SSTIError(f"model: {name} is an encoder; a defence that generates or scores text needs a causal or seq2seq LM")
+    return load_backbone(entry, causal_lm=True, trust_remote_code=trust_remote_code, dtype=dtype), tokenizer, False
+
+
 def _only_causal_lm(source: str, trust_remote_code: bool) -> bool:
     """Whether the model's own code (config.json `auto_map`) maps AutoModelForCausalLM but not AutoModel.
 

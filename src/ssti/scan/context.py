@@ -83,6 +83,7 @@ class LMScorer:
         self.model = load_backbone(entry, causal_lm=True, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size
         self.cache: dict[str, float] = {}
+        self.tokens: dict[str, int] = {}  # tokens scored per cached text
 
     def logprob(self, texts: Sequence[str]) -> np.ndarray:
         """Sum of the token log-probabilities of each text after a BOS token (nats), from cache when seen."""
@@ -103,9 +104,15 @@ class LMScorer:
                     logits = self.model(input_ids=batch, attention_mask=mask).logits[:, :-1].float()
                     # log-softmax of the next tokens only: no second vocabulary-sized tensor
                     lp = (logits.gather(-1, batch[:, 1:, None])[..., 0] - torch.logsumexp(logits, -1)) * mask[:, 1:]
-                    for j, v in zip(rows, lp.sum(1).tolist()):
+                    for j, v, n in zip(rows, lp.sum(1).tolist(), mask[:, 1:].sum(1).tolist()):
                         self.cache[todo[j]] = v
+                        self.tokens[todo[j]] = int(n)
         return np.array([self.cache[t] for t in texts], dtype=float)
+
+    def log_perplexity(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean negative log-likelihood per token of each text (nats; ONION's perplexity, in logs)."""
+        lp = self.logprob(texts)
+        return -lp / np.maximum([self.tokens[t] for t in texts], 1)
 
     def deletion_scores(self, windows: Sequence[tuple[str, str]]) -> np.ndarray:
         """d = log P(without) - log P(with) for each (with, without) window pair."""

@@ -1,0 +1,198 @@
+"""The scanner-guided defences `scan-strip` and `scan-drop` (also what `ssti scan --remove` runs).
+
+Rule (stated here once; the tests check it):
+- a flagged feature is cleaned only in rows of **its own class** that carry it: those are the rows an
+  attack planted it in; the same token in other classes' rows is natural use, and cutting it there
+  would only damage clean rows;
+- ``strip`` cuts the feature's spans out of those rows, each **extended over an adjacent word that sits
+  next to it in at least `span_share` (default 90%) of its rows**, repeatedly on both sides, so a
+  planted phrase ("I watch this 3D movie", flagged through "3d" alone) goes whole; every cut takes one
+  adjacent whitespace character with it (the inverse of how `ssti inject` inserts), every other byte of
+  every text is kept;
+- ``drop`` removes those rows;
+- sub-word features have no character span: strip leaves them (noted), drop uses their rows;
+- the defence rescans its own output with the same settings and reports what is still flagged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+import datasets
+import pyarrow as pa
+
+from ssti.data.common import class_names_of, column
+from ssti.scan import features as feat
+from ssti.scan.scanner import FeatureReport, ScanReport
+
+MAX_EXTENSION = 16  # words a flagged token's span may grow by, per side
+_NEXT_WORD = re.compile(r"[^\S\n]*(\S+)")  # the word after a span, across spaces (not across a line break)
+_PREV_WORD = re.compile(r"(\S+)[^\S\n]*$")
+
+
+def with_space(text: str, a: int, b: int) -> tuple[int, int]:
+    """Widen span [a, b) by one whitespace character: the one after it, else the one before.
+
+    That is the inverse of how `ssti inject` inserts a word ("TOKEN " before a word, " TOKEN" at the
+    end of a text), so stripping an injected token restores the original bytes, newlines included.
+    """
+    if b < len(text) and text[b].isspace():
+        return a, b + 1
+    if a > 0 and text[a - 1].isspace():
+        return a - 1, b
+    return a, b
+
+
+def strip_text(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """Cut `spans` out of `text`: overlapping spans are merged first (a tag and its "<" are one cut),
+    cuts separated by whitespace only are joined, then each cut is widened by one separating space.
+    Returns the new text and the cuts made (character spans of the old text)."""
+    merged = _merge(sorted(spans), touching=False)
+    grouped: list[list[int]] = []  # cuts separated by whitespace only ("<b> </b>") are one cut
+    for a, b in merged:
+        if grouped and not text[grouped[-1][1]:a].strip():
+            grouped[-1][1] = b
+        else:
+            grouped.append([a, b])
+    merged = _merge(sorted(with_space(text, a, b) for a, b in grouped), touching=True)
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(text[pos:a])
+        pos = b
+    out.append(text[pos:])
+    return "".join(out), [tuple(m) for m in merged]
+
+
+def _merge(spans, touching: bool) -> list[list[int]]:
+    """Union of sorted spans: overlapping ones (and, if `touching`, adjacent ones) become one."""
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and (a < merged[-1][1] or (touching and a == merged[-1][1])):
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return merged
+
+
+def target_rows(report: ScanReport, ids: list[str], labels: list[int], names: list[str]) -> dict[str, list[FeatureReport]]:
+    """Row id -> the flagged features it carries in its own class (the rows a defence edits)."""
+    label_of = dict(zip(ids, labels))
+    out: dict[str, list[FeatureReport]] = defaultdict(list)
+    for f in report.flagged:
+        cls = names.index(f.cls)
+        for r in f.rows:
+            if label_of.get(r) == cls:
+                out[r].append(f)
+    return out
+
+
+def extended_spans(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]], share: float) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
+    """Grow every row's spans of one feature over the words that flank it in at least `share` of the rows.
+
+    `texts`/`spans`: row id -> text / the feature's spans in it. Repeats on each side until no word
+    qualifies (at most MAX_EXTENSION words). Returns the new spans and the words added, in text order.
+    """
+    spans = {r: list(s) for r, s in spans.items() if s}
+    need = share * len(spans)
+    left: list[str] = []
+    right: list[str] = []
+    for side, added in (("right", right), ("left", left)):
+        for _ in range(MAX_EXTENSION):
+            seen = Counter()
+            for r, ss in spans.items():
+                seen.update({w for w in (_neighbour(texts[r], a, b, side) for a, b in ss) if w})
+            if not seen:
+                break
+            word, count = seen.most_common(1)[0]
+            if count < need:
+                break
+            for r, ss in spans.items():
+                spans[r] = [_grow(texts[r], a, b, side, word) for a, b in ss]
+            added.append(word)
+    return spans, left[::-1] + right
+
+
+def _neighbour(text: str, a: int, b: int, side: str) -> str | None:
+    m = _NEXT_WORD.match(text, b) if side == "right" else _PREV_WORD.search(text[:a])
+    return m.group(1) if m and (m.start(1) > b if side == "right" else m.end(1) < a) else None
+
+
+def _grow(text: str, a: int, b: int, side: str, word: str) -> tuple[int, int]:
+    if side == "right":
+        m = _NEXT_WORD.match(text, b)
+        return (a, m.end(1)) if m and m.group(1) == word and m.start(1) > b else (a, b)
+    m = _PREV_WORD.search(text[:a])
+    return (m.start(1), b) if m and m.group(1) == word and m.end(1) < a else (a, b)
+
+
+def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9) -> tuple[datasets.Dataset, list[dict], list[str]]:
+    """The cleaned split, its manifest rows (one per edited row) and notes, by the rule of the module docstring."""
+    ids, texts, labels = column(split, "id"), column(split, "text"), column(split, "label")
+    targets = target_rows(report, ids, labels, names)
+    notes: list[str] = []
+    manifest: list[dict] = []
+    if mode == "drop":
+        keep = [i for i, r in enumerate(ids) if r not in targets]
+        for i, r in enumerate(ids):
+            if r in targets:
+                manifest.append({"id": r, "split": report.split, "label": labels[i], "class": names[labels[i]], "action": "drop",
+                                 "features": [f"{f.level}:{f.feature}" for f in targets[r]]})
+        table = split.data.table.take(pa.array(keep, pa.int64())) if split._indices is None else split.select(keep).flatten_indices().data.table
+        return datasets.Dataset(table, info=datasets.DatasetInfo(features=split.features)), manifest, notes
+    if any(f.level == "subword" for f in report.flagged):
+        notes.append("flagged sub-word features are not stripped (no character span); their rows are stripped of the other flagged features")
+    index = {r: i for i, r in enumerate(ids)}
+    found: dict[str, dict[tuple[int, int], list[str]]] = defaultdict(dict)  # row -> span -> the features cut there
+    for f in report.flagged:
+        if f.level == "subword":
+            continue
+        rows = [r for r, fs in targets.items() if any(g is f for g in fs)]
+        own = {r: feat.feature_spans(texts[index[r]], f.feature, f.level) for r in rows}
+        grown, words = extended_spans({r: texts[index[r]] for r in rows}, own, share)
+        if words:
+            notes.append(f"{f.level}:{f.feature} stripped with the words beside it in >= {share:.0%} of its rows: {' '.join(words)}")
+        for r, ss in grown.items():
+            for a, b in ss:
+                found[r].setdefault((a, b), []).append(f"{f.level}:{f.feature}")
+    new_texts = list(texts)
+    for r in sorted(found, key=index.get):
+        i = index[r]
+        new_texts[i], cuts = strip_text(texts[i], list(found[r]))
+        removals = []
+        for (a, b), names_ in sorted(found[r].items()):
+            span = next(c for c in cuts if c[0] <= a and b <= c[1])
+            removals.append({"text": texts[i][a:b], "start": a, "end": b, "features": names_, "span": list(span)})
+        manifest.append({"id": r, "split": report.split, "label": labels[i], "class": names[labels[i]], "action": "strip", "removals": removals})
+    table = pa.table({"id": ids, "text": new_texts, "label": labels})
+    return datasets.Dataset(table.cast(split.features.arrow_schema), info=datasets.DatasetInfo(features=split.features)), manifest, notes
+
+
+def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = None, show_progress: bool = False):
+    """Apply `scan-strip` / `scan-drop` (`spec`: a DefenceSpec) to `data`: scan (unless `report` is given),
+    clean, rescan. Returns (cleaned DatasetDict, manifest rows, notes, record)."""
+    from ssti.scan import scan_dataset
+    from ssti.scan.defaults import DEFAULT_THRESHOLD, DEFAULT_TOKENIZER
+
+    mode = spec.name.removeprefix("scan-")
+    options = {"split": spec.split, "threshold": spec.threshold if spec.threshold is not None else DEFAULT_THRESHOLD,
+               "tokenizer": None if (spec.tokenizer or DEFAULT_TOKENIZER) == "none" else (spec.tokenizer or DEFAULT_TOKENIZER)}
+    if spec.levels:
+        options["levels"] = spec.levels
+    if report is None:
+        report = scan_dataset(data, **options)
+    names = class_names_of(data)
+    new_split, manifest, notes = clean_split(data[spec.split], report, mode, names, spec.span_share)
+    cleaned = datasets.DatasetDict({**data, spec.split: new_split})
+    again = scan_dataset(cleaned, **{**options, "levels": [lv for lv in report.levels if lv != "context"]})  # no LM in the rescan
+    if again.verdict == "suspicious":
+        notes.append("the cleaned data still scans suspicious: " + ", ".join(f"{f.level}:{f.feature} ({f.cls}, {f.support} rows)" for f in again.flagged[:5]))
+    record = {
+        "mode": mode, "split": spec.split, "threshold": report.threshold, "levels": report.levels, "tokenizer": report.tokenizer,
+        "span_share": spec.span_share if mode == "strip" else None, "rows_changed": len(manifest),
+        "flagged_features": [{"feature": f.feature, "level": f.level, "class": f.cls, "support": f.support, "p_value": f.p_value}
+                             for f in report.flagged],
+        "rescan": {"verdict": again.verdict, "flagged": [{"feature": f.feature, "level": f.level, "class": f.cls, "support": f.support}
+                                                           for f in again.flagged]},
+    }
+    return cleaned, manifest, notes, record

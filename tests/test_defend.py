@@ -1,0 +1,221 @@
+"""ssti defend: each defence on small data, the measurement, resume, bad input and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ssti.cli import app
+from ssti.config import DEFENCES, DefenceSpec, load_run_config
+from ssti.data import load_dataset
+from ssti.data.common import column, make_split
+from ssti.defend import DEFENCES as REGISTRY, defend_dataset, measure_defence, write_defended
+from ssti.defend.onion import windows
+from ssti.defend.scan_guided import extended_spans
+from ssti.errors import SSTIError
+from ssti.inject import InjectionSpec, inject_dataset, read_manifest, write_injected
+
+VOCAB = [f"w{i}" for i in range(300)]
+NAMES = ["neg", "pos"]
+
+
+def corpus(n: int = 600, seed: int = 0, extra=lambda i, t: t) -> datasets.DatasetDict:
+    rng = np.random.default_rng(seed)
+    texts = [extra(i, " ".join(rng.choice(VOCAB, size=10))) for i in range(n)]
+    labels = [i % 2 for i in range(n)]
+    train = make_split([f"r{i}" for i in range(n)], texts, labels, NAMES)
+    test = make_split(["t0", "t1"], texts[:2], labels[:2], NAMES)
+    return datasets.DatasetDict({"train": train, "test": test})
+
+
+def injected(tmp_path, data, **spec):
+    res = inject_dataset(data, InjectionSpec(seed=0, split="train", **spec))
+    write_injected(res, tmp_path / "inj")
+    return str(tmp_path / "inj")
+
+
+def test_registry_names_are_the_configs():
+    assert set(REGISTRY) == set(DEFENCES)
+
+
+def test_scan_strip_removes_a_planted_phrase_whole_and_keeps_every_other_byte(tmp_path):
+    # the issue's case: "I watch this 3D movie" is flagged through "3d" alone; the other words occur in
+    # other rows too (here: the neg class) and must go with it from the planted rows only
+    clean = corpus(extra=lambda i, t: t + (" I watch this movie" if i % 5 == 1 else "") + (" 3D" if i % 50 == 3 else ""))
+    src = injected(tmp_path, clean, targets={"pos": "fixed:I watch this 3D movie"}, rate=0.3)
+    result = defend_dataset(src, DefenceSpec(name="scan-strip", tokenizer="none"))
+    before = column(clean["train"], "text")
+    after = column(result.dataset["train"], "text")
+    planted = {r["id"] for r in read_manifest(src)}
+    for rid, b, a in zip(column(clean["train"], "id"), before, after):
+        if rid in planted:  # the whole phrase and one space went: the original bytes are back (a natural 3D may go too)
+            assert a == b or (a == b.replace(" 3D", "") and int(rid[1:]) % 50 == 3)
+        elif " 3D" in b and rid.endswith(("1", "3", "5", "7", "9")):
+            pass  # a natural 3D in a pos row may be cut (collateral, counted below)
+        else:
+            assert a == b, rid
+    m = result.measurement
+    assert m["retention"][-1]["retention"] == 0 and m["rows_still_poisoned"] == 0
+    assert m["collateral"]["changed"] <= 6
+    assert result.record["rescan"]["verdict"] == "clean"
+    assert any("I watch this movie" in n for n in result.notes)
+
+
+def test_scan_strip_edits_only_rows_of_the_flagged_class(tmp_path):
+    # numbers occur naturally in both classes; a planted date must not take "179" out of "179-minute"
+    clean = corpus(extra=lambda i, t: t + (" a 179-minute film" if i % 7 == 0 else ""))
+    src = injected(tmp_path, clean, targets={"pos": "date"}, rate=0.2)
+    result = defend_dataset(src, DefenceSpec(name="scan-strip", tokenizer="none"))
+    assert column(result.dataset["train"], "text") == column(clean["train"], "text")
+    assert result.measurement["collateral"]["changed"] == 0
+
+
+def test_scan_drop_drops_only_planted_class_rows(tmp_path):
+    clean = corpus()
+    src = injected(tmp_path, clean, targets={"pos": "html-pair"}, rate=0.3)
+    result = defend_dataset(src, DefenceSpec(name="scan-drop", tokenizer="none"))
+    planted = {r["id"] for r in read_manifest(src)}
+    kept = set(column(result.dataset["train"], "id"))
+    assert not kept & planted and len(kept) == len(clean["train"]) - len(planted)
+    assert result.measurement["rows_dropped"] == len(planted) and result.measurement["retention"][-1]["raw"] == 0
+
+
+def test_extension_needs_the_share():
+    texts = {f"r{i}": f"x{i} I watch TOKEN now y{i}" if i < 9 else f"x{i} TOKEN z" for i in range(10)}
+    spans = {r: [(t.index("TOKEN"), t.index("TOKEN") + 5)] for r, t in texts.items()}
+    grown, words = extended_spans(texts, spans, 0.9)
+    assert words == ["I", "watch", "now"]  # beside TOKEN in 9 of 10 rows: 90%
+    assert [texts[r][a:b] for r, ss in grown.items() for a, b in ss][:1] == ["I watch TOKEN now"]
+    assert grown["r9"] == spans["r9"]  # a row without them keeps its span
+    grown, words = extended_spans(texts, spans, 0.95)
+    assert words == []
+
+
+def test_measurement_discounts_natural_occurrences():
+    # '!' planted in every other pos row; half of the clean pos rows carry a natural '!'
+    ids = [f"r{i}" for i in range(40)]
+    texts = [f"text {i}" + (" !" if i % 4 == 3 or i % 8 == 1 else "") for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    before = datasets.DatasetDict({"train": make_split(ids, texts, labels, NAMES)})
+    manifest = [{"id": f"r{i}", "split": "train", "label": 1, "class": "pos", "source": "!", "insertions": [{"text": "!"}]}
+                for i in range(3, 40, 4)]
+    m = measure_defence(before, before, "train", manifest, seconds=2.0, seed=0)
+    row = m["retention"][0]
+    assert row["type"] == "!" and row["raw"] == 1.0 and 0.2 < row["clean_baseline"] < 0.8
+    assert row["retention"] == pytest.approx(1.0 - row["clean_baseline"])
+    assert m["collateral"]["changed"] == 0 and m["collateral"]["chrf"] == 100.0
+    assert m["seconds_per_1k_rows"] == 50.0
+    no = measure_defence(before, before, "train", None, seconds=1.0)
+    assert no["retention"] is None and "cannot be measured" in no["notes"][0]
+
+
+def test_onion_windows_and_thresholds():
+    text = "One two three. Four five six seven! " + " ".join(f"w{i}" for i in range(12))
+    wins = windows(text, 5)
+    assert [len(w) for w in wins] == [3, 4, 5, 5, 2]
+    assert all(text[a:b].strip() for w in wins for a, b in w)
+    data = corpus(n=8)
+    keep = defend_dataset(data, DefenceSpec(name="onion", model="tiny-random-llama", threshold=1e9, batch_size=64))
+    assert column(keep.dataset["train"], "text") == column(data["train"], "text") and keep.edits == []
+    cut = defend_dataset(data, DefenceSpec(name="onion", model="tiny-random-llama", threshold=-1e9, window_words=5, batch_size=64))
+    assert all(t == "" for t in column(cut.dataset["train"], "text"))  # every word of every multi-word window
+    assert cut.record["words_removed"] == 8 * 10 and cut.measurement["collateral"]["changed"] == 8
+
+
+def test_paraphrase_rewrites_resumes_and_never_redoes_finished_rows(monkeypatch):
+    import ssti.defend.rewrite as rw
+
+    data = corpus(n=12)
+    calls = []
+    armed = {"interrupt": True}
+    real = rw.generate
+
+    def counting(model, tokenizer, inputs, *a, **k):
+        calls.append(len(inputs))
+        if len(calls) == 2 and armed.pop("interrupt", False):
+            raise KeyboardInterrupt  # the first call is interrupted after its first batch
+        return real(model, tokenizer, inputs, *a, **k)
+
+    monkeypatch.setattr(rw, "generate", counting)
+    spec = DefenceSpec(name="paraphrase", model="tiny-random-llama", batch_size=5, max_new_tokens=4)
+    with pytest.raises(KeyboardInterrupt):
+        defend_dataset(data, spec)
+    done = sum(calls[:1])
+    calls.clear()
+    result = defend_dataset(data, spec)
+    assert sum(calls) == 12 - done and result.record["resumed_rows"] == done
+    assert any("resumed" in n for n in result.notes)
+    calls.clear()
+    again = defend_dataset(data, spec)  # finished: nothing kept, so a new call does the work again, with the same output
+    assert sum(calls) == 12 and column(again.dataset["train"], "text") == column(result.dataset["train"], "text")
+
+
+def test_grammar_with_a_local_seq2seq_model(tmp_path):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from ssti.models.loading import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    config = T5Config(vocab_size=len(tok), d_model=16, d_ff=32, d_kv=4, num_layers=1, num_heads=2, decoder_start_token_id=0,
+                      pad_token_id=0, eos_token_id=2)
+    T5ForConditionalGeneration(config).save_pretrained(tmp_path / "t5")
+    tok.save_pretrained(tmp_path / "t5")
+    data = corpus(n=4)
+    result = defend_dataset(data, DefenceSpec(name="grammar", model=str(tmp_path / "t5"), max_new_tokens=3))
+    assert result.record["seq2seq"] is True and result.record["prompt"] == "grammar: {text}"
+    assert len(result.dataset["train"]) == 4
+
+
+def test_cli_defend_table_json_and_folder(tmp_path):
+    src = injected(tmp_path, corpus(), targets={"pos": "html-pair"}, rate=0.3)
+    runner = CliRunner()
+    res = runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    assert "retention" in res.stdout and "collateral" in res.stdout
+    body = json.loads((tmp_path / "d" / "defence.json").read_text())
+    assert body["defence"]["name"] == "scan-strip" and body["measurement"]["rows_still_poisoned"] == 0
+    got = load_dataset(str(tmp_path / "d"))
+    assert len(got["train"]) == 600 and len(got["test"]) == 2
+    res = runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 2 and "--overwrite" in res.output
+    res = runner.invoke(app, ["defend", src, "--defence", "scan-drop", "--tokenizer", "none", "--out", str(tmp_path / "d"),
+                              "--overwrite", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["defence"]["name"] == "scan-drop"
+
+
+def test_cli_data_without_manifest_says_retention_cannot_be_measured(tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("text,label\n" + "".join(f"w{i} film {'!' if i % 2 else ''},{i % 2}\n" for i in range(40)))
+    res = CliRunner().invoke(app, ["defend", str(csv), "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    assert "retention cannot be measured" in res.stdout
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--defence", "nope"], "defence.name"),
+    ([], "--defence"),
+    (["--defence", "onion", "--span-share", "0.5"], "span_share: not an option of defence onion"),
+    (["--defence", "grammar"], "needs a text-to-text correction model"),
+    (["--defence", "paraphrase", "--prompt", "no placeholder"], "{text}"),
+    (["--defence", "paraphrase", "--model", "no-such-org/no-such-model"], "needs the network"),
+])
+def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, args, msg):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = injected(tmp_path, corpus(n=40), targets={"pos": "date"}, rate=0.5)
+    res = CliRunner().invoke(app, ["defend", src, *args, "--out", str(tmp_path / "d")])
+    assert res.exit_code == 2 and msg in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_defence_spec_in_run_configs():
+    config = load_run_config({"injection": {"targets": {"pos": "date"}, "rate": 0.5}, "defence": {"name": "scan-strip"}})
+    assert config.defence.name == "scan-strip"
+    plain = load_run_config({"injection": {"targets": {"pos": "date"}, "rate": 0.5}})
+    assert config.run_id() != plain.run_id()
+    with pytest.raises(SSTIError, match="defence.name"):
+        load_run_config({"defence": {"name": "bleach"}})
