@@ -219,3 +219,37 @@ def test_defence_spec_in_run_configs():
     assert config.run_id() != plain.run_id()
     with pytest.raises(SSTIError, match="defence.name"):
         load_run_config({"defence": {"name": "bleach"}})
+
+
+def test_a_sweep_with_a_defence_stage_trains_on_the_defended_set_and_reports_it(tmp_path):
+    """defence x token type -> retention, ASR and clean accuracy after retraining, in the store and the report."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _sweep_helpers import tiny_csv, tiny_sweep
+    from test_report import check_assets, parse
+
+    from ssti.report import build_report
+    from ssti.sweep import expand, run_sweep
+
+    tiny_csv(tmp_path, n=400)  # enough planted rows (100) for the scanner to flag the date
+    raw = tiny_sweep(tmp_path, ranks=(2,), rates=(0.5,))
+    raw["variants"] = {"plain": {}, "stripped": {"defence.name": "scan-strip", "defence.tokenizer": "none"}}
+    sweep = expand(raw)
+    run_sweep(sweep, tmp_path / "sw", show_progress=False)
+    defended = [r for r in sweep.runs if r.config.defence is not None]
+    assert len(defended) == 1 and len(sweep.runs) == 2
+    run = tmp_path / "sw" / "runs" / defended[0].run_id
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["defence"]["name"] == "scan-strip" and metrics["defence"]["rows_still_poisoned"] == 0
+    trained_on = load_dataset(str(run / "defended"))
+    assert not any("-" in t and t[:4].isdigit() for t in column(trained_on["train"], "text"))  # no planted date left
+    assert (run / "manifest.jsonl").is_file() and (run / "defence.json").is_file()  # the injection's record, and the defence's
+    page = parse(build_report(tmp_path / "sw", tmp_path / "rep"))
+    rows = page.tables["defence"]["rows"]
+    assert {r[3] for r in rows} == {"none", "scan-strip"}
+    strip = next(r for r in rows if r[3] == "scan-strip")
+    assert strip[5] == "0.0%" and strip[0] == "date" and "paraphrase: 11-12%" in strip[-1]
+    assert "fig_defence" in page.figures
+    check_assets(tmp_path / "rep", page)

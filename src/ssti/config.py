@@ -1,6 +1,6 @@
 """The run contract: one pydantic `RunConfig` per run, with help text on every field.
 
-`RunConfig = data + injection + model + lora + train + eval` fully determines a run. A run folder's
+`RunConfig = data + injection + defence + model + lora + train + eval` fully determines a run. A run folder's
 `config.yaml` is exactly `RunConfig.model_dump()` of the resolved config (local data made absolute and
 fingerprinted), so `ssti run runs/X/config.yaml --out runs/Y` reproduces run X. The run id is one hash
 of its canonical form (`run_id`), used by `ssti run`, `ssti sweep`, resume and the results store.
@@ -30,6 +30,7 @@ T = TypeVar("T", bound=BaseModel)
 
 ID_SCHEMA = 1  # bump only if the meaning of an existing field changes (it re-keys every run)
 INJECTED_DATA = "data"  # a run with an injection keeps the injected dataset in this sub-folder
+DEFENDED_DATA = "defended"  # a run with a defence keeps the defended training set (what it trained on) in this sub-folder
 
 
 class Spec(BaseModel):
@@ -206,7 +207,9 @@ class DefenceSpec(Spec):
 
     @model_validator(mode="after")
     def _fields_of_this_defence(self):
-        extra = sorted(f for f in self.model_fields_set - {"name", "split", "seed"} if f not in DEFENCE_FIELDS[self.name])
+        # a field set away from its default (a dumped config.yaml holds every field, at its default where unused)
+        extra = sorted(f for f, info in type(self).model_fields.items()
+                       if f not in DEFENCE_FIELDS[self.name] | {"name", "split", "seed"} and getattr(self, f) != info.default)
         if extra:
             raise SSTIError(f"{extra[0]}: not an option of defence {self.name} (its options: "
                             f"{', '.join(sorted(DEFENCE_FIELDS[self.name] | {'split', 'seed'}))})")
@@ -447,6 +450,6 @@ def resolve_data(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"data": data.model_copy(update={"dataset": path, "fingerprint": digest})})
 
 
-__all__ = ["DataSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
+__all__ = ["DEFENDED_DATA", "DataSpec", "DefenceSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
            "TrainSpec", "apply_overrides", "deep_merge", "field_of", "from_preset", "load_run_config", "parse_overrides", "read_run_config", "resolve_data", "shipped_config",
            "set_path", "validate", "with_preset"]

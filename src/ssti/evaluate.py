@@ -208,6 +208,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     metrics: dict[str, Any] = {"eval_config": spec.model_dump(mode="json"), "split": spec.split, "class_names": list(class_names),
                                "clean": classification_metrics(y_true, preds["clean"], class_names), "spurious": {}}
     metrics["eval_cost"] = cost
+    if (run_dir / "defence.json").is_file():  # the defence the training data went through, and what it removed
+        body = read_json(run_dir / "defence.json")
+        metrics["defence"] = {"name": body["defence"]["name"], "spec": body["defence"], **body["measurement"]}
     if data is not None:
         metrics["eval_data"] = data.dataset if isinstance(data, DataSpec) else str(data)
     clean_acc = metrics["clean"]["accuracy"]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ssti.config import INJECTED_DATA, RunConfig, TrainSpec, from_preset, read_run_config, resolve_data
+from ssti.config import DEFENDED_DATA, INJECTED_DATA, RunConfig, TrainSpec, from_preset, read_run_config, resolve_data
 from ssti.data import class_names_of, column, load_dataset, stratified_sample
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
@@ -135,12 +135,12 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
     accelerator.wait_for_everyone()
     try:
         if main:
-            data = training_data(config, out)
+            data = training_data(config, out, show_progress=show_progress)
         accelerator.wait_for_everyone()
         data = training_data(config, out, write=False)
         device, world = accelerator.device, accelerator.num_processes
         dtype = training_dtype(spec.precision, device, out if resume else None)
-        # the run's injected copy was made from the windowed source: read it as it is
+        # the run's injected (or defended) copy was made from the windowed source: read it as it is
         dataset = load_dataset(data, **(config.data.load_options() if data == config.data.dataset else {}))
         if spec.batch_size > len(dataset["train"]):
             raise SSTIError(f"train.batch_size: {spec.batch_size} is more than the {len(dataset['train'])} rows of the training split "
@@ -160,7 +160,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
 
         texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))
         token_ids = clf.encode(texts)
-        truncation = training_truncation(clf, dataset["train"], texts, out) if main else None
+        # a defence moved or removed the planted tokens: the manifest's positions are not the texts' any more
+        truncation = training_truncation(clf, dataset["train"], texts, out) if main and config.defence is None else None
         lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
         micro = min(spec.micro_batch_size or max(spec.batch_size // world, 1), spec.batch_size)  # default: one pass per process
         if spec.batch_size % (micro * world):
@@ -308,7 +309,7 @@ def remove_run_files(out: Path, created: bool) -> None:
 
 PREVIOUS = ".ssti-previous"  # where --overwrite keeps the replaced run until the new one is complete
 RUN_NAMES = ("config.yaml", "train_log.jsonl", "metrics.json", "manifest.jsonl", "injection.yaml", "adapter/", "checkpoint/",
-             f"{INJECTED_DATA}/")
+             f"{INJECTED_DATA}/", f"{DEFENDED_DATA}/", "defence.json")
 
 
 def set_aside(out: Path) -> None:
@@ -341,9 +342,10 @@ def describe_difference(old: RunConfig, new: RunConfig) -> str:
     return "differs in: " + ", ".join(changed)
 
 
-def training_data(config: RunConfig, out: Path, write: bool = True) -> str:
+def training_data(config: RunConfig, out: Path, write: bool = True, show_progress: bool = True) -> str:
     """What the run trains on: its injected copy in out/data (written when missing and `write`), else the
-    configured data; the injection record and manifest it trained on are copied beside the run."""
+    configured data; then, with a defence, its defended copy in out/defended. The injection record and
+    manifest it was made with (and the defence's measurement, defence.json) are copied beside the run."""
     source = config.data.dataset
     if config.injection is not None:
         folder = out / INJECTED_DATA
@@ -356,7 +358,25 @@ def training_data(config: RunConfig, out: Path, write: bool = True) -> str:
             if (Path(source) / name).exists() and not (out / name).exists():
                 write_marker(out, "run", [name])
                 shutil.copyfile(Path(source) / name, out / name)
+    if config.defence is not None:
+        folder = out / DEFENDED_DATA
+        if write and not is_dataset_folder(folder):
+            write_marker(out, "run", [f"{DEFENDED_DATA}/"])
+            defend_into(config, source, folder, show_progress)
+        if write and not (out / "defence.json").exists():
+            write_marker(out, "run", ["defence.json"])
+            shutil.copyfile(folder / "defence.json", out / "defence.json")
+        source = str(folder)
     return source
+
+
+def defend_into(config: RunConfig, source: str, folder: Path, show_progress: bool = True) -> None:
+    """Apply `config.defence` to the training data `source` (the run's injected copy, or its data) and write
+    the defended folder the run trains on, measured against the injection manifest when there is one."""
+    from ssti.defend import defend_dataset, write_defended
+
+    load = {} if config.injection is not None else config.data.load_options()
+    write_defended(defend_dataset(source, config.defence, show_progress=show_progress, **load), folder, overwrite=True)
 
 
 def inject_into(config: RunConfig, folder: Path) -> None:

@@ -15,9 +15,9 @@ from ssti.version import __version__
 from ssti.errors import SSTIError
 from ssti.io import atomic_dir, check_output, write_text
 from ssti.report.data import ReportData, load_many, setup_label, setups
-from ssti.report.figures import attention_figure, curve_figure, probe_figure, proportion_figure, rank_figure
+from ssti.report.figures import attention_figure, curve_figure, defence_figure, probe_figure, proportion_figure, rank_figure
 from ssti.report.findings import findings_table
-from ssti.report.tables import probe_table, results_table, scan_table, table1, trend_table
+from ssti.report.tables import defence_table, probe_table, results_table, scan_table, table1, trend_table
 from ssti.report.template import TEMPLATE
 
 
@@ -73,6 +73,11 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
                    "Per layer, mean over probed runs: attention entropy without and with the most steering token type, and the "
                    "attention mass on it; fine-tuned vs the base model (adapter disabled).",
                    "the runs were probed without the attention diagnostic (probe: {attention: true})")
+        if any(r.get("defence") for r in sub):
+            figure("fig_defence", defence_figure(sub, out, "fig_defence" + suffix), "Defences: what the training set keeps and what the retrained model obeys",
+                   "Per token type, one bar per defence ('none': the same injection without one): left, the retention of the planted "
+                   "insertions (present after the defence, minus the rate in matched clean rows); right, the ASR of the model retrained "
+                   "on the defended data. Mean over runs, bars: standard deviation.", "no run went through a defence")
     curve = curve_figure(recs, out)
     figures.append({"id": "fig_curve", "title": "Learning curves without SSTI: the step count at a plateau",
                     "files": curve, "caption": "Clean accuracy on a held-out sample (train.eval_samples rows of the eval split) every "
@@ -93,6 +98,12 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
         tables.append(("Probe verdicts on the trained models", probed, "`ssti probe` (the type sweep) on each trained model with its "
                        "own test split: which inserted token types steer it, toward which class (Holm-corrected p <= 0.01 and "
                        "steer rate at least 0.10 above ordinary words inserted at the same places)."))
+    defended = defence_table(recs)
+    if defended:
+        tables.append(("Defences end to end", defended, "`defence:` runs: retention, rows still poisoned, clean rows changed and "
+                       "their chrF are measured on the training set against the injection manifest (ssti.defend.measure); ASR and "
+                       "clean accuracy are those of the model retrained on the defended set, mean ± std over seeds. Paper v2: LLM "
+                       "paraphrasing left 3-7% of HTML tags, 11-12% of dates, 19-21% of countries."))
     scan = scan_table(recs)
     if scan:
         tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))

@@ -32,14 +32,16 @@ class ReportData:
 
 def mode_of(rec: dict[str, Any]) -> str:
     """The SSTI mode of a run: "no SSTI" without an injection (whatever its variant is called: a run two grids
-    share carries one grid's labels), else its variant name, else light (one token) / aggressive (a fraction)."""
+    share carries one grid's labels), else its variant name, else light (one token) / aggressive (a fraction); a run
+    whose training data went through a defence gets " + DEFENCE" (e.g. "light + scan-strip")."""
+    defended = f" + {rec['defence']}" if rec.get("defence") else ""  # a defended run is never pooled with an undefended one
     if not rec.get("injected"):
-        return "no SSTI"
+        return "no SSTI" + defended
     if rec.get("variant"):
-        return str(rec["variant"])
+        return str(rec["variant"]) + defended
     if rec.get("token_fraction"):
-        return f"aggressive ({rec['token_fraction']:g})"
-    return "light" if rec.get("tokens") == 1 else f"{rec.get('tokens')} tokens"
+        return f"aggressive ({rec['token_fraction']:g})" + defended
+    return ("light" if rec.get("tokens") == 1 else f"{rec.get('tokens')} tokens") + defended
 
 
 def load(path: str | Path) -> ReportData:

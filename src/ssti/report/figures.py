@@ -212,3 +212,29 @@ def attention_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_
             ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, folder, name)
+
+
+def defence_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_defence") -> dict[str, str] | None:
+    """Defences end to end: per token type (x) one bar per defence ("none": runs without one) of the retention
+    of the planted insertions (left) and of the ASR of the retrained model (right), mean over runs (bars:
+    standard deviation); None when no run went through a defence."""
+    if not any(r.get("defence") for r in recs):
+        return None
+    runs = [{**r, "defence_name": r.get("defence") or "none", "type": str(r.get("source") or "-").split("=", 1)[-1]}
+            for r in recs if r.get("injected")]
+    types, names = _values(runs, "type"), _values(runs, "defence_name")
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(types) * 2), 3.6), squeeze=False)
+    width = 0.8 / max(len(names), 1)
+    for ax, key, label in ((axes[0][0], "defence_retention", "retention of planted tokens"), (axes[0][1], "attack_success_rate", "ASR after retraining")):
+        for k, d in enumerate(names):
+            g = {x["type"]: x for x in aggregate([r for r in runs if r["defence_name"] == d and r.get(key) is not None], ["type"], key)}
+            xs = [i + k * width for i, t in enumerate(types) if t in g]
+            ax.bar(xs, [g[t]["mean"] for t in types if t in g], width, yerr=[g[t]["std"] for t in types if t in g],
+                   color=COLOURS[k % len(COLOURS)], label=str(d), capsize=2)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(types))], types, fontsize=8)
+        ax.set_ylim(0, 1.03)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][1].legend(fontsize=7, title="defence", title_fontsize=7)
+    fig.tight_layout()
+    return _save(fig, folder, name)

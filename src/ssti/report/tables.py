@@ -186,3 +186,36 @@ def probe_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
                     + [mode, _rate(rate), rank_label(rank), len(group), ", ".join(f"{v}: {c}" for v, c in verdicts.most_common()),
                        ", ".join(f"{f} ({c})" for f, c in found.most_common(4)) or "-"])
     return {"id": "probe", "header": header, "rows": rows}
+
+
+# PAPER.md section 8 (v2): retention of planted tokens after LLM paraphrasing; grammar correction and
+# data-cleaning tools "do not remove the tokens"
+PAPER_DEFENCE = {"html": "paraphrase: 3-7%", "html-pair": "paraphrase: 3-7%", "date": "paraphrase: 11-12%",
+                 "country": "paraphrase: 19-21%", "!": "paraphrase broke the !/!! attack (manipulation 99.6% -> 1.6-4.4%)"}
+
+
+def defence_table(recs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Defences end to end: per setup, token type, proportion and defence (runs without one as "none"):
+    retention, rows still poisoned, collateral and chrF of the training set, then ASR and clean accuracy
+    of the model retrained on it (mean ± std over seeds), with the paper's v2 figure for the type.
+    None when no run went through a defence."""
+    if not any(r.get("defence") for r in recs):
+        return None
+    injected = [r for r in recs if r.get("injected") or r.get("defence")]
+    multi = len(setups(injected)) > 1
+    header = (["setup"] if multi else []) + ["token type", "proportion", "rank", "defence", "runs", "retention", "rows still poisoned",
+                                             "clean rows changed", "chrF (clean rows)", "ASR", "clean accuracy", "paper v2"]
+    rows = []
+    keyed = [{**r, "defence_name": r.get("defence") or "none"} for r in injected]
+    for (model, dataset, source, rate, rank, name), group in group_by(keyed, ["model", "dataset", "source", "rate", "rank", "defence_name"]):
+        def mean(key: str, pct: bool = False) -> str:
+            vals = [r[key] for r in group if r.get(key) is not None]
+            return "-" if not vals else (f"{100 * np.mean(vals):.1f}%" if pct else f"{np.mean(vals):.2f}")
+
+        typ = (str(source).split("=", 1)[-1] if source else "-")
+        rows.append(([setup_label((str(model), str(dataset)))] if multi else [])
+                    + [typ, _rate(rate), rank_label(rank), name, len(group), mean("defence_retention", True),
+                       mean("defence_rows_still_poisoned", True), mean("defence_collateral", True), mean("defence_chrf"),
+                       _ms([r["attack_success_rate"] for r in group if r.get("attack_success_rate") is not None]),
+                       _ms([r["clean_accuracy"] for r in group if r.get("clean_accuracy") is not None]), PAPER_DEFENCE.get(typ, "")])
+    return {"id": "defence", "header": header, "rows": rows}

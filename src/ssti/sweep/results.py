@@ -79,6 +79,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "probe_steering": ", ".join(f"{f['type']}->{f['cls']}" for f in (metrics.get("probe") or {}).get("findings", []) if f.get("steering")) or None,
         "scan_verdict": scan.get("verdict"), "scan_flagged": ", ".join(str(f.get("feature")) for f in flagged[:5]) or None,
         "lr": (config.get("train") or {}).get("lr"), "max_words": (config.get("data") or {}).get("max_words"),
+        **_defence(metrics.get("defence")),
         # per-item predictions and the learning curve, as JSON text (a report resamples items; the curve justifies the steps)
         "items_json": json.dumps(_items(metrics, name)) if metrics.get("items") else None,
         "curve_json": json.dumps((metrics.get("train") or {}).get("curve")) if (metrics.get("train") or {}).get("curve") else None,
@@ -87,6 +88,17 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "run_dir": row.get("run_dir"),
     }
     return rec
+
+
+def _defence(defence: dict | None) -> dict[str, Any]:
+    """The defence columns: its name, the retention of the planted insertions (all types), the rows still
+    poisoned and the clean rows it changed (None for runs without a defence)."""
+    d = defence or {}
+    overall = next((r for r in d.get("retention") or [] if r["type"] == "all"), {})
+    collateral = d.get("collateral") or {}
+    return {"defence": d.get("name"), "defence_retention": overall.get("retention"), "defence_rows_still_poisoned": d.get("rows_still_poisoned"),
+            "defence_collateral": collateral.get("changed_share"), "defence_chrf": collateral.get("chrf"),
+            "defence_seconds_per_1k_rows": d.get("seconds_per_1k_rows")}
 
 
 def _lost(spurious: dict | None) -> float | None:
