@@ -52,15 +52,10 @@ def test_scan_strip_removes_a_planted_phrase_whole_and_keeps_every_other_byte(tm
     after = column(result.dataset["train"], "text")
     planted = {r["id"] for r in read_manifest(src)}
     for rid, b, a in zip(column(clean["train"], "id"), before, after):
-        if rid in planted:  # the whole phrase and one space went: the original bytes are back (a natural 3D may go too)
-            assert a == b or (a == b.replace(" 3D", "") and int(rid[1:]) % 50 == 3)
-        elif " 3D" in b and rid.endswith(("1", "3", "5", "7", "9")):
-            pass  # a natural 3D in a pos row may be cut (collateral, counted below)
-        else:
-            assert a == b, rid
+        assert a == b, rid  # planted rows: the whole phrase and one space went; every other row (natural 3D too) untouched
     m = result.measurement
     assert m["retention"][-1]["retention"] == 0 and m["rows_still_poisoned"] == 0
-    assert m["collateral"]["changed"] <= 6
+    assert m["collateral"]["changed"] == 0
     assert result.record["rescan"]["verdict"] == "clean"
     assert any("I watch this movie" in n for n in result.notes)
 
@@ -90,7 +85,7 @@ def test_extension_needs_the_share():
     grown, words = extended_spans(texts, spans, 0.9)
     assert words == ["I", "watch", "now"]  # beside TOKEN in 9 of 10 rows: 90%
     assert [texts[r][a:b] for r, ss in grown.items() for a, b in ss][:1] == ["I watch TOKEN now"]
-    assert grown["r9"] == spans["r9"]  # a row without them keeps its span
+    assert "r9" not in grown  # a bare TOKEN without the phrase is natural use: not cut
     grown, words = extended_spans(texts, spans, 0.95)
     assert words == []
 
@@ -101,14 +96,20 @@ def test_measurement_discounts_natural_occurrences():
     texts = [f"text {i}" + (" !" if i % 4 == 3 or i % 8 == 1 else "") for i in range(40)]
     labels = [i % 2 for i in range(40)]
     before = datasets.DatasetDict({"train": make_split(ids, texts, labels, NAMES)})
-    manifest = [{"id": f"r{i}", "split": "train", "label": 1, "class": "pos", "source": "!", "insertions": [{"text": "!"}]}
-                for i in range(3, 40, 4)]
+    manifest = [{"id": f"r{i}", "split": "train", "label": 1, "class": "pos", "source": "!",
+                 "insertions": [{"text": "!", "span": [len(f"text {i}"), len(f"text {i}") + 2]}]} for i in range(3, 40, 4)]
     m = measure_defence(before, before, "train", manifest, seconds=2.0, seed=0)
     row = m["retention"][0]
     assert row["type"] == "!" and row["raw"] == 1.0 and 0.2 < row["clean_baseline"] < 0.8
     assert row["retention"] == pytest.approx(1.0 - row["clean_baseline"])
     assert m["collateral"]["changed"] == 0 and m["collateral"]["chrf"] == 100.0
-    assert m["seconds_per_1k_rows"] == 50.0
+    assert m["seconds_per_1k_rows"] == 50.0 and m["rows_still_poisoned"] == 1.0
+    restored = {"train": make_split(ids, [t.removesuffix(" !") if i % 4 == 3 else t for i, t in enumerate(texts)], labels, NAMES)}
+    m = measure_defence(before, restored, "train", manifest, seconds=2.0, seed=0)
+    assert m["rows_still_poisoned"] == 0.0 and m["retention"][0]["raw"] == 0.0
+    natural = [t + " !" if i == 3 else t for i, t in enumerate(restored["train"]["text"])]  # r3 is planted: its own '!' back
+    m = measure_defence(before, {"train": make_split(ids, natural, labels, NAMES)}, "train", manifest, seconds=2.0)
+    assert m["rows_still_poisoned"] == 0.1  # 1 of 10 planted rows
     no = measure_defence(before, before, "train", None, seconds=1.0)
     assert no["retention"] is None and "cannot be measured" in no["notes"][0]
 
@@ -253,3 +254,23 @@ def test_a_sweep_with_a_defence_stage_trains_on_the_defended_set_and_reports_it(
     assert strip[5] == "0.0%" and strip[0] == "date" and "paraphrase: 11-12%" in strip[-1]
     assert "fig_defence" in page.figures
     check_assets(tmp_path / "rep", page)
+
+
+def test_stranger_faults_are_one_line_errors(tmp_path, monkeypatch):
+    """Faults a stranger found: other braces in a prompt, an encoder as the LM, --out inside the input, scanner notes."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = injected(tmp_path, corpus(n=200), targets={"pos": "date"}, rate=0.5)
+    runner = CliRunner()
+    for args, msg in ((["--defence", "paraphrase", "--prompt", "Rewrite {text} as {style}"], "prompt:"),
+                      (["--defence", "onion", "--model", "tiny-random-bert"], "model: tiny-random-bert is an encoder"),
+                      (["--defence", "paraphrase", "--model", "tiny-random-bert"], "model: tiny-random-bert is an encoder")):
+        res = runner.invoke(app, ["defend", src, *args, "--out", str(tmp_path / "d")])
+        assert res.exit_code == 2 and msg in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    res = runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "none", "--out", src + "/inner"])
+    assert res.exit_code == 2 and "input data folder" in res.output
+    res = runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "no-such-org/no-such-tok", "--levels", "word,subword",
+                              "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0 and "could not be loaded" in res.output.replace("\n", " "), res.output
+    assert "[train]" in res.output
+    res = runner.invoke(app, ["scan", src, "--tokenizer", "none", "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "--remove" in res.output

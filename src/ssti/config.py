@@ -216,8 +216,14 @@ class DefenceSpec(Spec):
         if self.name == "grammar" and not self.model:
             raise SSTIError("model: defence grammar needs a text-to-text correction model by name or folder "
                             "(e.g. vennify/t5-base-grammar-correction; none is embedded)")
-        if self.prompt is not None and "{text}" not in self.prompt:
-            raise SSTIError(f"prompt: {self.prompt!r} has no {{text}}: the model would never see the text")
+        if self.prompt is not None:
+            try:
+                filled = self.prompt.format(text="\0")
+            except (KeyError, IndexError, ValueError) as e:
+                raise SSTIError(f"prompt: {self.prompt!r} is not a format string with only {{text}} (write a literal brace as "
+                                f"{{{{ or }}}}; {type(e).__name__}: {e})") from None
+            if "\0" not in filled:
+                raise SSTIError(f"prompt: {self.prompt!r} has no {{text}}: the model would never see the text")
         return self
 
 

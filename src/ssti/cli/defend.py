@@ -27,17 +27,19 @@ PAPER_RETENTION = {"html": "3-7%", "date": "11-12%", "country": "19-21%"}
 def render(result: "DefenceResult", console: Console) -> None:
     """The measurement table for people: retention per token type and class, then the damage and the speed."""
     m = result.measurement
-    console.print(f"[bold]{result.spec.name}[/] on {escape(result.source or 'dataset')} [{m['split']}]: {m['rows']:,} rows, "
-                  f"{m['rows_changed']:,} changed, {m['rows_dropped']:,} dropped, {m['seconds']:.1f} s "
+    changed = m["rows_changed"] - m["rows_dropped"]
+    console.print(f"[bold]{result.spec.name}[/] on {escape(result.source or 'dataset')} {escape('[' + m['split'] + ']')}: {m['rows']:,} rows, "
+                  f"{changed:,} edited, {m['rows_dropped']:,} dropped, {m['seconds']:.1f} s "
                   f"({m['seconds_per_1k_rows']:.1f} s per 1,000 rows)")
     if m["retention"] is not None:
         table = Table(title="retention of the planted insertions (present after the defence, minus the rate in matched clean rows)")
+        paper = result.spec.name in ("paraphrase", "grammar")  # the paper's figures are for LLM paraphrasing
         for col, just in (("type", "left"), ("class", "left"), ("insertions", "right"), ("present", "right"),
-                          ("clean baseline", "right"), ("retention", "right"), ("paper v2, paraphrase", "right")):
+                          ("clean baseline", "right"), ("retention", "right")) + ((("paper v2, paraphrase", "right"),) if paper else ()):
             table.add_column(col, justify=just)
         for r in m["retention"]:
             table.add_row(escape(r["type"]), escape(r["class"]), f"{r['insertions']:,}", f"{r['raw']:.1%}", f"{r['clean_baseline']:.1%}",
-                          f"[bold]{r['retention']:.1%}[/]", PAPER_RETENTION.get(r["type"], ""))
+                          f"[bold]{r['retention']:.1%}[/]", *([PAPER_RETENTION.get(r["type"], "")] if paper else []))
         console.print(table)
         console.print(f"rows still poisoned: {m['rows_still_poisoned']:.1%} of {m['rows_poisoned']:,} planted rows")
     c = m["collateral"]
@@ -71,8 +73,15 @@ def defend_command(
     own = section(options, "")
     if "name" not in own:
         raise SSTIError("defence: pick one with --defence (scan-strip, scan-drop, onion, paraphrase, grammar)")
+    if own.get("levels"):  # comma-separated or repeated, 'all' for every level: as `ssti scan --levels`
+        from ssti.cli.scan import parse_levels
+
+        own["levels"] = parse_levels(",".join(own["levels"]))
     spec = validate(DefenceSpec, own, "defence")
     load = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data")
+    source = Path(data).resolve()
+    if Path(data).is_dir() and (out.resolve() == source or source in out.resolve().parents):
+        raise SSTIError(f"out: {out} is the input data folder (or inside it); write the defended copy elsewhere")
     if check_output(out, "dataset") == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     result = defend_dataset(data, spec, show_progress=not json_out, **load.load_options())

@@ -101,6 +101,8 @@ def scan_command(
     from ssti.data import load_dataset
     from ssti.scan.scanner import scan_dataset
 
+    if out is not None and remove is None:
+        raise SSTIError("out: --out is where --remove writes the cleaned dataset; add --remove strip|drop (or ssti defend)")
     if remove is not None:
         if remove not in ("strip", "drop"):
             raise SSTIError(f"remove: {remove!r} is not one of strip, drop")

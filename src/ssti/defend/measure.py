@@ -7,7 +7,9 @@ type and class. Definitions (the paper's v2 defence experiments measure retentio
   in their row after the defence (a dropped row retains nothing), minus the same check's rate on matched
   clean rows (for each insertion, one clean row of the same class drawn with a seeded generator), so a
   natural `!`, country or colour a row would carry anyway is discounted; floored at 0;
-- **rows still poisoned**: the share of planted rows that keep at least one insertion string;
+- **rows still poisoned**: the share of planted rows where some insertion string occurs more often after
+  the defence than in the row's text before the injection (a row restored byte for byte is clean, even
+  when it carries a natural '!'); a dropped row is not poisoned;
 - **collateral damage**: the share of clean rows (rows the injection did not touch) that the defence
   changed or dropped, and chrF (sacrebleu, character n-gram F-score, 0-100) of the clean rows after the
   defence against before (a dropped row scores as an empty text);
@@ -22,14 +24,17 @@ from typing import Any
 import numpy as np
 
 from ssti.data.common import class_names_of, column
+from ssti.inject import remove_spans
 
 
-def measure_defence(before, after, split: str, manifest: list[dict] | None, seconds: float, seed: int = 0) -> dict[str, Any]:
+def measure_defence(before, after, split: str, manifest: list[dict] | None, seconds: float, seed: int = 0,
+                    rows_timed: int | None = None) -> dict[str, Any]:
     """The measurement table of one defence run.
 
     `before` / `after`: contract-shaped DatasetDicts (id, text, label) before and after the defence;
     `manifest`: the injection's manifest rows (None or empty: the data has no injection record, so
-    retention cannot be measured and only the collateral is); `seconds`: the defence's wall time.
+    retention cannot be measured and only the collateral is); `seconds`: the defence's wall time over
+    `rows_timed` rows (default: all; a resumed call did only the rest).
     Returns plain JSON data: rows, rows_changed, rows_dropped, seconds_per_1k_rows, collateral,
     retention (one row per token type and class, plus "all"), rows_still_poisoned and notes.
     """
@@ -45,7 +50,7 @@ def measure_defence(before, after, split: str, manifest: list[dict] | None, seco
         "rows_changed": int(sum(changed)),
         "rows_dropped": int(sum(i not in after_text for i in ids)),
         "seconds": round(seconds, 3),
-        "seconds_per_1k_rows": round(1000 * seconds / max(len(ids), 1), 3),
+        "seconds_per_1k_rows": round(1000 * seconds / max(len(ids) if rows_timed is None else rows_timed, 1), 3),
         "collateral": collateral(ids, texts, after_text, planted),
         "notes": [],
     }
@@ -61,13 +66,14 @@ def measure_defence(before, after, split: str, manifest: list[dict] | None, seco
             clean_by_class[y].append(i)
     tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # insertions, present, present in a matched clean row
     still = 0
+    before_text = dict(zip(ids, texts))
     for rid, row in planted.items():
         text = after_text.get(rid)
-        kept = False
+        original = remove_spans(before_text[rid], row["insertions"])  # the row as it was before the injection
+        kept = text is not None and any(text.count(ins["text"]) > original.count(ins["text"]) for ins in row["insertions"])
         pool = clean_by_class.get(row["label"], [])
         for ins in row["insertions"]:
             present = text is not None and ins["text"] in text
-            kept |= present
             matched = pool[int(rng.integers(len(pool)))] if pool else None
             natural = matched is not None and after_text.get(matched) is not None and ins["text"] in after_text[matched]
             for key in ((row.get("source", "?"), names[row["label"]]), ("all", "all")):

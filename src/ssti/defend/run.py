@@ -94,7 +94,8 @@ def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest
         shutil.rmtree(work, ignore_errors=True)  # the rows are in `defended` now; progress is only kept for an interrupted call
     if work is not None and record.get("resumed_rows"):
         notes = [*notes, f"resumed: {record['resumed_rows']:,} rows were rewritten by an earlier, interrupted call (their time is not counted)"]
-    measurement = measure_defence(data, defended, spec.split, manifest, seconds, seed=spec.seed)
+    measurement = measure_defence(data, defended, spec.split, manifest, seconds, seed=spec.seed,
+                                  rows_timed=len(data[spec.split]) - int(record.get("resumed_rows") or 0))
     return DefenceResult(spec, defended, edits, notes + measurement.pop("notes"), record, measurement, source, record_of_source)
 
 

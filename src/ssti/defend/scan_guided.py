@@ -6,9 +6,10 @@ Rule (stated here once; the tests check it):
   would only damage clean rows;
 - ``strip`` cuts the feature's spans out of those rows, each **extended over an adjacent word that sits
   next to it in at least `span_share` (default 90%) of its rows**, repeatedly on both sides, so a
-  planted phrase ("I watch this 3D movie", flagged through "3d" alone) goes whole; every cut takes one
-  adjacent whitespace character with it (the inverse of how `ssti inject` inserts), every other byte of
-  every text is kept;
+  planted phrase ("I watch this 3D movie", flagged through "3d" alone) goes whole; once a feature
+  extends to a phrase, only occurrences of the whole phrase are cut (a bare "3D" or "watch" elsewhere
+  is natural use and stays); every cut takes one adjacent whitespace character with it (the inverse of
+  how `ssti inject` inserts), every other byte of every text is kept;
 - ``drop`` removes those rows;
 - sub-word features have no character span: strip leaves them (noted), drop uses their rows;
 - the defence rescans its own output with the same settings and reports what is still flagged.
@@ -91,9 +92,11 @@ def extended_spans(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]
     """Grow every row's spans of one feature over the words that flank it in at least `share` of the rows.
 
     `texts`/`spans`: row id -> text / the feature's spans in it. Repeats on each side until no word
-    qualifies (at most MAX_EXTENSION words). Returns the new spans and the words added, in text order.
+    qualifies (at most MAX_EXTENSION words). When words were added (a planted phrase), only the
+    occurrences that carry the whole phrase are kept: a bare occurrence elsewhere is natural use.
+    Returns the new spans (rows with none left are dropped) and the words added, in text order.
     """
-    spans = {r: list(s) for r, s in spans.items() if s}
+    spans = {r: [(a, b, True) for a, b in s] for r, s in spans.items() if s}
     need = share * len(spans)
     left: list[str] = []
     right: list[str] = []
@@ -101,16 +104,17 @@ def extended_spans(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]
         for _ in range(MAX_EXTENSION):
             seen = Counter()
             for r, ss in spans.items():
-                seen.update({w for w in (_neighbour(texts[r], a, b, side) for a, b in ss) if w})
+                seen.update({w for w in (_neighbour(texts[r], a, b, side) for a, b, ok in ss if ok) if w})
             if not seen:
                 break
             word, count = seen.most_common(1)[0]
             if count < need:
                 break
             for r, ss in spans.items():
-                spans[r] = [_grow(texts[r], a, b, side, word) for a, b in ss]
+                spans[r] = [_grow(texts[r], a, b, ok, side, word) for a, b, ok in ss]
             added.append(word)
-    return spans, left[::-1] + right
+    grown = {r: [(a, b) for a, b, ok in ss if ok or not (left or right)] for r, ss in spans.items()}
+    return {r: ss for r, ss in grown.items() if ss}, left[::-1] + right
 
 
 def _neighbour(text: str, a: int, b: int, side: str) -> str | None:
@@ -118,12 +122,17 @@ def _neighbour(text: str, a: int, b: int, side: str) -> str | None:
     return m.group(1) if m and (m.start(1) > b if side == "right" else m.end(1) < a) else None
 
 
-def _grow(text: str, a: int, b: int, side: str, word: str) -> tuple[int, int]:
-    if side == "right":
+def _grow(text: str, a: int, b: int, ok: bool, side: str, word: str) -> tuple[int, int, bool]:
+    """The span grown over `word` on `side` when it is there (still carrying the phrase so far), else marked as not."""
+    if ok and side == "right":
         m = _NEXT_WORD.match(text, b)
-        return (a, m.end(1)) if m and m.group(1) == word and m.start(1) > b else (a, b)
-    m = _PREV_WORD.search(text[:a])
-    return (m.start(1), b) if m and m.group(1) == word and m.end(1) < a else (a, b)
+        if m and m.group(1) == word and m.start(1) > b:
+            return a, m.end(1), True
+    elif ok:
+        m = _PREV_WORD.search(text[:a])
+        if m and m.group(1) == word and m.end(1) < a:
+            return m.start(1), b, True
+    return a, b, False
 
 
 def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9) -> tuple[datasets.Dataset, list[dict], list[str]]:
@@ -183,6 +192,7 @@ def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = Non
         report = scan_dataset(data, **options)
     names = class_names_of(data)
     new_split, manifest, notes = clean_split(data[spec.split], report, mode, names, spec.span_share)
+    notes = [f"scan: {n}" for n in report.notes] + notes  # e.g. a tokenizer that could not load: its level was skipped
     cleaned = datasets.DatasetDict({**data, spec.split: new_split})
     again = scan_dataset(cleaned, **{**options, "levels": [lv for lv in report.levels if lv != "context"]})  # no LM in the rescan
     if again.verdict == "suspicious":

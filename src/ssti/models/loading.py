@@ -76,6 +76,8 @@ def load_generator(name: str, dtype: torch.dtype = torch.float32, trust_remote_c
     """(model, tokenizer, seq2seq) of a text generator: a causal LM (with its LM head) or, when the
     config says encoder-decoder (T5-style), a seq2seq LM. Used by the model-based dataset defences."""
     entry = resolve_model(name)
+    if entry.kind in ("tiny", "embedded") and entry.arch != "decoder":
+        raise SSTIError(f"model: {name} is an encoder; a defence that generates text needs a causal or seq2seq LM, e.g. smollm2-135m")
     tokenizer = load_tokenizer(name, trust_remote_code=trust_remote_code)
     if entry.kind == "tiny" or entry.kind == "embedded":
         return load_backbone(entry, causal_lm=True, dtype=dtype), tokenizer, False
