@@ -220,6 +220,10 @@ def test_defence_spec_in_run_configs():
     assert config.run_id() != plain.run_id()
     with pytest.raises(SSTIError, match="defence.name"):
         load_run_config({"defence": {"name": "bleach"}})
+    from ssti.pipeline import check_classes
+
+    with pytest.raises(SSTIError, match="defence.split: 'dev' is not a split"):  # refused before any run starts
+        check_classes([load_run_config({"defence": {"name": "scan-strip", "split": "dev"}})])
 
 
 def test_a_sweep_with_a_defence_stage_trains_on_the_defended_set_and_reports_it(tmp_path):
@@ -274,3 +278,15 @@ def test_stranger_faults_are_one_line_errors(tmp_path, monkeypatch):
     assert "[train]" in res.output
     res = runner.invoke(app, ["scan", src, "--tokenizer", "none", "--out", str(tmp_path / "e")])
     assert res.exit_code == 2 and "--remove" in res.output
+
+
+def test_scan_strip_with_the_context_check(tmp_path):
+    src = injected(tmp_path, corpus(n=200), targets={"pos": "date"}, rate=0.5)
+    result = defend_dataset(src, DefenceSpec(name="scan-strip", tokenizer="none", context="tiny-random-llama"))
+    assert "context" in result.record["levels"] and result.record["context"] == "tiny-random-llama"
+    assert any(n.startswith("scan: context check with tiny-random-llama") for n in result.notes)
+    assert result.measurement["rows_still_poisoned"] == 0
+    from ssti.config import validate
+
+    with pytest.raises(SSTIError, match="context: not an option of defence onion"):
+        validate(DefenceSpec, {"name": "onion", "context": "smollm2-135m"}, "defence")

@@ -62,6 +62,8 @@ def tiny_argv(argv: list[str]) -> list[str]:
         argv[argv.index("--max-samples") + 1] = "20"
     if cmd == "scan" and "--tokenizer" not in argv:
         argv += ["--tokenizer", "tiny-random-llama"]
+    if cmd == "defend" and "--tokenizer" not in argv and any(a.startswith("scan-") for a in argv):
+        argv += ["--tokenizer", "tiny-random-llama"]
     if cmd == "probe" and "--max-samples" not in argv:
         argv += ["--max-samples", "20"]
     if cmd in ("run", "demo", "sweep"):

@@ -168,8 +168,8 @@ class EvalSpec(Spec):
 DEFENCES = ("scan-strip", "scan-drop", "onion", "paraphrase", "grammar")  # registered in ssti.defend.registry
 # the fields each defence reads (besides name, split and seed); giving another is an error, so a typo never passes
 DEFENCE_FIELDS = {
-    "scan-strip": {"threshold", "levels", "tokenizer", "span_share"},
-    "scan-drop": {"threshold", "levels", "tokenizer"},
+    "scan-strip": {"threshold", "levels", "tokenizer", "span_share", "context"},
+    "scan-drop": {"threshold", "levels", "tokenizer", "context"},
     "onion": {"threshold", "model", "window_words", "batch_size"},
     "paraphrase": {"model", "prompt", "batch_size", "max_new_tokens", "temperature"},
     "grammar": {"model", "prompt", "batch_size", "max_new_tokens", "temperature"},
@@ -190,6 +190,9 @@ class DefenceSpec(Spec):
     levels: list[str] | None = Field(None, description="scan-*: the scanner's feature levels (default: its default levels)")
     tokenizer: str | None = Field(None, description="scan-*: model whose tokenizer gives the scanner's sub-word level "
                                   "(default smollm2-135m; 'none' skips it)")
+    context: str | None = Field(None, description="scan-*: also run the scanner's context check with this causal LM (e.g. "
+                                "smollm2-135m): flags token types whose occurrences read as dropped in; slow on a CPU (about 0.1 s per "
+                                "occurrence); the rescan of the output runs without it")
     span_share: float = Field(0.9, gt=0, le=1, description="scan-strip: a flagged token's cut extends over an adjacent word that "
                               "sits next to it in at least this share of its flagged rows, repeatedly (a planted phrase goes whole)")
     model: str | None = Field(None, description="onion: the causal LM scoring perplexity (default smollm2-135m); paraphrase: the "

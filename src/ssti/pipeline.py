@@ -1,4 +1,4 @@
-"""`ssti run`: one config, one pipeline: inject (optional) -> train -> evaluate, resumable.
+"""`ssti run`: one config, one pipeline: inject (optional) -> defend (optional) -> train -> evaluate, resumable.
 
 A run folder that already finished with the same run id is not redone; one interrupted mid-way is
 resumed; one holding another run (other settings, or data whose bytes changed) is refused unless
@@ -32,7 +32,7 @@ def run_state(out: Path, config: RunConfig) -> str:
 
 def check_classes(configs: list[RunConfig]) -> None:
     """Refuse, before any work, injection targets and eval sources that name no class of the data, and an
-    injection or evaluation split the data does not have (each distinct dataset is loaded once)."""
+    injection, defence or evaluation split the data does not have (each distinct dataset is loaded once)."""
     from ssti.data import class_names_of, load_dataset
     from ssti.inject import resolve_targets
 
@@ -47,6 +47,8 @@ def check_classes(configs: list[RunConfig]) -> None:
             resolve_targets(config.injection.targets, names, "injection.targets")
             if config.injection.split not in splits:
                 raise SSTIError(f"injection.split: {config.injection.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+        if config.defence is not None and config.defence.split not in splits:
+            raise SSTIError(f"defence.split: {config.defence.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
         if config.eval.sources:
             resolve_targets(config.eval.sources, names, "eval.sources")
         if config.eval.split not in splits:

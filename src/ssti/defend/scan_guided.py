@@ -189,7 +189,7 @@ def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = Non
     if spec.levels:
         options["levels"] = spec.levels
     if report is None:
-        report = scan_dataset(data, **options)
+        report = scan_dataset(data, **options, context=spec.context)
     names = class_names_of(data)
     new_split, manifest, notes = clean_split(data[spec.split], report, mode, names, spec.span_share)
     notes = [f"scan: {n}" for n in report.notes] + notes  # e.g. a tokenizer that could not load: its level was skipped
@@ -199,6 +199,7 @@ def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = Non
         notes.append("the cleaned data still scans suspicious: " + ", ".join(f"{f.level}:{f.feature} ({f.cls}, {f.support} rows)" for f in again.flagged[:5]))
     record = {
         "mode": mode, "split": spec.split, "threshold": report.threshold, "levels": report.levels, "tokenizer": report.tokenizer,
+        "context": spec.context,
         "span_share": spec.span_share if mode == "strip" else None, "rows_changed": len(manifest),
         "flagged_features": [{"feature": f.feature, "level": f.level, "class": f.cls, "support": f.support, "p_value": f.p_value}
                              for f in report.flagged],
