@@ -73,8 +73,9 @@ def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest
     """Apply defence `spec` to `data` (a dataset name, folder or file, or a DatasetDict) and measure it.
 
     `manifest`: the injection manifest to measure retention against (read from an injected folder
-    when `data` is one); `report`: a ScanReport the scan-* defences use instead of scanning again. `resume`: the rewriting defences keep finished rows in the ssti cache folder
-    and an interrupted call with the same data and spec continues from them.
+    when `data` is one); `report`: a ScanReport the scan-* defences use instead of scanning again;
+    `resume`: the rewriting defences keep finished rows in the ssti cache folder, and an interrupted
+    call with the same data and spec continues from them.
     Raises SSTIError for a split the data does not have, or a model that cannot be loaded.
     """
     source, record_of_source = None, None
