@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -101,3 +102,25 @@ def test_asr_baseline_from_the_clean_confusion_matrix():
     assert clean_target_rate({"confusion_matrix": [[8, 2], [3, 7]]}, 1) == 0.2
     assert clean_target_rate({"confusion_matrix": [[5, 1, 4], [0, 9, 1], [2, 2, 6]]}, 2) == 5 / 20
     assert clean_target_rate({}, 1) is None and clean_target_rate({"confusion_matrix": [[1]]}, 3) is None
+
+
+def test_a_second_sweep_into_the_same_folder_is_refused(tmp_path):
+    """Two `ssti sweep` processes into one folder would run the same runs twice into one store."""
+    import sys
+
+    from ssti.sweep.run import sweep_lock
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _sweep_helpers import tiny_sweep
+    from ssti.sweep import expand, run_sweep
+
+    out = tmp_path / "sw"
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2)))
+    assert run_sweep(sweep, out, show_progress=False)["done"] == 2
+    held = sweep_lock(out)  # another sweep holds it (flock: per open file, so this process counts as another)
+    try:
+        with pytest.raises(SSTIError, match=r"another ssti sweep \(pid \d+\) is running into"):
+            run_sweep(sweep, out, show_progress=False)
+    finally:
+        held.close()
+    assert run_sweep(sweep, out, show_progress=False)["skipped"] == 2  # released: it runs (nothing left to do)

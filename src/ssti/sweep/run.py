@@ -21,6 +21,28 @@ from ssti.sweep.store import ResultsStore
 
 STORE_NAME = "results.sqlite"
 RUNS_DIR = "runs"
+LOCK_NAME = ".ssti-sweep.lock"  # held (flock) while a sweep runs into the folder: a second one is refused
+
+
+def sweep_lock(out: Path):
+    """Hold the sweep folder's lock (an open file, released when closed or when the process dies); a second
+    sweep into the same folder is a one-line SSTIError naming the process that holds it."""
+    import fcntl
+    import os
+
+    f = open(out / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise SSTIError(f"out: another ssti sweep (pid {holder}) is running into {out}; wait for it to finish or stop it") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def store_path(out: str | Path) -> Path:
@@ -59,8 +81,8 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     counts = {"total": len(sweep.runs), "skipped": 0, "done": 0, "failed": 0}
-    with ResultsStore(store_path(out), create=True) as store:  # a foreign store is refused before anything is written
-        write_marker(out, "sweep", ["sweep.yaml", STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", RUNS_DIR])
+    with sweep_lock(out), ResultsStore(store_path(out), create=True) as store:  # a foreign store is refused before anything is written
+        write_marker(out, "sweep", ["sweep.yaml", STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", RUNS_DIR, LOCK_NAME])
         write_yaml(out / "sweep.yaml", {"name": sweep.name, **{k: v for k, v in sweep.raw.items() if k != "name"}})
         finished = store.done_ids() if retry_failed else {r["run_id"] for r in store.rows() if r["status"] in ("done", "failed")}
         todo = [r for r in sweep.runs if r.run_id not in finished]
