@@ -17,6 +17,8 @@ rows/s beside the paper's v2 paraphrasing figures. `grammar` needs a hub model (
 
     .venv/bin/python benchmarks/defend_quality.py                          # part scan, about 15 minutes on 2 cores
     .venv/bin/python benchmarks/defend_quality.py --part models --rows 40  # about 15 minutes
+    .venv/bin/python benchmarks/defend_quality.py --datasets rotten-tomatoes --rates 0.01 \
+        --sources 'country;colour;fixed:cf' --context smollm2-135m          # the types that need the context check
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ MODEL_SOURCES = ["date", "html", "country", "exclamation"]
 PAPER = {"html": "3-7%", "date": "11-12%", "country": "19-21%", "exclamation": "! / !! attack broken (1.6-4.4% manipulation)"}
 
 
-def case(ds, src: str, rate: float, defence: str) -> dict:
+def case(ds, src: str, rate: float, defence: str, context: str | None = None) -> dict:
     res = inject_dataset(ds, InjectionSpec(targets={str(TARGET): src}, rate=rate, tokens=1, location="random", seed=0, split="train"))
     planted = {m["id"] for m in res.manifest}
-    out = defend_dataset(res.dataset, DefenceSpec(name=defence), manifest=res.manifest)
+    out = defend_dataset(res.dataset, DefenceSpec(name=defence, context=context), manifest=res.manifest)
     m = out.measurement
     edited = {e["id"] for e in out.edits}
     tp = len(edited & planted)
@@ -66,8 +68,8 @@ def part_scan(args) -> list[dict]:
         ds = load_dataset(name)
         for defence in ["scan-strip"] + (["scan-drop"] if args.drop else []):
             for src in args.sources.split(";"):
-                for rate in RATES:
-                    row = {"dataset": name, "defence": defence, **case(ds, src, rate, defence)}
+                for rate in [float(r) for r in args.rates.split(",")]:
+                    row = {"dataset": name, "defence": defence, "context": args.context, **case(ds, src, rate, defence, args.context)}
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr)
     f = lambda v, pct=False: "-" if v is None else (f"{v:.1%}" if pct else f"{v:.3f}")
@@ -124,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--sources", default=";".join(SOURCES), help="';'-separated token sources")
     ap.add_argument("--drop", action="store_true", help="also measure scan-drop")
+    ap.add_argument("--rates", default=",".join(map(str, RATES)), help="comma-separated shares of class 1 to inject")
+    ap.add_argument("--context", help="part scan: run the scanner's context check with this causal LM (slow: minutes per case)")
     ap.add_argument("--rows", type=int, default=40, help="part models: planted rows (and as many clean rows) per type")
     ap.add_argument("--grammar-model", help="part models: a grammar-correction model to measure too")
     ap.add_argument("--json", help="save every row as JSON here")
