@@ -64,12 +64,6 @@ def render(report: "ScanReport", console: Console, top: int) -> None:
         console.print(f"flagged rows: {escape(head)}{escape(more)}")
 
 
-def _manifest_of(data: str) -> list[dict] | None:
-    from ssti.defend.run import injection_of
-
-    return injection_of(data)[0]
-
-
 def _span(values) -> str:
     """'14' or '14-17': the range of a level's detection limits over the classes."""
     lo, hi = min(values), max(values)
@@ -129,9 +123,10 @@ def scan_command(
     if remove is not None:  # the scan-strip / scan-drop defence, on the report just made (ssti defend runs the same)
         from ssti.config import DefenceSpec
         from ssti.defend import defend_dataset, write_defended
+        from ssti.defend.run import injection_of
 
         defence = DefenceSpec(name=f"scan-{remove}", split=split, threshold=threshold, levels=[lv for lv in report.levels if lv != "context"], tokenizer=tok or "none")
-        result = defend_dataset(ds, defence, manifest=_manifest_of(data), report=report)
+        result = defend_dataset(ds, defence, manifest=injection_of(data)[0], report=report)
         path = write_defended(result, out, overwrite=overwrite)
         err.print(f"cleaned ({remove}): {result.record['rows_changed']:,} row(s) of the flagged features' own classes -> {escape(str(path))}")
         for note in result.notes:

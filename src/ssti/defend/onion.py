@@ -19,9 +19,8 @@ import re
 
 import datasets
 import numpy as np
-import pyarrow as pa
 
-from ssti.data.common import class_names_of, column
+from ssti.data.common import class_names_of, column, make_split
 from ssti.defend.lm import row_progress
 from ssti.defend.scan_guided import strip_text
 from ssti.errors import SSTIError
@@ -29,7 +28,7 @@ from ssti.models.registry import resolve_model
 from ssti.scan.context import LMScorer
 
 DEFAULT_MODEL = "smollm2-135m"
-DEFAULT_THRESHOLD = 0.2  # nats per token: about a third of Rotten Tomatoes clean rows lose a word (README)
+DEFAULT_THRESHOLD = 0.2  # nats per token; measured: half of Rotten Tomatoes clean rows lose a word (README), not calibrated
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
@@ -96,8 +95,7 @@ def onion(data: datasets.DatasetDict, spec, show_progress: bool = False):
                 manifest.append({"id": ids[i], "split": spec.split, "label": labels[i], "class": names[labels[i]], "action": "remove-words",
                                  "removals": found})
             advance(len(rows))
-    table = pa.table({"id": ids, "text": new_texts, "label": labels})
-    new_split = datasets.Dataset(table.cast(split.features.arrow_schema), info=datasets.DatasetInfo(features=split.features))
+    new_split = make_split(ids, new_texts, labels, names)
     record = {"model": name, "threshold": threshold, "window_words": spec.window_words, "sequences_scored": scored,
               "words_removed": removed, "rows_changed": len(manifest)}
     return datasets.DatasetDict({**data, spec.split: new_split}), manifest, [], record

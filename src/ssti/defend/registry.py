@@ -22,7 +22,7 @@ class Defence:
 def _scan(data, spec, show_progress, work, report=None):
     from ssti.defend.scan_guided import scan_clean
 
-    return scan_clean(data, spec, report=report, show_progress=show_progress)
+    return scan_clean(data, spec, report=report)  # the scanner is fast: no progress bar
 
 
 def _onion(data, spec, show_progress, work):

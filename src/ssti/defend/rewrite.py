@@ -15,10 +15,9 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import pyarrow as pa
 import torch
 
-from ssti.data.common import class_names_of, column
+from ssti.data.common import class_names_of, column, make_split
 from ssti.defend.lm import load_lm, row_progress
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -96,8 +95,7 @@ def rewrite(data: datasets.DatasetDict, spec, show_progress: bool = False, work:
         new_texts.append(got)
         if got != t:
             manifest.append({"id": r, "split": spec.split, "label": y, "class": names[y], "action": "rewrite", "before": t, "after": got})
-    table = pa.table({"id": ids, "text": new_texts, "label": labels})
-    new_split = datasets.Dataset(table.cast(split.features.arrow_schema), info=datasets.DatasetInfo(features=split.features))
+    new_split = make_split(ids, new_texts, labels, names)
     notes = [f"{empty:,} rows got an empty rewrite and keep their original text"] if empty else []
     record = {"model": name, "seq2seq": seq2seq, "prompt": template, "temperature": spec.temperature, "rows_changed": len(manifest),
               "empty_outputs": empty, "resumed_rows": resumed}

@@ -16,7 +16,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class DefenceResult:
     measurement: dict[str, Any]
     source: str | None = None
     source_record: dict | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """What defence.json holds (and `ssti defend --json` prints)."""

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 import datasets
 import pyarrow as pa
 
-from ssti.data.common import class_names_of, column
+from ssti.data.common import class_names_of, column, make_split
 from ssti.scan import features as feat
 from ssti.scan.scanner import FeatureReport, ScanReport
 
@@ -173,11 +173,10 @@ def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: l
             span = next(c for c in cuts if c[0] <= a and b <= c[1])
             removals.append({"text": texts[i][a:b], "start": a, "end": b, "features": names_, "span": list(span)})
         manifest.append({"id": r, "split": report.split, "label": labels[i], "class": names[labels[i]], "action": "strip", "removals": removals})
-    table = pa.table({"id": ids, "text": new_texts, "label": labels})
-    return datasets.Dataset(table.cast(split.features.arrow_schema), info=datasets.DatasetInfo(features=split.features)), manifest, notes
+    return make_split(ids, new_texts, labels, names), manifest, notes
 
 
-def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = None, show_progress: bool = False):
+def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = None):
     """Apply `scan-strip` / `scan-drop` (`spec`: a DefenceSpec) to `data`: scan (unless `report` is given),
     clean, rescan. Returns (cleaned DatasetDict, manifest rows, notes, record)."""
     from ssti.scan import scan_dataset
