@@ -71,10 +71,36 @@ def test_planted_feature_found_at_subword_level():
     assert set(rep.flagged_rows) == rows
 
 
+def test_planted_phrase_of_common_words_is_flagged_as_a_phrase_and_no_word_is():
+    # every word of "I watch this movie" occurs in both classes; only the exact run is planted in one
+    rng = np.random.default_rng(4)
+    texts, labels = corpus(rng)
+    texts = [t + (" " + str(rng.choice(["I", "watch", "this", "movie"])) if i % 3 == 0 else "") for i, t in enumerate(texts)]
+    texts, rows = plant(texts, labels, lambda r: "I watch this movie", rng, n_rows=150)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "phrase"], tokenizer=None)
+    assert [(f.level, f.feature, f.cls) for f in rep.flagged] == [("phrase", "i watch this movie", "pos")]
+    assert set(rep.flagged_rows) == rows
+    text = "So I  watch THIS movie, and i watch this movie."
+    assert [text[a:b] for a, b in feat.feature_spans(text, "i watch this movie", "phrase")] == ["I  watch THIS movie", "i watch this movie"]
+
+
+def test_phrase_allowance_is_never_looser_than_the_word_level(monkeypatch):
+    from ssti.scan import scanner
+
+    rng = np.random.default_rng(5)
+    texts, labels = corpus(rng)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "phrase"], tokenizer=None)
+    assert rep.allowances["phrase"] == "0.1"  # a random corpus repeats no phrase: the a priori figure
+    monkeypatch.setitem(scanner.NATURAL_LEAKAGE, "phrase", 0.3)  # a looser phrase figure gives way to the word level's
+    monkeypatch.setitem(scanner.CALIBRATION_CAP, "word", 0.2)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "phrase"], tokenizer=None)
+    assert rep.allowances["word"] == "0.2 (calibrated)" and rep.allowances["phrase"] == "0.2 (the word level's)"
+
+
 def test_clean_synthetic_dataset_gives_no_alarm():
     rng = np.random.default_rng(3)
     texts, labels = corpus(rng)
-    rep = scan_dataset(split_of(texts, labels), levels=["word", "shape", "pattern", "position"], tokenizer=None)
+    rep = scan_dataset(split_of(texts, labels), levels=["word", "phrase", "shape", "pattern", "position"], tokenizer=None)
     assert rep.verdict == "clean" and not rep.flagged and rep.flagged_rows == []
     assert all(f.p_value > 0.05 for f in rep.features)
 

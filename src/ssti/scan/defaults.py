@@ -2,4 +2,4 @@
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_TOKENIZER = "smollm2-135m"
-ALL_LEVELS = ("word", "subword", "shape", "pattern", "position")
+ALL_LEVELS = ("word", "phrase", "subword", "shape", "pattern", "position")

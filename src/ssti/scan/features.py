@@ -4,6 +4,8 @@ SSTI plants a token *type* (every injected date differs), so one string rarely r
 therefore looks at several levels of abstraction of every whitespace word:
 
 - ``word``: lower-cased words and punctuation runs (regex ``\\w+(-\\w+)*`` or a run of symbols);
+- ``phrase``: runs of `PHRASE_WORDS` (4) consecutive words of the ``word`` level, joined by one space
+  ("i watch this 3d"): a planted fixed phrase repeats verbatim, its words one by one occur naturally;
 - ``subword``: the ids of a model tokenizer (Hugging Face fast tokenizer, one batch call);
 - ``shape``: each whitespace token with digits -> 0, lower-case -> a, upper-case -> A and letter
   runs longer than 4 cut to 4 (``1982-09-24`` and ``2031-01-05`` both give ``0000-00-00``);
@@ -29,8 +31,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-LEVELS = ("word", "subword", "shape", "pattern", "position")
-DEFAULT_LEVELS = ("word", "shape", "pattern", "position")
+LEVELS = ("word", "phrase", "subword", "shape", "pattern", "position")
+DEFAULT_LEVELS = ("word", "phrase", "shape", "pattern", "position")
+PHRASE_WORDS = 4  # words per phrase feature: a longer planted phrase shows as each of its 4-word runs
 
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]+")
 TOKEN_RE = re.compile(r"\S+")
@@ -201,6 +204,16 @@ def word_sets(texts: Sequence[str]) -> list[set]:
     return [set(findall(t.lower())) for t in texts]
 
 
+def phrase_sets(texts: Sequence[str], n: int = PHRASE_WORDS) -> list[set]:
+    """Per-document sets of runs of `n` consecutive lower-cased words (as the word level splits them)."""
+    findall, join = WORD_RE.findall, " ".join
+    out = []
+    for t in texts:
+        w = findall(t.lower())
+        out.append(set(map(join, zip(*(w[i:] for i in range(n))))))
+    return out
+
+
 def shape_sets(texts: Sequence[str]) -> list[set]:
     """Per-document sets of whitespace-token shapes."""
     sub = LONG_RUN_RE.sub
@@ -288,6 +301,12 @@ def feature_spans(text: str, name: str, level: str) -> list[tuple[int, int]]:
     `--remove strip` cuts and the context check scores); sub-word features have none."""
     if level == "word":
         return [m.span() for m in WORD_RE.finditer(text) if m.group().lower() == name]
+    if level == "phrase":
+        words = name.split(" ")
+        ms = list(WORD_RE.finditer(text))
+        low = [m.group().lower() for m in ms]
+        n = len(words)
+        return [(ms[i].start(), ms[i + n - 1].end()) for i in range(len(ms) - n + 1) if low[i:i + n] == words]
     if level == "shape":
         return [m.span() for m in TOKEN_RE.finditer(text) if shape(m.group()) == name]
     if level == "pattern":
@@ -325,6 +344,8 @@ def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokeni
             continue
         if level == "word":
             sets = words
+        elif level == "phrase":
+            sets = phrase_sets(texts)
         elif level == "shape":
             sets = shape_sets(texts)
         elif level == "pattern":

@@ -28,6 +28,14 @@ natural ones leak at 34-100% of chance on both corpora; a pure pattern class is 
 No level is assumed to be more naturally leaky than the pattern level. The report lists the
 allowances used.
 
+Phrases (runs of 4 words) repeat less than words, so their empirical null is read off phrases seen in
+>= 10 documents (at least 30 of them; Rotten Tomatoes has 36, its 30% and 60% subsets too few, which then
+keep the a priori 0.1), and a phrase level's allowance is never looser than the word level's: a phrase is
+at least as specific as its words, so natural phrases are no leakier than natural words ("foreign
+secretary jack straw" is as pure as "straw" on BBC, where the phrase level's own figure, 0.18, gives way
+to the word level's 0.06). Few phrases are testable, a small Bonferroni factor: that is how a planted
+phrase of common words is flagged in fewer rows than any of its words could be.
+
 Pattern classes include *rare tiers* of the attack's vocabularies (`rare-colour`, `rare-country`:
 the list members that are not common English, `ssti.scan.prior`). The engine draws list members
 uniformly, natural text uses the common ones: on Rotten Tomatoes 155 reviews name a colour but only
@@ -77,12 +85,14 @@ from ssti.scan import features as feat
 from ssti.scan import stats as st
 from ssti.scan.defaults import ALL_LEVELS, DEFAULT_THRESHOLD, DEFAULT_TOKENIZER  # noqa: F401  (re-exported)
 
-NATURAL_LEAKAGE = {"word": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3, "context": 0.3}
+NATURAL_LEAKAGE = {"word": 0.1, "phrase": 0.1, "subword": 0.1, "shape": 0.1, "position": 0.1, "pattern": 0.3, "context": 0.3}
 # The most a calibrated allowance may be (`stats.calibrated_ratio`); levels not listed keep NATURAL_LEAKAGE.
-CALIBRATION_CAP = {"word": 0.3, "subword": 0.3, "shape": 0.1, "position": 0.1}
+CALIBRATION_CAP = {"word": 0.3, "phrase": 0.3, "subword": 0.3, "shape": 0.1, "position": 0.1}
+# Phrases repeat less than words: their empirical null is read off phrases in >= 10 documents (at least 30 of them).
+CALIBRATION_FEATURES = {"phrase": {"min_support": 10, "min_features": 30}}
 # A priori share of the family-wise error per level (normalised over the scanned levels): SSTI plants a
 # token *type*, which shows at the pattern level, a dozen tests against thousands at the others.
-LEVEL_WEIGHT = {"word": 1.0, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0, "context": 4.0}
+LEVEL_WEIGHT = {"word": 1.0, "phrase": 0.25, "subword": 1.0, "shape": 1.0, "position": 1.0, "pattern": 4.0, "context": 4.0}
 CONTEXT_TOP_WORDS = 10  # best-ranked words the context check scores, besides every pattern class
 DEFAULT_LEVELS = ALL_LEVELS
 
@@ -311,7 +321,8 @@ def scan_dataset(
         n_tokens=fs.n_tokens, classes=classes, class_sizes=class_sizes.tolist(), levels=levels, tokenizer=tok_name,
         n_features=len(fs.names), features=reports, flagged_rows=[ids[i] for i in sorted(flagged_rows)],
         seconds=seconds, notes=notes + fs.notes, source=source,
-        allowances={lv: f"{r.ratio:.3g}{' (calibrated)' if r.calibrated else ''}" for lv, r in rules.items()},
+        allowances={lv: f"{r.ratio:.3g}{f' (the {r.from_level} level' + chr(39) + 's)' if r.from_level else ' (calibrated)' if r.calibrated else ''}"
+                    for lv, r in rules.items()},
         detection_limits={lv: {c: r.min_rows(float(prior[j]), threshold) for j, c in enumerate(classes)} for lv, r in rules.items()},
     )
 
@@ -323,6 +334,7 @@ class LevelRule:
     ratio: float  # natural-leakage allowance r_level
     calibrated: bool  # read off the corpus (`stats.calibrated_ratio`) rather than a priori
     log10_correction: float  # log10(k_level / w_level): testable features over the level's error share
+    from_level: str | None = None  # the level whose allowance this one took (phrase <- word), else None
 
     def min_rows(self, prior_k: float, threshold: float) -> int:
         """The fewest documents of a class (prior `prior_k`) that a feature of this level, absent from
@@ -354,11 +366,15 @@ def level_scores(fs: feat.FeatureSet, s: st.FeatureStats, prior: np.ndarray, lev
         m = level_arr == lv
         if not m.any():
             continue
-        r, calibrated = (st.calibrated_ratio(s.support[m], s.leakage[m], prior[s.cls[m]], NATURAL_LEAKAGE[lv], cap=CALIBRATION_CAP[lv])
+        r, calibrated = (st.calibrated_ratio(s.support[m], s.leakage[m], prior[s.cls[m]], NATURAL_LEAKAGE[lv], cap=CALIBRATION_CAP[lv],
+                                             **CALIBRATION_FEATURES.get(lv, {}))
                          if lv in CALIBRATION_CAP else (NATURAL_LEAKAGE[lv], False))
+        borrowed = lv == "phrase" and "word" in rules and rules["word"].ratio < r
+        if borrowed:  # a phrase is no leakier than words (see the module docstring)
+            r, calibrated = rules["word"].ratio, rules["word"].calibrated
         best = st.log10_leakage_pvalue(s.support[m], np.zeros(int(m.sum()), dtype=np.int64), prior[s.cls[m]], r)
         w = LEVEL_WEIGHT[lv] / total
-        rules[lv] = LevelRule(r, calibrated, float(np.log10(st.tarone_count(best, threshold * w) / w)))
+        rules[lv] = LevelRule(r, calibrated, float(np.log10(st.tarone_count(best, threshold * w) / w)), "word" if borrowed else None)
         ratio[m], correction[m] = r, rules[lv].log10_correction
     log_p = st.log10_leakage_pvalue(s.support, s.leakage, prior[s.cls], ratio)
     return -(log_p + correction), rules
