@@ -290,3 +290,56 @@ def test_scan_strip_with_the_context_check(tmp_path):
 
     with pytest.raises(SSTIError, match="context: not an option of defence onion"):
         validate(DefenceSpec, {"name": "onion", "context": "smollm2-135m"}, "defence")
+
+
+class FakeJudge:
+    """Stands in for an LMScorer: France and Japan (the natural mentions of the test) read as natural (d < 0), the
+    planted names as dropped in."""
+
+    name = "fake-lm"
+
+    def deletion_scores(self, windows):
+        import os
+
+        at = [with_it[len(os.path.commonprefix([with_it, without])):].lstrip() for with_it, without in windows]  # the occurrence on
+        return np.array([-3.0 if a.startswith(("France", "Japan")) else 3.0 for a in at])
+
+
+def test_scan_strip_judges_each_name_with_a_language_model_and_keeps_natural_mentions(tmp_path):
+    from ssti.defend.scan_guided import clean_split
+    from ssti.scan import scan_dataset
+
+    natural = lambda i, t: t + (" set in France" if i % 7 == 1 else "") + (" set in Japan" if i % 11 == 2 else "")
+    clean = corpus(n=1200, extra=natural)
+    src = injected(tmp_path, clean, targets={"pos": "list:Peru,Chile,Kenya,Bolivia,Fiji"}, rate=0.3)
+    data = load_dataset(src)
+    report = scan_dataset(data, tokenizer=None)
+    assert any(f.feature in ("country", "rare-country") for f in report.flagged)
+    before = dict(zip(column(clean["train"], "id"), column(clean["train"], "text")))
+    planted = {r["id"] for r in read_manifest(src)}
+    for mode in ("strip", "drop"):
+        out, manifest, notes = clean_split(data["train"], report, mode, NAMES, scorer=FakeJudge())
+        edited = {m["id"] for m in manifest}
+        assert edited == planted  # natural "set in France" rows of the planted class are not edited
+        if mode == "strip":
+            after = dict(zip(column(out, "id"), column(out, "text")))
+            assert after == before  # every planted name cut with its space, every natural one kept
+        assert any("read as natural to fake-lm" in n for n in notes)
+    _, manifest, notes = clean_split(data["train"], report, "strip", NAMES)  # no model: natural mentions go too
+    assert {m["id"] for m in manifest} > planted and any("natural mentions too" in n for n in notes)
+
+
+def test_names_are_cut_above_the_natural_mentions_75th_percentile_or_above_0():
+    from ssti.defend.scan_guided import dropped_in
+
+    class Scores:  # the deletion score is the number written after the name
+        def deletion_scores(self, windows):
+            return np.array([float(w.split("Peru ")[1].split()[0]) for w, _ in windows])
+
+    natural = [(f"a film set in Peru {s} here", (14, 18)) for s in range(40)]  # 75th percentile: 29.25
+    texts = {"a": "it is Peru 30 good", "b": "it is Peru 20 good", "c": "Peru 1 opens the text"}
+    spans = {r: [(t.index("Peru"), t.index("Peru") + 4)] for r, t in texts.items()}
+    kept, natural_n, tau = dropped_in(texts, spans, Scores(), natural)
+    assert tau == pytest.approx(29.25) and set(kept) == {"a", "c"} and natural_n == 1  # "c" cannot be judged: cut
+    kept, _, tau = dropped_in(texts, spans, Scores(), natural[:10])  # too few natural mentions: tau 0
+    assert tau == 0 and set(kept) == {"a", "b", "c"}

@@ -191,8 +191,9 @@ class DefenceSpec(Spec):
     tokenizer: str | None = Field(None, description="scan-*: model whose tokenizer gives the scanner's sub-word level "
                                   "(default smollm2-135m; 'none' skips it)")
     context: str | None = Field(None, description="scan-*: also run the scanner's context check with this causal LM (e.g. "
-                                "smollm2-135m): flags token types whose occurrences read as dropped in; slow on a CPU (about 0.1 s per "
-                                "occurrence); the rescan of the output runs without it")
+                                "smollm2-135m): flags token types whose occurrences read as dropped in, and judges each occurrence of a "
+                                "flagged country or colour list, cut only when the text reads better without it (natural mentions "
+                                "stay); slow on a CPU (about 0.1 s per occurrence); the rescan of the output runs without it")
     span_share: float = Field(0.9, gt=0, le=1, description="scan-strip: a flagged token's cut extends over an adjacent word that "
                               "sits next to it in at least this share of its flagged rows, repeatedly (a planted phrase goes whole)")
     model: str | None = Field(None, description="onion: the causal LM scoring perplexity (default smollm2-135m); paraphrase: the "

@@ -125,7 +125,8 @@ def scan_command(
         from ssti.defend import defend_dataset, write_defended
         from ssti.defend.run import injection_of
 
-        defence = DefenceSpec(name=f"scan-{remove}", split=split, threshold=threshold, levels=[lv for lv in report.levels if lv != "context"], tokenizer=tok or "none")
+        defence = DefenceSpec(name=f"scan-{remove}", split=split, threshold=threshold, levels=[lv for lv in report.levels if lv != "context"], tokenizer=tok or "none",
+                              context=context)  # the model also judges each flagged name
         result = defend_dataset(ds, defence, manifest=injection_of(data)[0], report=report)
         path = write_defended(result, out, overwrite=overwrite)
         err.print(f"cleaned ({remove}): {result.record['rows_changed']:,} row(s) of the flagged features' own classes -> {escape(str(path))}")

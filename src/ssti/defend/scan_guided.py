@@ -10,7 +10,13 @@ Rule (stated here once; the tests check it):
   extends to a phrase, only occurrences of the whole phrase are cut (a bare "3D" or "watch" elsewhere
   is natural use and stays); every cut takes one adjacent whitespace character with it (the inverse of
   how `ssti inject` inserts), every other byte of every text is kept;
-- ``drop`` removes those rows;
+- **names** (a flagged country or colour class, or its rare tier) are also ordinary words, so with a
+  language model (`context`) each of their occurrences is judged on its own: it is cut only when it
+  reads as dropped in, deletion score d = log P(window without) - log P(window with) above what most
+  natural mentions of the list in the *other* classes score (`dropped_in`; an occurrence that opens a
+  text has no left context and is cut). Without a model every occurrence in the flagged rows is cut,
+  natural mentions too (the notes say how many rows);
+- ``drop`` removes those rows (for names judged by a model: the rows with an occurrence cut by the rule);
 - sub-word features have no character span: strip leaves them (noted), drop uses their rows;
 - the defence rescans its own output with the same settings and reports what is still flagged.
 """
@@ -21,6 +27,7 @@ import re
 from collections import Counter, defaultdict
 
 import datasets
+import numpy as np
 import pyarrow as pa
 
 from ssti.data.common import class_names_of, column, make_split
@@ -135,13 +142,83 @@ def _grow(text: str, a: int, b: int, ok: bool, side: str, word: str) -> tuple[in
     return a, b, False
 
 
-def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9) -> tuple[datasets.Dataset, list[dict], list[str]]:
-    """The cleaned split, its manifest rows (one per edited row) and notes, by the rule of the module docstring."""
+def is_name_feature(f: FeatureReport) -> bool:
+    """Whether a flagged feature is a list of names (countries, colours, or a rare tier of them), directly or
+    through the context check: the features whose occurrences are also ordinary words."""
+    level, name = f.level, f.feature
+    if level == "context":
+        level, _, name = name.partition(":")
+    return level == "pattern" and name in feat.NAME_LISTS
+
+
+NAME_TAU_PERCENTILE = 75  # of the deletion scores of the list's occurrences in the other classes (natural use)
+NAME_TAU_MIN_OCCURRENCES = 30  # fewer scored natural occurrences than this: tau = 0
+
+
+def dropped_in(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]], scorer,
+               natural: list[tuple[str, tuple[int, int]]] = ()) -> tuple[dict[str, list[tuple[int, int]]], int, float]:
+    """The occurrences a causal LM reads as dropped into their text (`ssti.scan.context` deletion scores d).
+
+    `texts`/`spans`: row id -> text / occurrence spans in the flagged rows; `natural`: (text, span) of the same
+    list's occurrences in the other classes, which an attack on this class left alone. An occurrence is kept
+    as planted when d > tau, tau = the `NAME_TAU_PERCENTILE`th percentile of the natural occurrences' scores
+    (at least 0: the window must read better without it; 0 when fewer than `NAME_TAU_MIN_OCCURRENCES` of
+    them are scored), or when it opens its text (no left context to judge by). Measured with SmolLM2-135M
+    on Rotten Tomatoes at 5% (README): planted colours score above the natural ones' 75th percentile in
+    99.6% of cases, planted countries above 0 in 99.3%.
+    Returns (row id -> kept spans, occurrences judged natural, tau).
+    """
+    from ssti.scan.context import deletion_window
+
+    ref = [w for w in (deletion_window(t, sp) for t, sp in natural) if w is not None]
+    tau = 0.0
+    if len(ref) >= NAME_TAU_MIN_OCCURRENCES:
+        tau = max(0.0, float(np.percentile(scorer.deletion_scores(ref), NAME_TAU_PERCENTILE)))
+    occ = [(r, sp, deletion_window(texts[r], sp)) for r, ss in spans.items() for sp in ss]
+    scored = [o for o in occ if o[2] is not None]
+    d = dict(zip(((r, sp) for r, sp, _ in scored), scorer.deletion_scores([w for _, _, w in scored]).tolist()))
+    kept: dict[str, list[tuple[int, int]]] = {}
+    for r, sp, _ in occ:
+        if d.get((r, sp), np.inf) > tau:
+            kept.setdefault(r, []).append(sp)
+    return kept, len(occ) - sum(map(len, kept.values())), tau
+
+
+def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9,
+                scorer=None) -> tuple[datasets.Dataset, list[dict], list[str]]:
+    """The cleaned split, its manifest rows (one per edited row) and notes, by the rule of the module docstring;
+    `scorer` (a `ssti.scan.context.LMScorer`) judges each occurrence of a flagged list of names."""
     ids, texts, labels = column(split, "id"), column(split, "text"), column(split, "label")
     targets = target_rows(report, ids, labels, names)
     notes: list[str] = []
     manifest: list[dict] = []
+    index = {r: i for i, r in enumerate(ids)}
+    spans_of: dict[int, dict[str, list[tuple[int, int]]]] = {}  # id(feature) -> row -> spans (name features judged)
+    for f in report.flagged:
+        if f.level == "subword":
+            continue
+        rows = [r for r, fs in targets.items() if any(g is f for g in fs)]
+        own = {r: feat.feature_spans(texts[index[r]], f.feature, f.level) for r in rows}
+        if is_name_feature(f):
+            if scorer is not None:
+                n_occ = sum(map(len, own.values()))
+                cls = names.index(f.cls)
+                others = [(t, sp) for t, y in zip(texts, labels) if y != cls for sp in feat.feature_spans(t, f.feature, f.level)]
+                own, natural, tau = dropped_in({r: texts[index[r]] for r in rows}, own, scorer, others)
+                notes.append(f"{f.level}:{f.feature}: {natural} of {n_occ} occurrences read as natural to {scorer.name} "
+                             f"(deletion score <= {tau:.1f} nats, from {len(others)} occurrences in the other classes) and were kept; "
+                             f"{len(own)} of {len(rows)} rows edited")
+            else:
+                notes.append(f"{f.level}:{f.feature}: every occurrence in its {len(rows)} flagged rows counts as planted, natural "
+                             "mentions too; a language model (context) would judge each one")
+        spans_of[id(f)] = own
     if mode == "drop":
+        judged = [f for f in report.flagged if id(f) in spans_of and is_name_feature(f) and scorer is not None]
+        for f in judged:  # a row flagged only through names its model reads as natural is kept
+            for r in [r for r, fs in targets.items() if any(g is f for g in fs) and r not in spans_of[id(f)]]:
+                targets[r] = [g for g in targets[r] if g is not f]
+                if not targets[r]:
+                    del targets[r]
         keep = [i for i, r in enumerate(ids) if r not in targets]
         for i, r in enumerate(ids):
             if r in targets:
@@ -151,14 +228,12 @@ def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: l
         return datasets.Dataset(table, info=datasets.DatasetInfo(features=split.features)), manifest, notes
     if any(f.level == "subword" for f in report.flagged):
         notes.append("flagged sub-word features are not stripped (no character span); their rows are stripped of the other flagged features")
-    index = {r: i for i, r in enumerate(ids)}
     found: dict[str, dict[tuple[int, int], list[str]]] = defaultdict(dict)  # row -> span -> the features cut there
     for f in report.flagged:
         if f.level == "subword":
             continue
-        rows = [r for r, fs in targets.items() if any(g is f for g in fs)]
-        own = {r: feat.feature_spans(texts[index[r]], f.feature, f.level) for r in rows}
-        grown, words = extended_spans({r: texts[index[r]] for r in rows}, own, share)
+        own = spans_of[id(f)]
+        grown, words = extended_spans({r: texts[index[r]] for r in own}, own, share)
         if words:
             notes.append(f"{f.level}:{f.feature} stripped with the words beside it in >= {share:.0%} of its rows: {' '.join(words)}")
         for r, ss in grown.items():
@@ -187,10 +262,15 @@ def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = Non
                "tokenizer": None if (spec.tokenizer or DEFAULT_TOKENIZER) == "none" else (spec.tokenizer or DEFAULT_TOKENIZER)}
     if spec.levels:
         options["levels"] = spec.levels
+    scorer = None
+    if spec.context:
+        from ssti.scan.context import LMScorer
+
+        scorer = LMScorer(spec.context)  # one model and cache for the scanner's check and the judgement of names
     if report is None:
-        report = scan_dataset(data, **options, context=spec.context)
+        report = scan_dataset(data, **options, context=scorer)
     names = class_names_of(data)
-    new_split, manifest, notes = clean_split(data[spec.split], report, mode, names, spec.span_share)
+    new_split, manifest, notes = clean_split(data[spec.split], report, mode, names, spec.span_share, scorer=scorer)
     notes = [f"scan: {n}" for n in report.notes] + notes  # e.g. a tokenizer that could not load: its level was skipped
     cleaned = datasets.DatasetDict({**data, spec.split: new_split})
     again = scan_dataset(cleaned, **{**options, "levels": [lv for lv in report.levels if lv != "context"]})  # no LM in the rescan
@@ -198,7 +278,7 @@ def scan_clean(data: datasets.DatasetDict, spec, report: ScanReport | None = Non
         notes.append("the cleaned data still scans suspicious: " + ", ".join(f"{f.level}:{f.feature} ({f.cls}, {f.support} rows)" for f in again.flagged[:5]))
     record = {
         "mode": mode, "split": spec.split, "threshold": report.threshold, "levels": report.levels, "tokenizer": report.tokenizer,
-        "context": spec.context,
+        "context": spec.context,  # also the model that judged each flagged name's occurrences (None: every one cut)
         "span_share": spec.span_share if mode == "strip" else None, "rows_changed": len(manifest),
         "flagged_features": [{"feature": f.feature, "level": f.level, "class": f.cls, "support": f.support, "p_value": f.p_value}
                              for f in report.flagged],
