@@ -124,3 +124,16 @@ def test_a_second_sweep_into_the_same_folder_is_refused(tmp_path):
     finally:
         held.close()
     assert run_sweep(sweep, out, show_progress=False)["skipped"] == 2  # released: it runs (nothing left to do)
+
+
+def test_a_finished_run_is_in_the_main_file_while_the_store_is_open(tmp_path):
+    # the findings stores are committed to git while their sweeps run, without the (ignored) WAL file
+    path = tmp_path / "results.sqlite"
+    with ResultsStore(path, create=True) as s:
+        s.start("a", "sw", {}, CONFIG, "runs/a")
+        s.finish("a", METRICS)
+        copy = tmp_path / "copy.sqlite"
+        copy.write_bytes(path.read_bytes())  # the main file alone, as git would see it
+        conn = sqlite3.connect(copy)
+        assert conn.execute("SELECT run_id, status FROM runs").fetchall() == [("a", "done")]
+        conn.close()

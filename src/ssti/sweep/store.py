@@ -155,6 +155,9 @@ class ResultsStore:
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, sweep, labels, config, _dumps(metrics) if metrics is not None else None, _dumps(scan) if scan else None,
                  status, error, started or old_started, finished or time.time(), run_dir))
+        # Copy the WAL into the main file now, not only when the last connection closes: a store that is
+        # committed to git while its sweep runs (or whose sweep is killed) then holds every finished run.
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def rows(self, status: str | None = None) -> list[dict[str, Any]]:
         """Every row as a dict with JSON columns decoded, in start order."""
