@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib.resources
 import itertools
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -34,6 +34,9 @@ import numpy as np
 LEVELS = ("word", "phrase", "subword", "shape", "pattern", "position")
 DEFAULT_LEVELS = ("word", "phrase", "shape", "pattern", "position")
 PHRASE_WORDS = 4  # words per phrase feature: a longer planted phrase shows as each of its 4-word runs
+# Phrases in fewer documents are not features: with no occurrence outside its class and the loosest allowance
+# (0.3 of chance), a phrase in 4 documents has a p-value of at least 0.7^4 = 0.24 before any correction.
+PHRASE_MIN_DOCS = 5
 
 WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]+")
 TOKEN_RE = re.compile(r"\S+")
@@ -204,13 +207,49 @@ def word_sets(texts: Sequence[str]) -> list[set]:
     return [set(findall(t.lower())) for t in texts]
 
 
-def phrase_sets(texts: Sequence[str], n: int = PHRASE_WORDS) -> list[set]:
-    """Per-document sets of runs of `n` consecutive lower-cased words (as the word level splits them)."""
-    findall, join = WORD_RE.findall, " ".join
-    out = []
-    for t in texts:
-        w = findall(t.lower())
-        out.append(set(map(join, zip(*(w[i:] for i in range(n))))))
+def phrase_sets(texts: Sequence[str], n: int = PHRASE_WORDS, min_docs: int = PHRASE_MIN_DOCS) -> list[list[str]]:
+    """Per-document lists of the distinct runs of `n` consecutive lower-cased words (as the word level splits
+    them) that occur in at least `min_docs` documents; most runs occur once and could never be flagged.
+
+    Vectorised: words become integer ids, a run is `n` ids packed into two int64 keys, and numpy sorts
+    the (document, run) pairs; only the runs kept are turned back into strings.
+    """
+    findall = WORD_RE.findall
+    vocab: defaultdict = defaultdict(itertools.count().__next__)
+    seqs = [findall(t.lower()) for t in texts]
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    ids = np.fromiter(map(vocab.__getitem__, itertools.chain.from_iterable(seqs)), dtype=np.int64, count=int(lengths.sum()))
+    doc = np.repeat(np.arange(len(seqs), dtype=np.int64), lengths)
+    out: list[list[str]] = [[] for _ in seqs]
+    m = len(ids) - n + 1
+    if m <= 0:
+        return out
+    base = max(len(vocab), 1)
+    start = np.flatnonzero(doc[:m] == doc[n - 1:])  # runs that stay inside one document
+    half = (n + 1) // 2
+    keys = [np.zeros(len(start), dtype=np.int64), np.zeros(len(start), dtype=np.int64)]
+    for j in range(n):  # base ** half must fit in an int64: fine below 2 million distinct words for n = 4
+        k = keys[0 if j < half else 1]
+        k *= base
+        k += ids[start + j]
+    d = doc[start]
+    order = np.lexsort((d, keys[1], keys[0]))
+    k0, k1, d = keys[0][order], keys[1][order], d[order]
+    first = np.ones(len(d), dtype=bool)
+    first[1:] = (k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1]) | (d[1:] != d[:-1])  # distinct (run, document) pairs
+    k0, k1, d, pos = k0[first], k1[first], d[first], start[order][first]
+    new_run = np.ones(len(d), dtype=bool)
+    new_run[1:] = (k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1])
+    run = np.cumsum(new_run) - 1
+    support = np.bincount(run)
+    keep = support[run] >= min_docs
+    words = np.asarray(list(vocab), dtype=object)
+    names: dict[int, str] = {}
+    for r, p, di in zip(run[keep].tolist(), pos[keep].tolist(), d[keep].tolist()):
+        name = names.get(r)
+        if name is None:
+            name = names[r] = " ".join(words[ids[p:p + n]])
+        out[di].append(name)
     return out
 
 
