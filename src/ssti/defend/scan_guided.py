@@ -13,8 +13,9 @@ Rule (stated here once; the tests check it):
 - **names** (a flagged country or colour class, or its rare tier) are also ordinary words, so with a
   language model (`context`) each of their occurrences is judged on its own: it is cut only when it
   reads as dropped in, deletion score d = log P(window without) - log P(window with) above what most
-  natural mentions of the list in the *other* classes score (`dropped_in`; an occurrence that opens a
-  text has no left context and is cut). Without a model every occurrence in the flagged rows is cut,
+  natural mentions of the list in the *other* classes score, and higher where needed so that at most
+  about 5% of the cut mentions are natural ones (`dropped_in`; an occurrence that opens a text has no
+  left context and is cut). Without a model every occurrence in the flagged rows is cut,
   natural mentions too (the notes say how many rows);
 - ``drop`` removes those rows (for names judged by a model: the rows with an occurrence cut by the rule);
 - sub-word features have no character span: strip leaves them (noted), drop uses their rows;
@@ -153,35 +154,58 @@ def is_name_feature(f: FeatureReport) -> bool:
 
 NAME_TAU_PERCENTILE = 75  # of the deletion scores of the list's occurrences in the other classes (natural use)
 NAME_TAU_MIN_OCCURRENCES = 30  # fewer scored natural occurrences than this: tau = 0
+NAME_FALSE_CUT_SHARE = 0.05  # the estimated share of natural mentions among the cut ones that tau is raised to meet
 
 
 def dropped_in(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]], scorer,
-               natural: list[tuple[str, tuple[int, int]]] = ()) -> tuple[dict[str, list[tuple[int, int]]], int, float]:
+               natural: list[tuple[str, tuple[int, int]]] = (), expected_natural: float | None = None,
+               ) -> tuple[dict[str, list[tuple[int, int]]], int, float, float | None]:
     """The occurrences a causal LM reads as dropped into their text (`ssti.scan.context` deletion scores d).
 
     `texts`/`spans`: row id -> text / occurrence spans in the flagged rows; `natural`: (text, span) of the same
-    list's occurrences in the other classes, which an attack on this class left alone. An occurrence is kept
-    as planted when d > tau, tau = the `NAME_TAU_PERCENTILE`th percentile of the natural occurrences' scores
-    (at least 0: the window must read better without it; 0 when fewer than `NAME_TAU_MIN_OCCURRENCES` of
-    them are scored), or when it opens its text (no left context to judge by). Measured with SmolLM2-135M
-    on Rotten Tomatoes at 5% (README): planted colours score above the natural ones' 75th percentile in
-    99.6% of cases, planted countries above 0 in 99.3%.
-    Returns (row id -> kept spans, occurrences judged natural, tau).
+    list's occurrences in the other classes, which an attack on this class left alone; `expected_natural`: how
+    many of the flagged rows' occurrences are natural mentions by the other classes' rate (mentions per row
+    times the class's rows). An occurrence is kept as planted when d > tau, or when it opens its text (no
+    left context to judge by). tau is the `NAME_TAU_PERCENTILE`th percentile of the natural occurrences'
+    scores (at least 0: the window must read better without it; 0 when fewer than
+    `NAME_TAU_MIN_OCCURRENCES` are scored), raised where needed so that the estimated share of natural
+    mentions among the cut ones, expected_natural x P(natural d > tau) / cuts (the Benjamini-Hochberg /
+    Storey estimate of the false discovery proportion, with the other classes as the null distribution),
+    is at most `NAME_FALSE_CUT_SHARE`; where no tau meets it, the percentile stays. Few planted names among
+    many natural ones (1% of a class) need the higher bar; many planted ones do not. Measured with
+    SmolLM2-135M on Rotten Tomatoes at 5% (README): planted colours score above the natural ones' 75th
+    percentile in 99.6% of cases, planted countries above 0 in 99.3%.
+    Returns (row id -> kept spans, occurrences judged natural, tau, the estimated natural share of the cuts
+    or None where it cannot be estimated).
     """
     from ssti.scan.context import deletion_window
 
     ref = [w for w in (deletion_window(t, sp) for t, sp in natural) if w is not None]
-    tau = 0.0
-    if len(ref) >= NAME_TAU_MIN_OCCURRENCES:
-        tau = max(0.0, float(np.percentile(scorer.deletion_scores(ref), NAME_TAU_PERCENTILE)))
+    ref_d = scorer.deletion_scores(ref) if len(ref) >= NAME_TAU_MIN_OCCURRENCES else None
+    tau = max(0.0, float(np.percentile(ref_d, NAME_TAU_PERCENTILE))) if ref_d is not None else 0.0
     occ = [(r, sp, deletion_window(texts[r], sp)) for r, ss in spans.items() for sp in ss]
     scored = [o for o in occ if o[2] is not None]
     d = dict(zip(((r, sp) for r, sp, _ in scored), scorer.deletion_scores([w for _, _, w in scored]).tolist()))
+    false_share = None
+    if ref_d is not None and expected_natural is not None:
+        ref_sorted, own = np.sort(ref_d), np.sort(np.fromiter(d.values(), dtype=float, count=len(d)))
+        opening = len(occ) - len(scored)
+
+        def share(t: float) -> float:  # estimated natural mentions cut / occurrences cut, at threshold t
+            cuts = opening + len(own) - np.searchsorted(own, t, side="right")
+            return expected_natural * (len(ref_sorted) - np.searchsorted(ref_sorted, t, side="right")) / len(ref_sorted) / max(cuts, 1)
+
+        false_share = share(tau)
+        if false_share > NAME_FALSE_CUT_SHARE:
+            for t in own[own >= tau]:  # the lowest bar (the most planted names cut) that meets the share
+                if share(t) <= NAME_FALSE_CUT_SHARE:
+                    tau, false_share = float(t), share(t)
+                    break
     kept: dict[str, list[tuple[int, int]]] = {}
     for r, sp, _ in occ:
         if d.get((r, sp), np.inf) > tau:
             kept.setdefault(r, []).append(sp)
-    return kept, len(occ) - sum(map(len, kept.values())), tau
+    return kept, len(occ) - sum(map(len, kept.values())), tau, false_share
 
 
 def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9,
@@ -204,10 +228,13 @@ def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: l
                 n_occ = sum(map(len, own.values()))
                 cls = names.index(f.cls)
                 others = [(t, sp) for t, y in zip(texts, labels) if y != cls for sp in feat.feature_spans(t, f.feature, f.level)]
-                own, natural, tau = dropped_in({r: texts[index[r]] for r in rows}, own, scorer, others)
+                in_class = sum(1 for y in labels if y == cls)
+                expected = len(others) * in_class / max(len(labels) - in_class, 1)  # natural mentions at the other classes' rate
+                own, natural, tau, false_share = dropped_in({r: texts[index[r]] for r in rows}, own, scorer, others, expected)
+                estimate = f"; natural mentions estimated at {false_share:.0%} of those cut" if false_share is not None else ""
                 notes.append(f"{f.level}:{f.feature}: {natural} of {n_occ} occurrences read as natural to {scorer.name} "
                              f"(deletion score <= {tau:.1f} nats, from {len(others)} occurrences in the other classes) and were kept; "
-                             f"{len(own)} of {len(rows)} rows edited")
+                             f"{len(own)} of {len(rows)} rows edited{estimate}")
             else:
                 notes.append(f"{f.level}:{f.feature}: every occurrence in its {len(rows)} flagged rows counts as planted, natural "
                              "mentions too; a language model (context) would judge each one")
