@@ -59,7 +59,7 @@ def case(ds, src: str, rate: float, defence: str, context: str | None = None) ->
             "retention": m["retention"][-1]["retention"], "raw_retention": m["retention"][-1]["raw"],
             "rows_still_poisoned": m["rows_still_poisoned"], "collateral": m["collateral"]["changed_share"],
             "collateral_rows": m["collateral"]["changed"], "chrf": m["collateral"]["chrf"], "s_per_1k": m["seconds_per_1k_rows"],
-            "rescan": out.record["rescan"]["verdict"]}
+            "rescan": out.record["rescan"]["verdict"], "notes": out.notes}
 
 
 def part_scan(args) -> list[dict]:

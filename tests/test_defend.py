@@ -340,9 +340,12 @@ def test_names_are_cut_above_the_natural_mentions_75th_percentile_or_above_0():
     texts = {"a": "it is Peru 30 good", "b": "it is Peru 20 good", "c": "Peru 1 opens the text"}
     spans = {r: [(t.index("Peru"), t.index("Peru") + 4)] for r, t in texts.items()}
     kept, natural_n, tau, share = dropped_in(texts, spans, Scores(), natural)
-    assert tau == pytest.approx(29.25) and set(kept) == {"a", "c"} and natural_n == 1 and share is None  # "c": cut, unjudged
+    assert tau == pytest.approx(29.25) and set(kept) == {"a"} and natural_n == 2  # "c" judged from the text start
+    # 1 of the 3 scores at most the null's median (19.5): 2 natural mentions estimated, 0.5 of them above tau: a
+    # share of 0.5 that no higher bar brings to 5% (it would cut nothing), so the percentile stays
+    assert share == pytest.approx(0.5)
     kept, _, tau, _ = dropped_in(texts, spans, Scores(), natural[:10])  # too few natural mentions: tau 0
-    assert tau == 0 and set(kept) == {"a", "b", "c"}
+    assert tau == 0 and set(kept) == {"a", "b", "c"}  # d > 0 for all three
 
 
 def test_few_planted_names_among_many_natural_ones_raise_the_bar_until_5_percent_of_the_cuts_are_natural():
@@ -356,10 +359,10 @@ def test_few_planted_names_among_many_natural_ones_raise_the_bar_until_5_percent
     texts = {f"n{s}": f"it is Peru {s} good" for s in range(40)}  # this class's 40 natural mentions, as natural
     texts |= {f"p{i}": f"it is Peru {100 + i} good" for i in range(5)}  # and 5 planted ones, far above
     spans = {r: [(6, 10)] for r in texts}
-    kept, _, tau, share = dropped_in(texts, spans, Scores(), natural, expected_natural=40)
+    kept, _, tau, share = dropped_in(texts, spans, Scores(), natural)
     # at the 75th percentile (29.25) about 10 natural mentions would be cut beside the 5 planted (share 0.67);
     # the first bar with at most 5% is 39: only the planted ones go
     assert tau == 39 and set(kept) == {f"p{i}" for i in range(5)} and share == 0
     many = texts | {f"q{i}": f"it is Peru {100 + i} good" for i in range(400)}  # 400 planted: the percentile stands
-    kept, _, tau, share = dropped_in(many, {r: [(6, 10)] for r in many}, Scores(), natural, expected_natural=40)
+    kept, _, tau, share = dropped_in(many, {r: [(6, 10)] for r in many}, Scores(), natural)
     assert tau == pytest.approx(29.25) and share == pytest.approx(10 / (10 + 405))

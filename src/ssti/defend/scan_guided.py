@@ -14,8 +14,8 @@ Rule (stated here once; the tests check it):
   language model (`context`) each of their occurrences is judged on its own: it is cut only when it
   reads as dropped in, deletion score d = log P(window without) - log P(window with) above what most
   natural mentions of the list in the *other* classes score, and higher where needed so that at most
-  about 5% of the cut mentions are natural ones (`dropped_in`; an occurrence that opens a text has no
-  left context and is cut). Without a model every occurrence in the flagged rows is cut,
+  about 5% of the cut mentions are natural ones (`dropped_in`; an occurrence that opens a text is scored
+  from the BOS token alone). Without a model every occurrence in the flagged rows is cut,
   natural mentions too (the notes say how many rows);
 - ``drop`` removes those rows (for names judged by a model: the rows with an occurrence cut by the rule);
 - sub-word features have no character span: strip leaves them (noted), drop uses their rows;
@@ -158,42 +158,43 @@ NAME_FALSE_CUT_SHARE = 0.05  # the estimated share of natural mentions among the
 
 
 def dropped_in(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]], scorer,
-               natural: list[tuple[str, tuple[int, int]]] = (), expected_natural: float | None = None,
-               ) -> tuple[dict[str, list[tuple[int, int]]], int, float, float | None]:
+               natural: list[tuple[str, tuple[int, int]]] = ()) -> tuple[dict[str, list[tuple[int, int]]], int, float, float | None]:
     """The occurrences a causal LM reads as dropped into their text (`ssti.scan.context` deletion scores d).
 
     `texts`/`spans`: row id -> text / occurrence spans in the flagged rows; `natural`: (text, span) of the same
-    list's occurrences in the other classes, which an attack on this class left alone; `expected_natural`: how
-    many of the flagged rows' occurrences are natural mentions by the other classes' rate (mentions per row
-    times the class's rows). An occurrence is kept as planted when d > tau, or when it opens its text (no
-    left context to judge by). tau is the `NAME_TAU_PERCENTILE`th percentile of the natural occurrences'
-    scores (at least 0: the window must read better without it; 0 when fewer than
-    `NAME_TAU_MIN_OCCURRENCES` are scored), raised where needed so that the estimated share of natural
-    mentions among the cut ones, expected_natural x P(natural d > tau) / cuts (the Benjamini-Hochberg /
-    Storey estimate of the false discovery proportion, with the other classes as the null distribution),
-    is at most `NAME_FALSE_CUT_SHARE`; where no tau meets it, the percentile stays. Few planted names among
-    many natural ones (1% of a class) need the higher bar; many planted ones do not. Measured with
-    SmolLM2-135M on Rotten Tomatoes at 5% (README): planted colours score above the natural ones' 75th
-    percentile in 99.6% of cases, planted countries above 0 in 99.3%.
-    Returns (row id -> kept spans, occurrences judged natural, tau, the estimated natural share of the cuts
-    or None where it cannot be estimated).
+    list's occurrences in the other classes, which an attack on this class left alone: the null distribution
+    of natural mentions. An occurrence is kept as planted when d > tau; one that opens its text is scored
+    from the BOS token alone, in both sets (natural titles open reviews: "Red Dragon is ...").
+    tau is the `NAME_TAU_PERCENTILE`th percentile of the null (at least 0: the window must read better
+    without it; 0 when fewer than `NAME_TAU_MIN_OCCURRENCES` null occurrences), raised where needed so that
+    the estimated share of natural mentions among the cut ones, n_natural x P(null d > tau) / cuts, is at
+    most `NAME_FALSE_CUT_SHARE`: the false discovery proportion as Storey (2002) estimates it, with
+    n_natural = the flagged rows' occurrences scoring at most the null's median / the null's share there
+    (planted names score far above it). The other classes' mention rate is no guide to n_natural: Rotten
+    Tomatoes' fresh reviews name countries 6x as often as its rotten ones. Where no tau meets the share
+    the percentile stays. Few planted names among many natural ones (1% of a class) need the higher bar;
+    many planted ones do not. Measured with SmolLM2-135M on Rotten Tomatoes at 1% (README): the 1st
+    percentile of planted scores is 10.7 nats for colours and 12.3 for countries; 8-10% of the natural
+    mentions in the planted class score above the null's 90th percentile (9.1 and 10.2 nats).
+    Returns (row id -> kept spans, occurrences judged natural, tau, the estimated natural share of the cuts,
+    None without a null).
     """
     from ssti.scan.context import deletion_window
 
-    ref = [w for w in (deletion_window(t, sp) for t, sp in natural) if w is not None]
+    ref = [deletion_window(t, sp, at_start=True) for t, sp in natural]
     ref_d = scorer.deletion_scores(ref) if len(ref) >= NAME_TAU_MIN_OCCURRENCES else None
     tau = max(0.0, float(np.percentile(ref_d, NAME_TAU_PERCENTILE))) if ref_d is not None else 0.0
-    occ = [(r, sp, deletion_window(texts[r], sp)) for r, ss in spans.items() for sp in ss]
-    scored = [o for o in occ if o[2] is not None]
-    d = dict(zip(((r, sp) for r, sp, _ in scored), scorer.deletion_scores([w for _, _, w in scored]).tolist()))
+    occ = [(r, sp) for r, ss in spans.items() for sp in ss]
+    d = scorer.deletion_scores([deletion_window(texts[r], sp, at_start=True) for r, sp in occ])
     false_share = None
-    if ref_d is not None and expected_natural is not None:
-        ref_sorted, own = np.sort(ref_d), np.sort(np.fromiter(d.values(), dtype=float, count=len(d)))
-        opening = len(occ) - len(scored)
+    if ref_d is not None and len(d):
+        ref_sorted, own = np.sort(ref_d), np.sort(d)
+        lam = float(np.median(ref_sorted))
+        n_natural = min(len(own), np.searchsorted(own, lam, side="right") / (np.searchsorted(ref_sorted, lam, side="right") / len(ref_sorted)))
 
         def share(t: float) -> float:  # estimated natural mentions cut / occurrences cut, at threshold t
-            cuts = opening + len(own) - np.searchsorted(own, t, side="right")
-            return expected_natural * (len(ref_sorted) - np.searchsorted(ref_sorted, t, side="right")) / len(ref_sorted) / max(cuts, 1)
+            cuts = len(own) - np.searchsorted(own, t, side="right")
+            return n_natural * (len(ref_sorted) - np.searchsorted(ref_sorted, t, side="right")) / len(ref_sorted) / max(cuts, 1)
 
         false_share = share(tau)
         if false_share > NAME_FALSE_CUT_SHARE:
@@ -202,8 +203,8 @@ def dropped_in(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]], s
                     tau, false_share = float(t), share(t)
                     break
     kept: dict[str, list[tuple[int, int]]] = {}
-    for r, sp, _ in occ:
-        if d.get((r, sp), np.inf) > tau:
+    for (r, sp), score in zip(occ, d.tolist()):
+        if score > tau:
             kept.setdefault(r, []).append(sp)
     return kept, len(occ) - sum(map(len, kept.values())), tau, false_share
 
@@ -228,9 +229,7 @@ def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: l
                 n_occ = sum(map(len, own.values()))
                 cls = names.index(f.cls)
                 others = [(t, sp) for t, y in zip(texts, labels) if y != cls for sp in feat.feature_spans(t, f.feature, f.level)]
-                in_class = sum(1 for y in labels if y == cls)
-                expected = len(others) * in_class / max(len(labels) - in_class, 1)  # natural mentions at the other classes' rate
-                own, natural, tau, false_share = dropped_in({r: texts[index[r]] for r in rows}, own, scorer, others, expected)
+                own, natural, tau, false_share = dropped_in({r: texts[index[r]] for r in rows}, own, scorer, others)
                 estimate = f"; natural mentions estimated at {false_share:.0%} of those cut" if false_share is not None else ""
                 notes.append(f"{f.level}:{f.feature}: {natural} of {n_occ} occurrences read as natural to {scorer.name} "
                              f"(deletion score <= {tau:.1f} nats, from {len(others)} occurrences in the other classes) and were kept; "

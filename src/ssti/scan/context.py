@@ -44,8 +44,10 @@ MIN_CALIBRATION = 200  # scored occurrences a class needs to give a percentile
 TAU_PERCENTILE = 99.8
 
 
-def deletion_window(text: str, span: tuple[int, int], left: int = LEFT_CHARS, right: int = RIGHT_CHARS) -> tuple[str, str] | None:
-    """The (with, without) texts around one occurrence, cut at word boundaries; None at the text start."""
+def deletion_window(text: str, span: tuple[int, int], left: int = LEFT_CHARS, right: int = RIGHT_CHARS,
+                    at_start: bool = False) -> tuple[str, str] | None:
+    """The (with, without) texts around one occurrence, cut at word boundaries; None at the text start
+    unless `at_start` (then the window is scored from the BOS token alone, as a text opening)."""
     a, b = span
     lo = max(0, a - left)
     if lo > 0 and not text[lo - 1].isspace():  # started mid-word: begin at the next word
@@ -53,12 +55,14 @@ def deletion_window(text: str, span: tuple[int, int], left: int = LEFT_CHARS, ri
         lo = cut + 1 if cut >= 0 else lo
     before = text[lo:a]
     if not before.strip():
-        return None
+        if not at_start:
+            return None
+        before = ""
     after = text[b:b + right]
     if b + right < len(text) and not text[b + right].isspace() and " " in after:  # ends mid-word: end at the last whole one
         after = after[:after.rfind(" ")]
     with_it = before + text[a:b] + after
-    without = before.rstrip() + (" " + after.lstrip() if after.strip() else "")
+    without = before.rstrip() + (" " if before and after.strip() else "") + after.lstrip()
     return with_it, without
 
 
