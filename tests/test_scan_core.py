@@ -244,3 +244,14 @@ def test_detection_limit_matches_the_leakage_test():
     corrected = lambda rows: 10 ** (st.log10_leakage_pvalue(np.array([rows]), np.array([0]), np.array([0.5]), 0.3)[0] + rule.log10_correction)
     assert corrected(n) <= 0.05 < corrected(n - 1)
     assert n == math.ceil(math.log10(0.05 * 0.125 / 400) / math.log10(1 - 0.3 * 0.5))
+
+
+def test_phrase_level_on_texts_shorter_than_a_phrase_and_on_none():
+    for texts in (["a b c", "d e f", "g h"], [], ["", "a"]):
+        docs, codes, names = feat.phrase_features(feat.word_runs(texts))
+        assert len(docs) == len(codes) == len(names) == 0
+    texts = ["one two three four five"] * 5 + ["one two three four"]  # 2 runs in 5+ documents, each counted once per document
+    docs, codes, names = feat.phrase_features(feat.word_runs(texts), offset=3)
+    assert sorted(names) == ["one two three four", "two three four five"]
+    assert sorted(zip(codes.tolist(), docs.tolist())) == sorted((3 + names.index(n), d) for d in range(6) for n in names
+                                                                  if d < 5 or n == "one two three four")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib.resources
 import itertools
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -201,56 +201,62 @@ def _encode(doc_sets: Sequence[Iterable], level: str, offset: int) -> tuple[np.n
     return docs, codes, names
 
 
-def word_sets(texts: Sequence[str]) -> list[set]:
-    """Per-document sets of lower-cased words and punctuation runs."""
+def word_runs(texts: Sequence[str]) -> list[list[str]]:
+    """Per-document lists of lower-cased words and punctuation runs, in text order."""
     findall = WORD_RE.findall
-    return [set(findall(t.lower())) for t in texts]
+    return [findall(t.lower()) for t in texts]
 
 
-def phrase_sets(texts: Sequence[str], n: int = PHRASE_WORDS, min_docs: int = PHRASE_MIN_DOCS) -> list[list[str]]:
-    """Per-document lists of the distinct runs of `n` consecutive lower-cased words (as the word level splits
-    them) that occur in at least `min_docs` documents; most runs occur once and could never be flagged.
+def word_sets(texts: Sequence[str], runs: list[list[str]] | None = None) -> list[set]:
+    """Per-document sets of lower-cased words and punctuation runs (from `runs` when given)."""
+    return [set(w) for w in (runs if runs is not None else word_runs(texts))]
 
-    Vectorised: words become integer ids, a run is `n` ids packed into two int64 keys, and numpy sorts
-    the (document, run) pairs; only the runs kept are turned back into strings.
+
+def _dense_rank(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each value of `x` among its distinct values, 0.., and for each rank one index of `x` holding it);
+    by one argsort, several times faster than `np.unique(..., return_inverse=True)` here."""
+    order = np.argsort(x)
+    xs = x[order]
+    first = np.ones(len(xs), dtype=bool)
+    first[1:] = xs[1:] != xs[:-1]
+    rank = np.empty(len(xs), dtype=np.int64)
+    rank[order] = np.cumsum(first) - 1
+    return rank, order[first]
+
+
+def phrase_features(runs: list[list[str]], offset: int = 0, min_docs: int = PHRASE_MIN_DOCS) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The phrase level, encoded as `_encode` encodes the others: (document index per entry, code per entry
+    from `offset`, names), one entry per distinct run of `PHRASE_WORDS` (4) consecutive words (`word_runs`)
+    in a document, for the runs in at least `min_docs` documents; most runs occur once and could never be
+    flagged.
+
+    Vectorised: words become integer ids, each pair of adjacent words a pair id, a 4-word run the pair of
+    its two pair ids (one int64 key whatever the vocabulary's size); numpy sorts the keys and the (run,
+    document) pairs; only the kept runs are turned back into strings.
     """
-    findall = WORD_RE.findall
     vocab: defaultdict = defaultdict(itertools.count().__next__)
-    seqs = [findall(t.lower()) for t in texts]
-    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-    ids = np.fromiter(map(vocab.__getitem__, itertools.chain.from_iterable(seqs)), dtype=np.int64, count=int(lengths.sum()))
-    doc = np.repeat(np.arange(len(seqs), dtype=np.int64), lengths)
-    out: list[list[str]] = [[] for _ in seqs]
-    m = len(ids) - n + 1
-    if m <= 0:
-        return out
-    base = max(len(vocab), 1)
-    start = np.flatnonzero(doc[:m] == doc[n - 1:])  # runs that stay inside one document
-    half = (n + 1) // 2
-    keys = [np.zeros(len(start), dtype=np.int64), np.zeros(len(start), dtype=np.int64)]
-    for j in range(n):  # base ** half must fit in an int64: fine below 2 million distinct words for n = 4
-        k = keys[0 if j < half else 1]
-        k *= base
-        k += ids[start + j]
-    d = doc[start]
-    order = np.lexsort((d, keys[1], keys[0]))
-    k0, k1, d = keys[0][order], keys[1][order], d[order]
-    first = np.ones(len(d), dtype=bool)
-    first[1:] = (k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1]) | (d[1:] != d[:-1])  # distinct (run, document) pairs
-    k0, k1, d, pos = k0[first], k1[first], d[first], start[order][first]
-    new_run = np.ones(len(d), dtype=bool)
-    new_run[1:] = (k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1])
-    run = np.cumsum(new_run) - 1
-    support = np.bincount(run)
-    keep = support[run] >= min_docs
+    lengths = np.fromiter(map(len, runs), dtype=np.int64, count=len(runs))
+    ids = np.fromiter(map(vocab.__getitem__, itertools.chain.from_iterable(runs)), dtype=np.int64, count=int(lengths.sum()))
+    doc = np.repeat(np.arange(len(runs), dtype=np.int64), lengths)
+    if len(ids) < PHRASE_WORDS:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), []
+    pair, _ = _dense_rank(ids[:-1] * len(vocab) + ids[1:])  # id of each pair of adjacent words
+    start = np.flatnonzero(doc[:1 - PHRASE_WORDS] == doc[PHRASE_WORDS - 1:])  # runs that stay inside one document
+    run_of, example = _dense_rank(pair[start] * (int(pair.max()) + 1) + pair[start + 2])
+    example = start[example]  # one start position per run id
+    n_docs = len(runs)
+    entry = np.sort(run_of * n_docs + doc[start])  # (run, document) pairs, by run (np.unique is slower)
+    distinct = np.ones(len(entry), dtype=bool)
+    distinct[1:] = entry[1:] != entry[:-1]
+    entry = entry[distinct]
+    run, d = entry // n_docs, entry % n_docs
+    kept_runs = np.bincount(run, minlength=len(example)) >= min_docs
+    keep = kept_runs[run]
+    code = (np.cumsum(kept_runs) - 1)[run[keep]] + offset  # kept runs numbered 0.. in run order
     words = np.asarray(list(vocab), dtype=object)
-    names: dict[int, str] = {}
-    for r, p, di in zip(run[keep].tolist(), pos[keep].tolist(), d[keep].tolist()):
-        name = names.get(r)
-        if name is None:
-            name = names[r] = " ".join(words[ids[p:p + n]])
-        out[di].append(name)
-    return out
+    at = example[kept_runs]
+    names = [" ".join(w) for w in words[ids[at[:, None] + np.arange(PHRASE_WORDS)]].tolist()] if len(at) else []
+    return d[keep], code, names
 
 
 def shape_sets(texts: Sequence[str]) -> list[set]:
@@ -376,7 +382,8 @@ def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokeni
     """
     texts = list(texts)
     all_docs, all_codes, names, lv = [], [], [], []
-    words = word_sets(texts) if ("word" in levels or "pattern" in levels) else None
+    runs = word_runs(texts) if ({"word", "phrase", "pattern"} & set(levels)) else None
+    words = word_sets(texts, runs) if ("word" in levels or "pattern" in levels) else None
     n_tokens = sum(map(len, map(str.split, texts)))
     for level in LEVELS:
         if level not in levels:
@@ -384,7 +391,12 @@ def extract(texts: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, tokeni
         if level == "word":
             sets = words
         elif level == "phrase":
-            sets = phrase_sets(texts)
+            docs, codes, level_names = phrase_features(runs, len(names))
+            all_docs.append(docs)
+            all_codes.append(codes)
+            names.extend(level_names)
+            lv.extend(["phrase"] * len(level_names))
+            continue
         elif level == "shape":
             sets = shape_sets(texts)
         elif level == "pattern":
