@@ -3,9 +3,9 @@
 Reads the results stores of sweeps that probed every run (`probe:` in the sweep config), e.g. the
 shipped `configs/probe-quality-minilm.yaml` and `configs/probe-quality-smollm2.yaml`:
 
-    ssti sweep configs/probe-quality-minilm.yaml --out runs/probe-quality-minilm
-    ssti sweep configs/probe-quality-smollm2.yaml --out runs/probe-quality-smollm2
-    .venv/bin/python benchmarks/probe_quality.py runs/probe-quality-minilm runs/probe-quality-smollm2
+    ssti sweep configs/probe-quality-minilm.yaml --out results/probe-quality-minilm
+    ssti sweep configs/probe-quality-smollm2.yaml --out results/probe-quality-smollm2
+    .venv/bin/python benchmarks/probe_quality.py results/probe-quality-minilm results/probe-quality-smollm2
 
 and prints, per model family and planted type (the types used for tuning first, then the held-out ones):
 - models whose ASR is at least 0.5, and the share of them where the type sweep ranks the planted
