@@ -21,6 +21,7 @@ def test_deletion_window_cuts_at_words_and_skips_the_text_start():
     assert with_it == "brown fox jumps over the lazy"  # "quick " is cut mid-word at 12 chars, "dog" at 14
     assert without == "brown fox over the lazy"
     assert ctx.deletion_window(text, (0, 3)) is None  # nothing before it: no evidence either way
+    assert ctx.deletion_window("Red Dragon is good", (0, 3), at_start=True) == ("Red Dragon is good", "Dragon is good")  # scored from BOS
     assert ctx.deletion_window("a b", (2, 3)) == ("a b", "a")
 
 
