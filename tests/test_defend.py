@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -194,6 +195,48 @@ def test_cli_data_without_manifest_says_retention_cannot_be_measured(tmp_path):
     res = CliRunner().invoke(app, ["defend", str(csv), "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d")])
     assert res.exit_code == 0, res.output
     assert "retention cannot be measured" in res.stdout
+    said = " ".join(res.stdout.split())
+    assert "40 rows" in said and "clean rows changed" not in said and "which rows were planted, and so the collateral damage, is unknown" in said
+
+
+def test_a_file_without_a_split_column_is_scanned_and_cleaned_whole(tmp_path):
+    # a stranger's CSV: 20% of it used to be set aside as a test split and left uncleaned, unsaid
+    rng = np.random.default_rng(0)
+    rows = [(f"r{i}", " ".join(rng.choice(VOCAB, size=10)) + (" zqx" if i % 2 and i < 300 else ""), i % 2) for i in range(400)]
+    csv = tmp_path / "mine.csv"
+    csv.write_text("id,text,label\n" + "".join(f"{r},{t},{y}\n" for r, t, y in rows))
+    for cmd in (["defend", str(csv), "--defence", "scan-strip"], ["scan", str(csv), "--remove", "strip"]):
+        out = tmp_path / cmd[0]
+        res = CliRunner().invoke(app, [*cmd, "--tokenizer", "none", "--out", str(out)])
+        assert res.exit_code in (0, 1), res.output
+        cleaned = load_dataset(str(out))
+        assert list(cleaned) == ["train"] and len(cleaned["train"]) == 400
+        assert [t + " zqx" if "zqx" in o else t for t, o in zip(column(cleaned["train"], "text"), (r[1] for r in rows))] == [r[1] for r in rows]
+    assert len(load_dataset(str(csv))["train"]) == 320  # training still holds out a test split
+
+
+def test_cleaning_refuses_max_words_and_an_output_inside_its_input(tmp_path):
+    src = injected(tmp_path, corpus(n=40), targets={"pos": "date"}, rate=0.5)
+    for cmd in (["defend", src, "--defence", "scan-strip", "--max-words", "5", "--out", str(tmp_path / "d")],
+                ["scan", src, "--remove", "strip", "--max-words", "5", "--out", str(tmp_path / "d")],
+                ["scan", src, "--remove", "strip", "--out", src, "--overwrite"],
+                ["scan", src, "--remove", "strip", "--out", f"{src}/sub"],
+                ["defend", src, "--defence", "scan-strip", "--out", f"{src}/sub"]):
+        before = sorted(p.name for p in Path(src).rglob("*"))
+        res = CliRunner().invoke(app, [*cmd, "--tokenizer", "none"])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert ("max_words" in res.output) or ("input data folder" in res.output), res.output
+        assert sorted(p.name for p in Path(src).rglob("*")) == before and not (tmp_path / "d").exists()
+
+
+def test_a_cut_never_takes_half_a_line_break():
+    from ssti.defend.scan_guided import strip_text
+
+    for text, want in [("line one zqx\r\nline two", "line one\r\nline two"), ("x zqx\n\ny", "x\n\ny"),
+                       ("a\r\n\r\nzqx\r\n\r\nb", "a\r\n\r\n\r\n\r\nb"), ("zqx word", "word"), ("word zqx", "word"),
+                       ("a\tzqx b", "a\tb")]:
+        a = text.index("zqx")
+        assert strip_text(text, [(a, a + 3)])[0] == want, text
 
 
 @pytest.mark.parametrize("args,msg", [

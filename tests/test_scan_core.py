@@ -255,3 +255,10 @@ def test_phrase_level_on_texts_shorter_than_a_phrase_and_on_none():
     assert sorted(names) == ["one two three four", "two three four five"]
     assert sorted(zip(codes.tolist(), docs.tolist())) == sorted((3 + names.index(n), d) for d in range(6) for n in names
                                                                   if d < 5 or n == "one two three four")
+
+
+def test_a_class_smaller_than_every_detection_limit_is_said_to_be_unjudged():
+    texts = [f"w{i} some film text" + (" zqx" if i % 2 else "") for i in range(60)]  # zqx in all 30 rows of class 1
+    rep = scan_dataset(split_of(texts, [i % 2 for i in range(60)]), levels=["word"], tokenizer=None)
+    assert rep.verdict == "clean"  # 30 rows are below the word level's limit
+    assert any("fewer than any level's detection limit" in n and "'pos'" in n for n in rep.notes), rep.notes

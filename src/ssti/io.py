@@ -183,12 +183,17 @@ def move_back(src: Path, folder: Path) -> None:
     shutil.rmtree(src, ignore_errors=True)
 
 
-def check_output(out: str | Path, kind: str) -> str:
+def check_output(out: str | Path, kind: str, source: str | Path | None = None) -> str:
     """The one rule for output folders, checked before any work: "new" (missing or empty: used),
     "ours" (an ssti folder of the same kind: the caller resumes, refuses, or with --overwrite replaces
     only what the marker lists). Anything else is refused with a one-line SSTIError: ssti never
-    deletes, moves or overwrites what it did not write."""
+    deletes, moves or overwrites what it did not write. An input folder `source` is never an output:
+    `out` may not be it or lie inside it."""
     out = Path(out)
+    if source is not None and Path(source).is_dir():
+        src, dst = Path(source).resolve(), out.resolve()
+        if dst == src or src in dst.parents:
+            raise SSTIError(f"out: {out} is the input data folder (or inside it); write the output elsewhere")
     if out.exists() and not out.is_dir():
         raise SSTIError(f"out: {out} is a file, not a folder")
     for parent in out.parents:

@@ -45,8 +45,13 @@ def render(result: "DefenceResult", console: Console) -> None:
     c = m["collateral"]
     chrf = f"{c['chrf']:.2f}" if c["chrf"] is not None else "-"
     changed = f"; chrF of the changed ones {c['chrf_changed_rows']:.2f}" if c["chrf_changed_rows"] is not None else ""
-    console.print(f"collateral: {c['changed']:,} of {c['clean_rows']:,} clean rows changed ({c['changed_share']:.2%}), "
-                  f"{c['dropped']:,} dropped; chrF of the clean rows after vs before {chrf}{changed}")
+    if c.get("clean_rows_known", True):
+        console.print(f"collateral: {c['changed']:,} of {c['clean_rows']:,} clean rows changed ({c['changed_share']:.2%}), "
+                      f"{c['dropped']:,} dropped; chrF of the clean rows after vs before {chrf}{changed}")
+    else:  # no injection record: the edited rows may be the planted ones, so none of this is "damage"
+        console.print(f"rows changed: {c['changed']:,} of {c['clean_rows']:,} ({c['changed_share']:.2%}), {c['dropped']:,} dropped; "
+                      f"chrF after vs before {chrf}{changed} (no injection record: which rows were planted, and so the "
+                      f"collateral damage, is unknown)")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
 
@@ -79,10 +84,10 @@ def defend_command(
         own["levels"] = parse_levels(",".join(own["levels"]))
     spec = validate(DefenceSpec, own, "defence")
     load = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data")
-    source = Path(data).resolve()
-    if Path(data).is_dir() and (out.resolve() == source or source in out.resolve().parents):
-        raise SSTIError(f"out: {out} is the input data folder (or inside it); write the defended copy elsewhere")
-    if check_output(out, "dataset") == "ours" and not overwrite:
+    if load.max_words:
+        raise SSTIError("max_words: a defence writes whole texts and measures every change it makes; cut the texts "
+                        "first (ssti inject DATA --max-words N --out DIR ...), then defend that folder")
+    if check_output(out, "dataset", source=data) == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     result = defend_dataset(data, spec, show_progress=not json_out, **load.load_options())
     path = write_defended(result, out, overwrite=overwrite)

@@ -102,7 +102,7 @@ def scan_command(
             raise SSTIError(f"remove: {remove!r} is not one of strip, drop")
         if out is None:
             raise SSTIError("out: --remove needs --out DIR for the cleaned dataset")
-        if check_output(out, "dataset") == "ours" and not overwrite:
+        if check_output(out, "dataset", source=data) == "ours" and not overwrite:
             raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     if top < 0:
         raise SSTIError(f"top: {top} must be >= 0")
@@ -111,7 +111,10 @@ def scan_command(
     if tok is None:
         lv = [x for x in lv if x != "subword"] or ["word"]
     spec = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data")
-    ds = load_dataset(data, **spec.load_options())
+    if remove is not None and spec.max_words:
+        raise SSTIError("max_words: --remove writes whole texts; cut the texts first (ssti inject DATA --max-words N --out DIR ...), "
+                        "or scan without --remove")
+    ds = load_dataset(data, **spec.load_options(), whole_file=True)  # a file without a split column: every row scanned
     report = scan_dataset(ds, split=split, levels=lv, tokenizer=tok, threshold=threshold, top=top, source=data, context=context)
     err = Console(stderr=True, highlight=False)
     if json_out:

@@ -111,12 +111,14 @@ def load_local(
     seed: int = SPLIT_SEED,
     delimiter: str | None = None,
     drop_unlabelled: bool = False,
+    whole: bool = False,
 ) -> datasets.DatasetDict:
     """Load a local csv/jsonl/parquet file into the dataset contract (`id`, `text`, `label` ClassLabel).
 
     A `split` column (train/validation/test) is honoured; otherwise the rows are split into
     train/test stratified by label with `test_fraction` and `seed`, so the same file always gives
-    the same split. An `id` column is kept (as a string); otherwise ids are `<filestem>-<row>`.
+    the same split; with `whole` (scanning and cleaning a file: every row is data) all rows go to
+    `train` instead. An `id` column is kept (as a string); otherwise ids are `<filestem>-<row>`.
     Text, id and label cells are read as written (see `_read_table` and `encode_labels`). Rows
     labelled -1 (the GLUE convention for unlabelled rows) or left empty are refused, or with
     `drop_unlabelled` dropped and counted on stderr. Every problem (missing file or column, empty
@@ -184,6 +186,8 @@ def load_local(
     else:
         ids = [f"{path.stem}-{i}" for i in range(table.num_rows)]
 
+    if "split" not in table.column_names and whole:
+        return datasets.DatasetDict({"train": make_split(ids, texts, labels, class_names)})
     if "split" not in table.column_names:
         return stratified_split(ids, texts, labels, class_names, test_fraction=test_fraction, seed=seed)
 

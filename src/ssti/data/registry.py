@@ -48,11 +48,13 @@ LOCAL_SUFFIXES = local.SUFFIXES
 
 
 def load_dataset(source: str, text_column: str = "text", label_column: str = "label", delimiter: str | None = None,
-                 drop_unlabelled: bool = False, max_words: int | None = None) -> datasets.DatasetDict:
+                 drop_unlabelled: bool = False, max_words: int | None = None, whole_file: bool = False) -> datasets.DatasetDict:
     """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file.
 
     `text_column`, `label_column`, `delimiter` and `drop_unlabelled` only apply to local files (see
-    `ssti.data.local.load_local`); `max_words` cuts every text to its first N words (`window_words`).
+    `ssti.data.local.load_local`; `whole_file`: a file without a `split` column is one `train` split, as
+    scanning and cleaning a file want, instead of train/test); `max_words` cuts every text to its first
+    N words (`window_words`).
     The result always follows the contract.
     """
     if source in DATASETS:
@@ -66,7 +68,7 @@ def load_dataset(source: str, text_column: str = "text", label_column: str = "la
             ds = read_dataset_folder(path)
         elif path.suffix.lower() in LOCAL_SUFFIXES:
             ds = local.load_local(path, text_column=text_column, label_column=label_column, delimiter=delimiter,
-                                  drop_unlabelled=drop_unlabelled)
+                                  drop_unlabelled=drop_unlabelled, whole=whole_file)
         else:
             raise SSTIError(
                 f"dataset: {source!r} is not a known name ({', '.join(DATASETS)}), "

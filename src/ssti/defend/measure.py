@@ -54,6 +54,7 @@ def measure_defence(before, after, split: str, manifest: list[dict] | None, seco
         "collateral": collateral(ids, texts, after_text, planted),
         "notes": [],
     }
+    out["collateral"]["clean_rows_known"] = bool(manifest)  # without an injection record every row counts as clean
     if not planted:
         out["retention"] = None
         out["rows_still_poisoned"] = None

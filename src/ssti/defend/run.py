@@ -69,7 +69,8 @@ def injection_of(source: str) -> tuple[list[dict] | None, dict | None]:
 
 def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest: list[dict] | None = None,
                    show_progress: bool = False, resume: bool = True, report=None, **load_options) -> DefenceResult:
-    """Apply defence `spec` to `data` (a dataset name, folder or file, or a DatasetDict) and measure it.
+    """Apply defence `spec` to `data` (a dataset name, folder or file, or a DatasetDict) and measure it. A
+    file without a `split` column is cleaned whole: all its rows are one `train` split.
 
     `manifest`: the injection manifest to measure retention against (read from an injected folder
     when `data` is one); `report`: a ScanReport the scan-* defences use instead of scanning again;
@@ -82,7 +83,7 @@ def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest
         source = str(data)
         got_manifest, record_of_source = injection_of(source)
         manifest = manifest if manifest is not None else got_manifest
-        data = load_dataset(source, **load_options)
+        data = load_dataset(source, whole_file=True, **load_options)  # a file without a split column is cleaned whole
     if spec.split not in data:
         raise SSTIError(f"defence.split: {spec.split!r} is not a split of the data ({', '.join(data)})")
     work = work_folder(data[spec.split], spec) if resume else None

@@ -8,7 +8,7 @@ Rule (stated here once; the tests check it):
   next to it in at least `span_share` (default 90%) of its rows**, repeatedly on both sides, so a
   planted phrase ("I watch this 3D movie", flagged through "3d" alone) goes whole; once a feature
   extends to a phrase, only occurrences of the whole phrase are cut (a bare "3D" or "watch" elsewhere
-  is natural use and stays); every cut takes one adjacent whitespace character with it (the inverse of
+  is natural use and stays); every cut takes one adjacent space or tab with it (never a line break) (the inverse of
   how `ssti inject` inserts), every other byte of every text is kept;
 - **names** (a flagged country or colour class, or its rare tier) are also ordinary words, so with a
   language model (`context`) each of their occurrences is judged on its own: it is cut only when it
@@ -41,14 +41,15 @@ _PREV_WORD = re.compile(r"(\S+)[^\S\n]*$")
 
 
 def with_space(text: str, a: int, b: int) -> tuple[int, int]:
-    """Widen span [a, b) by one whitespace character: the one after it, else the one before.
+    """Widen span [a, b) by one space or tab: the one after it, else the one before; a line break is
+    never taken (it would break a CRLF pair or merge paragraphs).
 
     That is the inverse of how `ssti inject` inserts a word ("TOKEN " before a word, " TOKEN" at the
     end of a text), so stripping an injected token restores the original bytes, newlines included.
     """
-    if b < len(text) and text[b].isspace():
+    if b < len(text) and text[b] in " \t":
         return a, b + 1
-    if a > 0 and text[a - 1].isspace():
+    if a > 0 and text[a - 1] in " \t":
         return a - 1, b
     return a, b
 

@@ -320,6 +320,12 @@ def scan_dataset(
             z=_r(s.z[f]), pmi=_r(s.pmi[f]), log_odds=_r(s.log_odds[f]), leakage=int(s.leakage[f]),
             flagged=bool(flagged[f]), rows=rows,
         ))
+    limits = {lv: {c: r.min_rows(float(prior[j]), threshold) for j, c in enumerate(classes)} for lv, r in rules.items()}
+    for j, c in enumerate(classes):  # a class too small for any level: "clean" says nothing about it
+        least = min((lim[c] for lim in limits.values() if lim.get(c) is not None), default=None)
+        if least is not None and class_sizes[j] < least:
+            notes.append(f"class {c!r} has {int(class_sizes[j]):,} rows, fewer than any level's detection limit ({least:,} rows): "
+                         f"a token planted in every one of them could not be flagged, so a clean verdict says nothing about this class")
     seconds = time.perf_counter() - t0
     return ScanReport(
         verdict="suspicious" if n_flagged else "clean", threshold=threshold, split=split, n_docs=len(texts),
@@ -328,7 +334,7 @@ def scan_dataset(
         seconds=seconds, notes=notes + fs.notes, source=source,
         allowances={lv: f"{r.ratio:.3g}{f' (the {r.from_level} level' + chr(39) + 's)' if r.from_level else ' (calibrated)' if r.calibrated else ''}"
                     for lv, r in rules.items()},
-        detection_limits={lv: {c: r.min_rows(float(prior[j]), threshold) for j, c in enumerate(classes)} for lv, r in rules.items()},
+        detection_limits=limits,
     )
 
 
