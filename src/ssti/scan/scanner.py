@@ -36,9 +36,9 @@ secretary jack straw" is as pure as "straw" on BBC, where the phrase level's own
 to the word level's 0.06). Few phrases are testable, a small Bonferroni factor: that is how a planted
 phrase of common words is flagged in fewer rows than any of its words could be, on a corpus large
 enough to calibrate the phrase level (full Rotten Tomatoes: 48 rows against the word level's 81). On
-a small file (2,000 rows) the phrase allowance keeps its a priori 0.1, looser than the calibrated word
-level's, and a planted phrase needs more rows than a planted word (a stranger measured 112-146 against
-50-67): the report's detection limits say so per level.
+a small file (2,000 rows) too few phrases repeat to calibrate on, so the phrase allowance keeps its a
+priori 0.1 while the word level's calibrates to 0.3, and a planted phrase needs more rows than a planted
+word (110-143 against 50-66 rows there): the report's detection limits say so per level.
 
 Pattern classes include *rare tiers* of the attack's vocabularies (`rare-colour`, `rare-country`:
 the list members that are not common English, `ssti.scan.prior`). The engine draws list members
