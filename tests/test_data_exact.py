@@ -138,3 +138,18 @@ def test_max_words_on_an_injected_folder_is_refused(tmp_path):
     write_injected(inject_dataset(load_dataset("rotten-tomatoes"), InjectionSpec(targets={"1": "date"}, rate=0.1)), tmp_path / "inj")
     with pytest.raises(SSTIError, match="data.max_words: .* is an injected dataset folder"):
         load_dataset(str(tmp_path / "inj"), max_words=3)
+
+
+def test_jsonl_numbers_are_read_as_written(tmp_path):
+    # ids past int64 used to become floats (and then "duplicates"); 007.0 and 1e3 kept their spelling only in csv
+    path = tmp_path / "mine.jsonl"
+    lines = [{"id": 12345678901234567890 + i, "text": t, "label": y} for i, (t, y) in enumerate([("a film", 0), ("two films", 1)] * 3)]
+    text = "\n".join(json.dumps(r) for r in lines) + '\n\n{"id": 1e3, "text": 1.50, "label": 1}\r\n'
+    path.write_text(text)
+    ds = load_dataset(str(path), whole_file=True)["train"]
+    assert column(ds, "id") == [str(12345678901234567890 + i) for i in range(6)] + ["1e3"]
+    assert column(ds, "text")[-1] == "1.50"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "text": "a", "label": 0}\n{oops\n')
+    with pytest.raises(SSTIError, match="line 2"):
+        load_dataset(str(bad))

@@ -64,7 +64,6 @@ def _read_table(path: Path, text_columns: Sequence[str], delimiter: str | None =
     columns ("0007" stays "0007", "1e3" stays "1e3", "NA" stays "NA").
     """
     import pyarrow.csv as pacsv
-    import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
     suffix = path.suffix.lower()
@@ -77,11 +76,35 @@ def _read_table(path: Path, text_columns: Sequence[str], delimiter: str | None =
         if delimiter:
             raise SSTIError(f"delimiter: only csv files have a delimiter ({path.name} is {suffix[1:]})")
         if suffix == ".jsonl":
-            return pajson.read_json(path)
+            return _read_jsonl(path)
         return pq.read_table(path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SSTIError(f"dataset: cannot read {path} as {suffix[1:]}: {first_line}") from None
+
+
+def _read_jsonl(path: Path) -> pa.Table:
+    """One JSON object per line (blank lines skipped), numbers kept as the text written: an id
+    12345678901234567890 or a label 007.0 is not rounded through a float; text, id and label columns
+    then hold that text (`encode_labels` orders integer-looking labels numerically)."""
+    import json
+
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028 may sit inside a string
+    except UnicodeDecodeError as exc:
+        raise SSTIError(f"dataset: {path} is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            raise SSTIError(f"dataset: cannot read {path} as jsonl: line {n}: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise SSTIError(f"dataset: cannot read {path} as jsonl: line {n} is a JSON {type(row).__name__}, not an object")
+        rows.append(row)
+    return pa.Table.from_pylist(rows)
 
 
 def _first_null(values: list) -> int | None:
