@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ssti.cli import app
 from ssti.data import column, load_dataset
+from ssti.errors import SSTIError
 from ssti.inject import read_dataset_folder, read_manifest, remove_spans
 
 ROWS = [  # id, text, label: quoted, zero-padded, numeric- and locale-looking strings
