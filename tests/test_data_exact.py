@@ -154,3 +154,13 @@ def test_jsonl_numbers_are_read_as_written(tmp_path):
     bad.write_text('{"id": "1", "text": "a", "label": 0}\n{oops\n')
     with pytest.raises(SSTIError, match="line 2"):
         load_dataset(str(bad))
+
+
+def test_minus_one_is_a_class_in_a_minus_one_one_file_and_unlabelled_beside_zero(tmp_path):
+    pm = tmp_path / "pm.csv"
+    pm.write_text("text,label\n" + "".join(f"t{i},{1 if i % 2 else -1}\n" for i in range(10)))
+    assert load_dataset(str(pm), whole_file=True)["train"].features["label"].names == ["-1", "1"]
+    glue = tmp_path / "glue.csv"
+    glue.write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(10)) + "t10,-1\n")
+    with pytest.raises(SSTIError, match="unlabelled"):
+        load_dataset(str(glue))

@@ -20,7 +20,7 @@ SUFFIXES = (".csv", ".jsonl", ".parquet")
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-UNLABELLED = ("-1", "")  # the GLUE convention for unlabelled rows, and an empty cell
+UNLABELLED = ("-1", "")  # the GLUE convention for unlabelled rows (where 0 is a class), and an empty cell
 
 
 def _is_integer_text(v: str) -> bool:
@@ -143,7 +143,8 @@ def load_local(
     the same split; with `whole` (scanning and cleaning a file: every row is data) all rows go to
     `train` instead. An `id` column is kept (as a string); otherwise ids are `<filestem>-<row>`.
     Text, id and label cells are read as written (see `_read_table` and `encode_labels`). Rows
-    labelled -1 (the GLUE convention for unlabelled rows) or left empty are refused, or with
+    labelled -1 (the GLUE convention for unlabelled rows, in a file that also has label 0; in a -1/1
+    file -1 is a class) or left empty are refused, or with
     `drop_unlabelled` dropped and counted on stderr. Every problem (missing file or column, empty
     file, missing values, multi-label rows) is a one-line SSTIError.
     """
@@ -175,8 +176,10 @@ def load_local(
         raise SSTIError(f"dataset: {path} is empty (no rows)")
 
     raw_labels = table.column(label_column).to_pylist()
-    unlabelled = [i for i, v in enumerate(raw_labels) if v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                                                                       and str(v).strip() in UNLABELLED)]
+    spelled = [None if v is None or isinstance(v, bool) else str(v).strip() for v in raw_labels]
+    # -1 marks an unlabelled row only beside a 0 label (GLUE: classes 0..K-1); in a -1/1 file it is a class
+    missing = UNLABELLED if "0" in spelled else ("",)
+    unlabelled = [i for i, (v, w) in enumerate(zip(raw_labels, spelled)) if v is None or (w is not None and w in missing)]
     if unlabelled and not drop_unlabelled:
         i = unlabelled[0]
         raise SSTIError(f"label_column: row {i} (0-based) of {path.name} is unlabelled ({raw_labels[i]!r} in column {label_column!r}; "
