@@ -127,3 +127,16 @@ def test_occurrences_inside_flagged_features_are_not_checked_again():
     rep = scan_dataset(split_of(texts, labels), levels=["word", "pattern"], tokenizer=None, context=DigitsLookDroppedIn("-"))
     assert {f.feature for f in rep.flagged} == {"date"}  # no context:pattern:number
     assert set(rep.flagged_rows) == rows
+
+
+def test_a_context_check_that_cannot_calibrate_says_so_before_running_the_model():
+    class Refuses(ctx.LMScorer):
+        def __init__(self):
+            self.name = "never-run"
+
+        def deletion_scores(self, windows):
+            raise AssertionError("the model ran although no class can calibrate")
+
+    texts = [f"w{i} a film set in Peru" if i % 3 == 0 else f"w{i} a film" for i in range(60)]
+    rep = scan_dataset(split_of(texts, [i % 2 for i in range(60)]), levels=["word", "pattern"], tokenizer=None, context=Refuses())
+    assert any("context check not run" in n for n in rep.notes), rep.notes

@@ -165,7 +165,7 @@ def context_check(texts: Sequence[str], labels: np.ndarray, fs: feat.FeatureSet,
             taken[d] = [sp for name, level in explained for sp in feat.feature_spans(texts[d], name, level)]
         return not any(a < span[1] and span[0] < b for a, b in taken[d])
 
-    per_feature = []  # (code, doc index per occurrence, score per occurrence)
+    found = []  # (code, doc index per occurrence, windows)
     for c in codes:
         docs, windows = [], []
         for d in docs_of[c]:
@@ -178,18 +178,20 @@ def context_check(texts: Sequence[str], labels: np.ndarray, fs: feat.FeatureSet,
             res.notes.append(f"context check skipped {fs.levels[c]}:{fs.names[c]} ({len(windows):,} occurrences > {max_occurrences:,})")
             continue
         if windows:
-            per_feature.append((c, np.asarray(docs, dtype=np.int64), scorer.deletion_scores(windows)))
-    res.checked = len(per_feature)
-    if not per_feature:
+            found.append((c, np.asarray(docs, dtype=np.int64), windows))
+    if not found:
         return res
-    all_docs = np.concatenate([d for _, d, _ in per_feature])
-    all_scores = np.concatenate([s for _, _, s in per_feature])
+    all_docs = np.concatenate([d for _, d, _ in found])
     occ_class = labels[all_docs]
-    per_class = [np.percentile(all_scores[occ_class == k], TAU_PERCENTILE) for k in np.unique(occ_class)
-                 if (occ_class == k).sum() >= MIN_CALIBRATION]
-    if not per_class:
-        res.notes.append(f"context check not run: no class has {MIN_CALIBRATION} scored occurrences to calibrate on")
+    calibrating = [k for k in np.unique(occ_class) if (occ_class == k).sum() >= MIN_CALIBRATION]
+    if not calibrating:  # known before any scoring: the model is not run for nothing
+        res.notes.append(f"context check not run: no class has {MIN_CALIBRATION} occurrences of the checked features to calibrate on "
+                         f"(most: {int(np.bincount(occ_class).max()):,})")
         return res
+    per_feature = [(c, docs, scorer.deletion_scores(windows)) for c, docs, windows in found]
+    res.checked = len(per_feature)
+    all_scores = np.concatenate([s for _, _, s in per_feature])
+    per_class = [np.percentile(all_scores[occ_class == k], TAU_PERCENTILE) for k in calibrating]
     res.tau = float(min(per_class))
     for c, docs, scores in per_feature:
         hit = np.unique(docs[scores > res.tau])
