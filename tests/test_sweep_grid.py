@@ -202,6 +202,13 @@ def test_runs_record_the_mfu_they_achieved_for_later_estimates(tmp_path, monkeyp
     for v in (0.1, 0.3, 0.2, float("nan"), 0.0):
         record_mfu(cpu, "m", "train", v)
     assert achieved_mfu(cpu, "m", "train") == 0.2 and achieved_mfu(cpu, "m", "infer") is None
+    threads = torch.get_num_threads()
+    try:  # a sweep's workers at another thread count recorded "n": a dry-run here still uses their figure
+        torch.set_num_threads(threads + 1)
+        record_mfu(cpu, "n", "train", 0.08)
+    finally:
+        torch.set_num_threads(threads)
+    assert achieved_mfu(cpu, "n", "train") == 0.08
 
 
 @pytest.mark.parametrize("probe,message", [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 
 import torch
@@ -139,13 +140,20 @@ def record_mfu(device: torch.device, model: str, purpose: str, mfu: float) -> No
 
 
 def achieved_mfu(device: torch.device, model: str, purpose: str) -> float | None:
-    """The median MFU runs of `model` recorded on this machine for `purpose` (None if none ran here)."""
+    """The median MFU runs of `model` recorded on this machine for `purpose` (None if none ran here): those
+    at this process's thread count, else those at any (a sweep's workers run at `--threads 1` while its
+    `--dry-run` runs at all cores; each MFU is against its own thread count's peak)."""
     from ssti.io import read_json
 
     try:
-        values = read_json(cache_dir() / ACHIEVED_FILE, {}).get(f"{machine_key(device)}|{model}|{purpose}") or []
+        recorded = read_json(cache_dir() / ACHIEVED_FILE, {})
     except Exception:  # noqa: BLE001
         return None
+    key = machine_key(device)
+    values = recorded.get(f"{key}|{model}|{purpose}") or []
+    if not values:
+        other = re.sub(r"\|\d+ threads\|", "|", key)
+        values = [v for k, vs in recorded.items() if re.sub(r"\|\d+ threads\|", "|", k) == f"{other}|{model}|{purpose}" for v in vs]
     return float(sorted(values)[len(values) // 2]) if values else None
 
 
