@@ -19,7 +19,9 @@ def rec(rank, asr, seed, mode="light", rate=0.5, n=400, clean_target=0.0, clean_
     spurious = clean.copy()
     spurious[rng.permutation(n // 2)[:int(round(asr * n / 2))]] = 1
     spurious[n // 2:] = 1
+    aggressive = mode.startswith("aggressive")
     return {"model": model, "dataset": "d", "rank": rank, "mode": mode if rate else "no SSTI", "rate": rate, "injected": bool(rate),
+            "tokens": 1, "token_fraction": 0.1 if aggressive else None,
             "attack_success_rate": float((spurious[:n // 2] == 1).mean()), "target_class": 1,
             "items_json": json.dumps({"y_true": y.tolist(), "clean": clean.tolist(), "spurious": spurious.tolist()})}
 
@@ -90,3 +92,11 @@ def test_tokens_cut_off_by_max_length_make_a_verdict_inconclusive():
     for key in (("F1", "light"), ("F2", "proportion 0.5")):
         v = verdicts(recs)[key]
         assert v["verdict"] == "inconclusive" and "max_length cut off up to 90%" in v["why"]
+
+
+def test_light_ssti_is_what_the_run_did_not_what_its_variant_is_called():
+    # a grid's variants "light-2pct" / "light-5pct" are light SSTI (one token per sample) at two rates
+    recs = [rec(r, a, seed, mode=f"light-{int(rate * 100)}pct", rate=rate) for rate, asrs in ((0.02, (0.3, 0.3, 0.3, 0.3)), (0.05, (0.4, 0.5, 0.95, 0.99)))
+            for r, a in zip((1, 4, 16, 64), asrs) for seed in range(3)]
+    v = verdicts(recs)
+    assert v[("F2", "proportion 0.05")]["verdict"] == "reproduced" and v[("F2", "proportion 0.02")]["verdict"] == "not reproduced"

@@ -130,8 +130,8 @@ def findings(recs: list[dict[str, Any]], rng: np.random.Generator | None = None)
     rows = []
     scored = [r for r in recs if r.get("attack_success_rate") is not None]
     for (model, dataset), group in group_by(scored, ["model", "dataset"]):
-        light = [r for r in group if r["mode"] == "light"]
-        aggressive = [r for r in group if str(r["mode"]).startswith("aggressive")]
+        light = [r for r in group if _light(r)]
+        aggressive = [r for r in group if _aggressive(r)]
         for rate, runs in group_by(light, ["rate"]):
             lora = [r for r in runs if r["rank"] != 0]
             rows.append(_f1(model, dataset, rate[0], lora, rng))
@@ -147,6 +147,16 @@ def _cut_off(runs: list[dict[str, Any]]) -> str | None:
     """Why a verdict cannot be given when max_length cut off the test-time tokens of some runs, else None."""
     lost = max((r.get("test_insertions_lost") or 0.0 for r in runs), default=0.0)
     return f"max_length cut off up to {100 * lost:.0f}% of the test-time tokens (raise model.max_length)" if lost > MAX_LOST else None
+
+
+def _light(rec: dict[str, Any]) -> bool:
+    """Light SSTI, by what the run did (one token per injected sample, no defence), whatever its variant is called."""
+    return bool(rec.get("injected")) and not rec.get("defence") and rec.get("tokens") == 1 and not rec.get("token_fraction")
+
+
+def _aggressive(rec: dict[str, Any]) -> bool:
+    """Aggressive SSTI: a fraction of the words per injected sample, no defence."""
+    return bool(rec.get("injected")) and not rec.get("defence") and bool(rec.get("token_fraction"))
 
 
 def _row(finding: str, model: str, dataset: str, setting: str, statistic: str, value: float | None, lo: float | None,
@@ -206,7 +216,7 @@ def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any
 
 
 def _figure1(model, dataset, group, rng) -> dict[str, Any] | None:
-    rank1 = [r for r in group if r["rank"] == 1 and r.get("rate") is not None and (r["mode"] == "light" or not r["injected"])]
+    rank1 = [r for r in group if r["rank"] == 1 and r.get("rate") is not None and (_light(r) or not r["injected"] and not r.get("defence"))]
     by_rate = dict(group_by(rank1, ["rate"]))
     rates = sorted(k[0] for k in by_rate)
     if len(rates) < 3:
