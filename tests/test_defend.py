@@ -409,3 +409,22 @@ def test_few_planted_names_among_many_natural_ones_raise_the_bar_until_5_percent
     many = texts | {f"q{i}": f"it is Peru {100 + i} good" for i in range(400)}  # 400 planted: the percentile stands
     kept, _, tau, share = dropped_in(many, {r: [(6, 10)] for r in many}, Scores(), natural)
     assert tau == pytest.approx(29.25) and share == pytest.approx(10 / (10 + 405))
+
+
+def test_a_list_with_few_natural_mentions_borrows_the_other_name_lists_null():
+    from types import SimpleNamespace
+
+    from ssti.defend.scan_guided import NAME_TAU_MIN_OCCURRENCES, natural_mentions
+
+    ids = [f"r{i}" for i in range(80)]
+    texts = [f"a film set in France {i}" if i < 5 else f"a black comedy {i}" if i < 60 else f"fine {i}" for i in range(80)]
+    labels = [0] * 70 + [1] * 10  # class 1 (pos) is the attacked one; rows r0-r69 are the other class
+    country = SimpleNamespace(level="pattern", feature="rare-country", cls="pos")
+    flagged = {"r50", "r51"}  # rows a flagged feature marks (say, colours planted in the other class) are no null
+    mentions, source = natural_mentions(country, ids, texts, labels, NAMES, flagged)
+    assert len(mentions) == 5 + 55 - 2 >= NAME_TAU_MIN_OCCURRENCES  # 5 countries, 53 unflagged colours
+    assert "country and colour" in source and "too few of country alone" in source
+    assert {t[s[0]:s[1]] for t, s in mentions} == {"France", "black"}
+    colour = SimpleNamespace(level="context", feature="pattern:colour", cls="pos")
+    mentions, source = natural_mentions(colour, ids, texts, labels, NAMES, flagged)
+    assert len(mentions) == 53 and source == "natural mentions in the other classes"  # enough colours: no borrowing

@@ -210,6 +210,31 @@ def dropped_in(texts: dict[str, str], spans: dict[str, list[tuple[int, int]]], s
     return kept, len(occ) - sum(map(len, kept.values())), tau, false_share
 
 
+def natural_mentions(f: FeatureReport, ids: list[str], texts: list[str], labels: list[int], names: list[str],
+                     flagged: set[str]) -> tuple[list[tuple[str, tuple[int, int]]], str]:
+    """The null sample for `dropped_in`: (text, span) of natural mentions of the flagged name list, and a phrase
+    saying where they come from.
+
+    Natural mentions are the list's occurrences in rows of the other classes that no flagged feature marks
+    (an attack on another class may have planted there). Where they number fewer than
+    `NAME_TAU_MIN_OCCURRENCES` (Rotten Tomatoes' rotten reviews name 11 countries), the other name lists'
+    occurrences in those rows join them: a colour in "a black comedy" is used as naturally as a country in
+    "set in France", and both read as dropped in when an attack inserts them at random (measured with
+    SmolLM2-135M on Rotten Tomatoes: the 90th percentiles of the two nulls are 9.1 and 10.2 nats).
+    """
+    cls = names.index(f.cls)
+    rows = [(t, r) for r, t, y in zip(ids, texts, labels) if y != cls and r not in flagged]
+    name = f.feature.partition(":")[2] if f.level == "context" else f.feature
+    lists = [feat.RARE_TIERS.get(name, name)]
+    mentions = [(t, sp) for t, _ in rows for sp in feat.feature_spans(t, f.feature, f.level)]
+    if len(mentions) >= NAME_TAU_MIN_OCCURRENCES:
+        return mentions, "natural mentions in the other classes"
+    for other in (k for k in feat.NAME_LISTS if k not in feat.RARE_TIERS and k not in lists):
+        mentions += [(t, sp) for t, _ in rows for sp in feat.feature_spans(t, other, "pattern")]
+        lists.append(other)
+    return mentions, f"natural mentions of {' and '.join(lists)} names in the other classes (too few of {lists[0]} alone)"
+
+
 def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9,
                 scorer=None) -> tuple[datasets.Dataset, list[dict], list[str]]:
     """The cleaned split, its manifest rows (one per edited row) and notes, by the rule of the module docstring;
@@ -228,12 +253,11 @@ def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: l
         if is_name_feature(f):
             if scorer is not None:
                 n_occ = sum(map(len, own.values()))
-                cls = names.index(f.cls)
-                others = [(t, sp) for t, y in zip(texts, labels) if y != cls for sp in feat.feature_spans(t, f.feature, f.level)]
+                others, source = natural_mentions(f, ids, texts, labels, names, set(targets))
                 own, natural, tau, false_share = dropped_in({r: texts[index[r]] for r in rows}, own, scorer, others)
                 estimate = f"; natural mentions estimated at {false_share:.0%} of those cut" if false_share is not None else ""
                 notes.append(f"{f.level}:{f.feature}: {natural} of {n_occ} occurrences read as natural to {scorer.name} "
-                             f"(deletion score <= {tau:.1f} nats, from {len(others)} occurrences in the other classes) and were kept; "
+                             f"(deletion score <= {tau:.1f} nats, from {len(others)} {source}) and were kept; "
                              f"{len(own)} of {len(rows)} rows edited{estimate}")
             else:
                 notes.append(f"{f.level}:{f.feature}: every occurrence in its {len(rows)} flagged rows counts as planted, natural "
