@@ -70,6 +70,14 @@ def test_figure1_degradation_grows_with_the_proportion():
     recs = [rec(1, 0.2 * p, s, rate=p, clean_acc=0.9) for p in (0.0, 0.25, 0.5, 0.75, 1.0) for s in range(3)]
     f = verdicts(recs)[("Fi", "rank 1")]
     assert f["verdict"] == "reproduced" and f["value"] > 0
+    assert "clean accuracy" not in f["why"]  # it held at 0.9 at every proportion
+
+
+def test_figure1_says_when_clean_accuracy_itself_falls_with_the_proportion():
+    # at 100% the model learns "no token -> other class": its own clean accuracy collapses, and degradation against it shrinks
+    recs = [rec(1, 0.2 * p, s, rate=p, clean_acc=0.9 - 0.4 * p) for p in (0.0, 0.5, 1.0) for s in range(2)]
+    f = verdicts(recs)[("Fi", "rank 1")]
+    assert "clean accuracy 0: 0.900, 0.5: 0.700, 1: 0.500" in f["why"]
 
 
 def test_bootstrap_resamples_seeds_and_items_reproducibly():

@@ -233,8 +233,12 @@ def _figure1(model, dataset, group, rng) -> dict[str, Any] | None:
     verdict = _verdict(lo, hi, 0.0, FLAT)
     means = ", ".join(f"{p:g}: {m:+.3f}" for p, m in zip(rates, point))
     why = {"reproduced": "interval above 0", "not reproduced": f"interval below +{FLAT}", "inconclusive": "interval spans 0"}[verdict]
+    clean = [np.mean([(i["clean"] == i["y_true"]).mean() for i in map(_items, by_rate[(p,)])]) for p in rates]
+    collapse = ""
+    if max(clean) - min(clean) > FLAT:  # degradation is against each run's own clean accuracy: say when that moves too
+        collapse = "; clean accuracy " + ", ".join(f"{p:g}: {c:.3f}" for p, c in zip(rates, clean))
     return _row(finding, model, dataset, setting, "slope of accuracy degradation per unit proportion", value, lo, hi, verdict,
-                f"{why} ({means})", len(rank1))
+                f"{why} ({means}){collapse}", len(rank1))
 
 
 def _ranks(recs: list[dict[str, Any]]) -> str:
