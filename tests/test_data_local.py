@@ -19,16 +19,18 @@ LABELS = [0, 1] * 5
 
 
 def write(path: Path, rows: list[dict]) -> Path:
-    """Write rows as csv, jsonl or parquet, by suffix."""
+    """Write rows as csv, tsv, jsonl, json (one array) or parquet, by suffix."""
     if path.suffix == ".parquet":
         pq.write_table(pa.Table.from_pylist(rows), path)
     elif path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     else:
         import csv
 
         with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t" if path.suffix == ".tsv" else ",")
             writer.writeheader()
             writer.writerows(rows)
     return path
@@ -186,7 +188,7 @@ def test_missing_file():
 def test_unknown_suffix(tmp_path):
     path = tmp_path / "d.txt"
     path.write_text("x")
-    with pytest.raises(SSTIError, match=r"allowed: \.csv, \.jsonl, \.parquet"):
+    with pytest.raises(SSTIError, match=r"allowed: \.csv, \.tsv, \.jsonl, \.json, \.parquet"):
         load_local(path)
 
 
@@ -252,3 +254,48 @@ def test_one_class_refused_by_contract(tmp_path):
     path = write(tmp_path / "d.csv", rows(label=[1] * 10))
     with pytest.raises(SSTIError, match="at least 2"):
         load_dataset(str(path))
+
+
+def test_stranger_file_shapes_tsv_json_array_delimiter_names_and_id_column(tmp_path):
+    """A stranger's files: .tsv by its suffix, a JSON array, --delimiter tab, their own id column kept as written."""
+    expected = {f"doc-{i:03d}": (t, l) for i, (t, l) in enumerate(zip(TEXTS, LABELS))}
+    table = rows(doc_id=[f"doc-{i:03d}" for i in range(10)], stars=list(range(10)))
+    for path, options in ((write(tmp_path / "d.tsv", table), {}), (write(tmp_path / "d.json", table), {}),
+                          (write(tmp_path / "d.jsonl", table), {})):
+        assert all_rows(load_local(path, id_column="doc_id", **options)) == expected, path.name
+    tabbed = tmp_path / "tabbed.csv"
+    tabbed.write_text((tmp_path / "d.tsv").read_text())
+    for spelled in ("tab", "\\t", "\t"):
+        assert all_rows(load_local(tabbed, id_column="doc_id", delimiter=spelled)) == expected
+    with pytest.raises(SSTIError, match=r"id_column: column 'nope' is not in d.tsv"):
+        load_local(tmp_path / "d.tsv", id_column="nope")
+
+
+def test_unused_columns_are_named_on_stderr(tmp_path, capsys):
+    load_local(write(tmp_path / "d.csv", rows(stars=list(range(10)))))
+    assert "column(s) 'stars' are not carried" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, suffix, message", [
+    ("text;label\na;0\nb;1\n", ".csv", r"looks ';'-separated: pass --delimiter ';'"),
+    ("text,label\ncaf\xe9,0\nb,1\n", ".csv", r"is not UTF-8 \(byte 14: b'\\xe9'; latin-1 or cp1252 text\?\); save it as UTF-8"),
+    ('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', ".jsonl",
+     r"column 'label': object 1 \(0-based\) of d.jsonl holds a list where earlier ones hold text .*multi-label"),
+    ('[{"text": "a", "label": 0}, 3]', ".json", r"item 1 \(0-based\) of its array is not an object"),
+])
+def test_a_strangers_malformed_files_are_one_line_errors_naming_the_fix(tmp_path, content, suffix, message):
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(content.encode("latin-1") if "\xe9" in content else content.encode("utf-8"))
+    with pytest.raises(SSTIError, match=message) as info:
+        load_local(path)
+    assert "\n" not in str(info.value)
+
+
+def test_free_text_as_labels_and_one_column_twice_are_refused(tmp_path):
+    path = write(tmp_path / "d.csv", [{"text": f"review {i}", "label": i % 2} for i in range(200)])
+    with pytest.raises(SSTIError, match=r"label_column: column 'text' of d.csv has 200 distinct values in 200 rows: free text"):
+        load_local(path, label_column="text", text_column="label")
+    with pytest.raises(SSTIError, match="must be three different columns"):
+        load_local(path, text_column="label")
+    with pytest.raises(SSTIError, match="dataset: an empty name"):
+        load_dataset("")

@@ -428,3 +428,29 @@ def test_a_list_with_few_natural_mentions_borrows_the_other_name_lists_null():
     colour = SimpleNamespace(level="context", feature="pattern:colour", cls="pos")
     mentions, source = natural_mentions(colour, ids, texts, labels, NAMES, flagged)
     assert len(mentions) == 53 and source == "natural mentions in the other classes"  # enough colours: no borrowing
+
+
+def test_faults_a_stranger_found_in_show_inject_scan_and_sweep(tmp_path):
+    """show on a defended folder, inject into its own input, a mistyped tokenizer, configs by bare name, small classes."""
+    runner = CliRunner()
+    src = injected(tmp_path, corpus(), targets={"pos": "fixed:zqxj"}, rate=0.5)
+    res = runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["show", str(tmp_path / "d"), "-n", "2"], terminal_width=200)
+    assert res.exit_code == 0 and "edited rows" in res.output and "removed: 'zqxj'" in res.output, res.output
+    for bad in (["-n", "-1"], ["--max-chars", "-3"]):
+        assert runner.invoke(app, ["show", src, *bad]).exit_code == 2
+    for out in (src, src + "/sub"):  # inject refuses its own input folder, as defend does (the manifest would lose the earlier plants)
+        res = runner.invoke(app, ["inject", "--dataset", src, "--target", "neg=fixed:qq", "--out", out, "--overwrite"])
+        assert res.exit_code == 2 and "input data folder" in res.output, res.output
+    for tok in ("bogus-model", "/nonexistent/path"):  # a typo is exit 2 before any output, not a silent fallback
+        res = runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", tok, "--out", str(tmp_path / "e")])
+        assert res.exit_code == 2 and "tokenizer:" in res.output and not (tmp_path / "e").exists(), res.output
+    res = runner.invoke(app, ["sweep", "findings-cpu", "--dry-run", "--no-estimate"])
+    assert res.exit_code == 0 and "findings-cpu" in res.output, res.output
+    small = tmp_path / "small.csv"  # 100 rows per class: below the word level's detection limit
+    small.write_text("text,label\n" + "".join(f"review {i} zqxj,pos\n" if i < 58 else f"review {i} fine,{'pos' if i < 100 else 'neg'}\n"
+                                               for i in range(200)))
+    res = runner.invoke(app, ["scan", str(small), "--tokenizer", "none", "--json"])
+    notes = json.loads(res.stdout)["notes"]
+    assert any("class 'pos' has 100 rows, fewer than the detection limit of level(s) word" in n for n in notes), notes

@@ -60,9 +60,10 @@ def validate(cls: type[T], data: Any, where: str = "") -> T:
 
 
 class DataSpec(Spec):
-    dataset: str = Field("rotten-tomatoes", description="registry name (see `ssti datasets`), ssti dataset folder, or csv/jsonl/parquet file")
+    dataset: str = Field("rotten-tomatoes", description="registry name (see `ssti datasets`), ssti dataset folder, or csv/tsv/jsonl/json/parquet file")
     text_column: str = Field("text", description="text column of a local file")
     label_column: str = Field("label", description="label column of a local file")
+    id_column: str = Field("id", description="id column of a local file (kept as written; without one, ids are <file stem>-<row>)")
     delimiter: str | None = Field(None, description="field delimiter of a local csv file (default ','; e.g. ';' or a tab)")
     drop_unlabelled: bool = Field(False, description="drop rows of a local file labelled -1 or left empty (counted on stderr) "
                                   "instead of refusing the file")
@@ -74,7 +75,7 @@ class DataSpec(Spec):
 
     def load_options(self) -> dict[str, Any]:
         """The keyword arguments of `ssti.data.load_dataset` this spec sets (how a local file is read)."""
-        return {"text_column": self.text_column, "label_column": self.label_column, "delimiter": self.delimiter,
+        return {"text_column": self.text_column, "label_column": self.label_column, "id_column": self.id_column, "delimiter": self.delimiter,
                 "drop_unlabelled": self.drop_unlabelled, "max_words": self.max_words}
 
 
@@ -410,14 +411,16 @@ def load_run_config(source: Any, where: str = "", overrides: dict[str, Any] | No
 
 
 def shipped_config(path: str | Path) -> Path:
-    """`path`, or when it does not exist and names a config shipped with ssti (`demo.yaml`, `configs/demo.yaml`),
-    that shipped file: the README's `configs/...` paths work outside a checkout too."""
+    """`path`, or when it does not exist and names a config shipped with ssti (`demo`, `demo.yaml`,
+    `configs/demo.yaml`, as `ssti configs` lists them), that shipped file: the README's `configs/...`
+    paths work outside a checkout too."""
     path = Path(path)
     if path.exists() or path.parent not in (Path("."), Path("configs")):
         return path
     from importlib import resources
 
-    shipped = resources.files("ssti.configs").joinpath(path.name)
+    name = path.name if path.suffix in (".yaml", ".yml") else path.name + ".yaml"
+    shipped = resources.files("ssti.configs").joinpath(name)
     return Path(str(shipped)) if shipped.is_file() else path
 
 

@@ -276,6 +276,36 @@ def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", rep
         yield tmp
         write_marker(tmp, kind, written_files(tmp))
         public_modes(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with deferred_interrupt():  # Ctrl-C now waits until the folder is in place: it is complete or as it was, never half
+        _commit(tmp, out, state, parent)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt if one came: for the few
+    renames that put a finished output in place. Outside the main thread it does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got:
+        raise KeyboardInterrupt
+
+
+def _commit(tmp: Path, out: Path, state: str, parent: Path) -> None:
+    """Move a finished temp folder into place (see `atomic_dir`)."""
+    try:
         if state == "new" and not out.exists():
             os.replace(tmp, out)
         elif state == "unmarked":

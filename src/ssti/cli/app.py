@@ -73,8 +73,8 @@ def command(name: str, **kwargs):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(0) from None
             except KeyboardInterrupt:
-                typer.secho("interrupted: finished work is kept (a run resumes from its last checkpoint); unfinished new work "
-                            "was removed and anything it was replacing put back", err=True, fg="yellow")
+                typer.secho("interrupted: finished work is kept (a run resumes from its last checkpoint); an output folder is "
+                            "either complete or as it was before, never half-written", err=True, fg="yellow")
                 raise typer.Exit(130) from None
             except Exception as e:  # noqa: BLE001  (only the kinds `one_line` knows; the rest re-raised)
                 message = one_line(e)

@@ -55,7 +55,7 @@ def inject_command(
 
     spec = InjectionSpec(targets=parse_targets(target), **section(options, "injection"))
     data = validate(DataSpec, section(options, "data"), "data")
-    if check_output(out, "dataset") == "ours" and not overwrite:
+    if check_output(out, "dataset", source=data.dataset) == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
     ds = load_dataset(data.dataset, **data.load_options())
     tok = None
@@ -91,30 +91,45 @@ def highlight(text: str, insertions: list[dict], style: str = "bold black on yel
 
 @command("show")
 def show_command(
-    folder: Path = typer.Argument(..., help="An ssti dataset folder written by `ssti inject`."),
-    n: int = typer.Option(5, "-n", "--n", help="How many injected samples to print."),
-    split: Optional[str] = typer.Option(None, "--split", help="Only samples of this split (default: the injected split)."),
-    max_chars: int = typer.Option(1000, "--max-chars", help="Cut each sample's text after this many characters (0: no limit)."),
+    folder: Path = typer.Argument(..., help="An ssti dataset folder written by `ssti inject`, `ssti defend` or `ssti scan --remove`."),
+    n: int = typer.Option(5, "-n", "--n", min=0, help="How many injected or edited samples to print."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only samples of this split (default: the injected or cleaned split)."),
+    max_chars: int = typer.Option(1000, "--max-chars", min=0, help="Cut each sample's text after this many characters (0: no limit)."),
 ) -> None:
-    """Print a few injected samples with the inserted tokens highlighted."""
+    """Print a few injected samples with the inserted tokens highlighted, or a few rows a defence edited
+    (what it removed, dropped or rewrote)."""
+    from ssti.data.common import column
     from ssti.data.folder import read_dataset_folder, read_manifest, read_meta
 
     meta = read_meta(folder)
     ds = read_dataset_folder(folder)
-    split = split or meta.get("spec", {}).get("split", "train")
+    split = split or (meta.get("spec") or meta.get("defence") or {}).get("split", "train")
     if split not in ds:
         raise SSTIError(f"split: {split!r} is not one of {', '.join(ds)}")
     rows = [r for r in read_manifest(folder) if r["split"] == split]
-    from ssti.data.common import column
-
     index = {i: t for i, t in zip(column(ds[split], "id"), column(ds[split], "text"))}
     console = Console(highlight=False)
-    console.print(f"{len(rows):,} injected rows in split {escape(split)} of {escape(str(folder))}; showing {min(n, len(rows))}")
-    for row in rows[: max(n, 0)]:
-        text = index[row["id"]]
-        insertions = row["insertions"]
-        if max_chars and len(text) > max_chars:
-            text = text[:max_chars]
-            insertions = [r for r in insertions if r["end"] <= max_chars]
-        console.rule(f"{escape(row['id'])}  class {escape(row['class'])}  source {escape(row['source'])}")
-        console.print(highlight(text, insertions) + ("…" if len(index[row["id"]]) > len(text) else ""))
+    edited = not isinstance(meta.get("spec"), dict)  # a cleaned or defended folder, not an injection
+    console.print(f"{len(rows):,} {'edited' if edited else 'injected'} rows in split {escape(split)} of {escape(str(folder))}; "
+                  f"showing {min(n, len(rows))}")
+
+    def cut(text: str) -> str:
+        return escape(text[:max_chars]) + ("…" if max_chars and len(text) > max_chars else "") if max_chars else escape(text)
+
+    for row in rows[:n]:
+        if "insertions" in row:
+            text, insertions = index[row["id"]], row["insertions"]
+            if max_chars and len(text) > max_chars:
+                insertions = [r for r in insertions if r["end"] <= max_chars]
+            console.rule(f"{escape(row['id'])}  class {escape(row['class'])}  source {escape(row['source'])}")
+            console.print(highlight(text[:max_chars] if max_chars else text, insertions) + ("…" if max_chars and len(text) > max_chars else ""))
+            continue
+        action = row.get("action", "edit")
+        console.rule(f"{escape(row['id'])}  class {escape(row['class'])}  {escape(action)}")
+        if action == "drop":
+            console.print(f"dropped (flagged by {escape(', '.join(row.get('features') or []))})")
+        elif action == "rewrite":
+            console.print(f"[dim]before:[/] {cut(row['before'])}\n[dim]after:[/]  {cut(row['after'])}")
+        else:
+            removed = ", ".join(repr(r["text"]) for r in row.get("removals") or [])
+            console.print(f"{cut(index.get(row['id'], ''))}\n[dim]removed:[/] {escape(removed)}")

@@ -16,7 +16,9 @@ import pyarrow.compute as pc
 from ssti.data.common import SPLIT_SEED, TEST_FRACTION, make_split, stratified_split
 from ssti.errors import SSTIError
 
-SUFFIXES = (".csv", ".jsonl", ".parquet")
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}  # --delimiter tab / --delimiter '\t' as typed in a shell
+MAX_CLASSES = 1000  # more distinct labels than this (or than half the rows) is a text column, not a label column
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -67,15 +69,22 @@ def _read_table(path: Path, text_columns: Sequence[str], delimiter: str | None =
     import pyarrow.parquet as pq
 
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SSTIError(f"dataset: {path} is not UTF-8 (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}; "
+                            f"latin-1 or cp1252 text?); save it as UTF-8") from None
     try:
-        if suffix == ".csv":
+        if suffix in (".csv", ".tsv"):
+            delimiter = delimiter or ("\t" if suffix == ".tsv" else None)
             convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}, strings_can_be_null=False,
                                            quoted_strings_can_be_null=False)
             parse = pacsv.ParseOptions(delimiter=delimiter) if delimiter else None
             return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
         if delimiter:
-            raise SSTIError(f"delimiter: only csv files have a delimiter ({path.name} is {suffix[1:]})")
-        if suffix == ".jsonl":
+            raise SSTIError(f"delimiter: only csv/tsv files have a delimiter ({path.name} is {suffix[1:]})")
+        if suffix in (".jsonl", ".json"):
             return _read_jsonl(path)
         return pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
@@ -84,15 +93,27 @@ def _read_table(path: Path, text_columns: Sequence[str], delimiter: str | None =
 
 
 def _read_jsonl(path: Path) -> pa.Table:
-    """One JSON object per line (blank lines skipped), numbers kept as the text written: an id
-    12345678901234567890 or a label 007.0 is not rounded through a float; text, id and label columns
-    then hold that text (`encode_labels` orders integer-looking labels numerically)."""
+    """One JSON object per line (blank lines skipped), or a .json file holding one array of objects;
+    numbers kept as the text written: an id 12345678901234567890 or a label 007.0 is not rounded through
+    a float; text, id and label columns then hold that text (`encode_labels` orders integer-looking
+    labels numerically)."""
     import json
 
     try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028 may sit inside a string
+        raw = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SSTIError(f"dataset: {path} is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    if path.suffix.lower() == ".json" and raw.lstrip().startswith("["):
+        try:
+            rows = json.loads(raw, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            raise SSTIError(f"dataset: cannot read {path} as json: line {exc.lineno}: {exc.msg} (column {exc.colno})") from None
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise SSTIError(f"dataset: cannot read {path} as json: item {bad} (0-based) of its array is not an object "
+                            f"(one object per row: {{\"text\": ..., \"label\": ...}})")
+        return _rows_table(rows, path, "item")
+    lines = raw.split("\n")  # not splitlines: U+2028 may sit inside a string
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -104,7 +125,26 @@ def _read_jsonl(path: Path) -> pa.Table:
         if not isinstance(row, dict):
             raise SSTIError(f"dataset: cannot read {path} as jsonl: line {n} is a JSON {type(row).__name__}, not an object")
         rows.append(row)
-    return pa.Table.from_pylist(rows)
+    return _rows_table(rows, path, "object")
+
+
+_JSON_KIND = {str: "text", list: "a list", dict: "an object", bool: "true/false"}
+
+
+def _rows_table(rows: list[dict], path: Path, unit: str) -> pa.Table:
+    """JSON objects -> an Arrow table; a key whose values mix kinds (text in one object, a list in another:
+    multi-label rows) is a one-line SSTIError naming the key and the first odd object (0-based)."""
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        for key in dict.fromkeys(k for r in rows for k in r):
+            kinds = [_JSON_KIND.get(type(r[key]), "value") for r in rows if r.get(key) is not None]
+            if len(set(kinds)) > 1:
+                first = next(i for i, r in enumerate(rows) if r.get(key) is not None and _JSON_KIND.get(type(r[key]), "value") != kinds[0])
+                raise SSTIError(f"dataset: column {key!r}: {unit} {first} (0-based) of {path.name} holds "
+                                f"{_JSON_KIND.get(type(rows[first][key]), 'value')} where earlier ones hold {kinds[0]} "
+                                f"(a list label is a multi-label row: ssti supports one class per row)") from None
+        raise
 
 
 def _first_null(values: list) -> int | None:
@@ -135,13 +175,16 @@ def load_local(
     delimiter: str | None = None,
     drop_unlabelled: bool = False,
     whole: bool = False,
+    id_column: str = "id",
 ) -> datasets.DatasetDict:
     """Load a local csv/jsonl/parquet file into the dataset contract (`id`, `text`, `label` ClassLabel).
 
     A `split` column (train/validation/test) is honoured; otherwise the rows are split into
     train/test stratified by label with `test_fraction` and `seed`, so the same file always gives
     the same split; with `whole` (scanning and cleaning a file: every row is data) all rows go to
-    `train` instead. An `id` column is kept (as a string); otherwise ids are `<filestem>-<row>`.
+    `train` instead. The `id_column` is kept (as a string); without one ids are `<filestem>-<row>`;
+    other columns are not carried (a note on stderr names them). A .tsv file is tab-separated; a .json
+    file is one array of objects (or JSON lines).
     Text, id and label cells are read as written (see `_read_table` and `encode_labels`). Rows
     labelled -1 (the GLUE convention for unlabelled rows, in a file that also has label 0; in a -1/1
     file -1 is a class) or left empty are refused, or with
@@ -158,20 +201,38 @@ def load_local(
         raise SSTIError(f"test_fraction: {test_fraction} is not between 0 and 1 (exclusive)")
     if path.stat().st_size == 0:
         raise SSTIError(f"dataset: {path} is empty")
+    delimiter = DELIMITER_NAMES.get(delimiter.lower(), delimiter) if delimiter else delimiter
+    if len({text_column, label_column, id_column}) < 3:
+        raise SSTIError(f"label_column: the text, label and id columns must be three different columns "
+                        f"(text_column {text_column!r}, label_column {label_column!r}, id_column {id_column!r})")
     if delimiter is not None and (len(delimiter) != 1 or not delimiter.isascii() or delimiter in "\r\n\""):
-        raise SSTIError(f"delimiter: {delimiter!r} is not one ASCII character other than a quote or line break (e.g. ';' or a tab)")
+        raise SSTIError(f"delimiter: {delimiter!r} is not one ASCII character other than a quote or line break (e.g. ';', or tab)")
     head = path.read_bytes()[:4] if path.suffix.lower() in (".csv", ".jsonl") else b""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SSTIError(f"dataset: {path} is UTF-16 text; ssti reads csv and jsonl as UTF-8: save it as UTF-8")
-    table = _read_table(path, (text_column, label_column, "id", "split"), delimiter)
+    table = _read_table(path, (text_column, label_column, id_column, "split"), delimiter)
     dupes = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
     if dupes:
         raise SSTIError(f"dataset: {path.name} has column(s) {', '.join(map(repr, dupes))} more than once; give every column its own name")
     for option, name in (("text_column", text_column), ("label_column", label_column)):
         if name not in table.column_names:
+            hint = ""
+            if len(table.column_names) == 1 and path.suffix.lower() in (".csv", ".tsv"):
+                seen = next((d for d in (";", "\t", "|", ",") if d in table.column_names[0]), None)
+                if seen:
+                    spelled = "tab" if seen == "\t" else repr(seen)
+                    hint = f"; the file looks {spelled}-separated: pass --delimiter {spelled} (data.delimiter)"
             raise SSTIError(
-                f"{option}: column {name!r} is not in {path.name} (columns: {', '.join(table.column_names) or 'none'})"
+                f"{option}: column {name!r} is not in {path.name} (columns: {', '.join(table.column_names) or 'none'}){hint}"
             )
+    if id_column != "id" and id_column not in table.column_names:
+        raise SSTIError(f"id_column: column {id_column!r} is not in {path.name} (columns: {', '.join(table.column_names)})")
+    unused = [c for c in table.column_names if c not in (text_column, label_column, id_column, "split")]
+    if unused:
+        import sys
+
+        print(f"note: {path.name}: column(s) {', '.join(map(repr, unused))} are not carried (ssti keeps id, text, label"
+              f"{', split' if 'split' in table.column_names else ''})", file=sys.stderr)
     if table.num_rows == 0:
         raise SSTIError(f"dataset: {path} is empty (no rows)")
 
@@ -198,9 +259,12 @@ def load_local(
     if row is not None:
         raise SSTIError(f"text_column: row {row} (0-based) of {path.name} has no value in column {text_column!r}")
     labels, class_names = encode_labels(raw_labels, field="label_column")
+    if len(class_names) > MAX_CLASSES or (len(class_names) >= 50 and len(class_names) > len(labels) / 2):
+        raise SSTIError(f"label_column: column {label_column!r} of {path.name} has {len(class_names):,} distinct values in "
+                        f"{len(labels):,} rows: free text, not class labels; name the label column with --label-column")
 
-    if "id" in table.column_names:
-        ids = pc.cast(table.column("id"), pa.string()).to_pylist()
+    if id_column in table.column_names:
+        ids = pc.cast(table.column(id_column), pa.string()).to_pylist()
         row = _first_null(ids)
         if row is not None:
             raise SSTIError(f"id: row {row} (0-based) of {path.name} has no id")

@@ -48,15 +48,18 @@ LOCAL_SUFFIXES = local.SUFFIXES
 
 
 def load_dataset(source: str, text_column: str = "text", label_column: str = "label", delimiter: str | None = None,
-                 drop_unlabelled: bool = False, max_words: int | None = None, whole_file: bool = False) -> datasets.DatasetDict:
+                 drop_unlabelled: bool = False, max_words: int | None = None, whole_file: bool = False,
+                 id_column: str = "id") -> datasets.DatasetDict:
     """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file.
 
-    `text_column`, `label_column`, `delimiter` and `drop_unlabelled` only apply to local files (see
+    `text_column`, `label_column`, `id_column`, `delimiter` and `drop_unlabelled` only apply to local files (see
     `ssti.data.local.load_local`; `whole_file`: a file without a `split` column is one `train` split, as
     scanning and cleaning a file want, instead of train/test); `max_words` cuts every text to its first
     N words (`window_words`).
     The result always follows the contract.
     """
+    if not str(source).strip():
+        raise SSTIError(f"dataset: an empty name; give a registry name ({', '.join(DATASETS)}), an ssti folder or a file")
     if source in DATASETS:
         ds = DATASETS[source].loader()
     else:
@@ -68,7 +71,7 @@ def load_dataset(source: str, text_column: str = "text", label_column: str = "la
             ds = read_dataset_folder(path)
         elif path.suffix.lower() in LOCAL_SUFFIXES:
             ds = local.load_local(path, text_column=text_column, label_column=label_column, delimiter=delimiter,
-                                  drop_unlabelled=drop_unlabelled, whole=whole_file)
+                                  drop_unlabelled=drop_unlabelled, whole=whole_file, id_column=id_column)
         else:
             raise SSTIError(
                 f"dataset: {source!r} is not a known name ({', '.join(DATASETS)}), "

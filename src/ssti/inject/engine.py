@@ -156,7 +156,9 @@ def resolve_targets(targets: dict[str, str], class_names: Sequence[str], field: 
     resolver: injection targets and the test-time sources of `ssti eval` both go through it. Raises
     SSTIError naming `field` for an unknown class or a class given twice.
     """
-    allowed = ", ".join(f"{i}={n}" for i, n in enumerate(class_names))
+    allowed = ", ".join(f"{i}={n}" for i, n in list(enumerate(class_names))[:20])
+    if len(class_names) > 20:
+        allowed += f", ... ({len(class_names):,} classes in all)"
     resolved: dict[int, str] = {}
     for key in targets:
         if key == ALL_CLASSES:

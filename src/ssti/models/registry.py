@@ -79,7 +79,7 @@ def resolve_model(name: str) -> ModelEntry:
         return ModelEntry(name, "path", arch, f"local folder {name}", str(Path(name)), attention_targets=attention, qv_targets=qv)
     if "/" in name and not name.startswith(("/", ".")) and name.count("/") == 1:
         return ModelEntry(name, "hub", "decoder", f"Hugging Face model {name}", name)
-    raise SSTIError(f"model: {name!r} is not a known name ({', '.join(MODELS)}), a local folder, nor a Hugging Face id (owner/name)")
+    raise SSTIError(f"model: {name!r} is not a known name ({', '.join(MODELS)}), a local folder, nor a Hugging Face id (owner/name, e.g. openai-community/gpt2)")
 
 
 def _folder_config(path: Path) -> tuple[str, str]:

@@ -233,9 +233,17 @@ def _check(split: datasets.Dataset, name: str) -> tuple[list[str], list[str], np
 
 
 def resolve_tokenizer(tokenizer, notes: list[str]):
-    """A tokenizer object from a name (or None when it cannot load), noting why in `notes`."""
+    """A tokenizer object from a name (or None when it cannot load, e.g. a hub id offline), noting why in
+    `notes`. A name that is no registry name, local folder or Hugging Face id raises SSTIError (a typo is
+    an error, not a reason to scan without the sub-word level)."""
     if tokenizer is None or not isinstance(tokenizer, str):
         return tokenizer, getattr(tokenizer, "name_or_path", None)
+    from ssti.models.registry import resolve_model
+
+    try:
+        resolve_model(tokenizer)
+    except SSTIError as e:
+        raise SSTIError(f"tokenizer: {str(e).partition(': ')[2]} (or none to skip the sub-word level)") from None
     try:
         from ssti.models import load_tokenizer
 
@@ -330,6 +338,12 @@ def scan_dataset(
         if least is not None and class_sizes[j] < least:
             notes.append(f"class {c!r} has {int(class_sizes[j]):,} rows, fewer than any level's detection limit ({least:,} rows): "
                          f"a token planted in every one of them could not be flagged, so a clean verdict says nothing about this class")
+        elif least is not None:  # too small for some levels: say which kinds of plant this scan cannot see there
+            blind = [f"{lv} ({lim[c]:,})" for lv, lim in limits.items() if lim.get(c) is not None and class_sizes[j] < lim[c]]
+            if blind:
+                notes.append(f"class {c!r} has {int(class_sizes[j]):,} rows, fewer than the detection limit of level(s) "
+                             f"{', '.join(blind)} rows: a feature of those levels planted in every one of its rows could not be "
+                             f"flagged; a clean verdict covers only the other levels there")
     seconds = time.perf_counter() - t0
     return ScanReport(
         verdict="suspicious" if n_flagged else "clean", threshold=threshold, split=split, n_docs=len(texts),
