@@ -51,7 +51,7 @@ def expected_shape(source: str) -> str:
 def rows_of(store: Path) -> list[dict]:
     """One row per probed, finished run: family, planted type and class (None when clean), ASR, and the probe's answers."""
     out = []
-    with ResultsStore(store) as s:
+    with ResultsStore(store, read_only=True) as s:
         for r in s.rows("done"):
             metrics, config = r.get("metrics") or {}, r.get("config") or {}
             probe = metrics.get("probe")

@@ -142,7 +142,7 @@ def test_report_from_a_store_has_every_table_and_figure(tmp_path):
     ours = [r for r in t1["rows"] if not r[0].startswith("paper")]
     assert len(ours) == 4 and all(r[1] == "64" and r[2] == "2" for r in ours)  # largest rank, 2 seeds
     trends = {(r[0], r[1]): r[5] for r in page.tables["trends"]["rows"]}
-    assert trends[("light", "0.5")] == "rises with rank" and trends[("aggressive", "1")] == "falls with rank"
+    assert trends[("light", "0.5")] == "rises with rank" and trends[("aggressive (0.2)", "1")] == "falls with rank"
     assert len(page.tables["results"]["rows"]) == 2 * 2 * 4
     assert all(r[2] == "8" and r[3] == "suspicious: 8" for r in page.tables["scan"]["rows"]) and "0000-00-00" in page.tables["scan"]["rows"][0][-1]
     assert "1 not finished yet" in index.read_text()
@@ -245,4 +245,7 @@ def test_the_same_sweep_given_twice_counts_once_and_runs_without_injection_are_n
 
     src = fake_store(tmp_path / "s", seeds=(0,), ranks=(1, 4))
     assert len(load_many([src, src]).records) == len(load_many([src]).records)
-    assert mode_of({"injected": False, "variant": "none"}) == "no SSTI" and mode_of({"injected": True, "variant": "light"}) == "light"
+    assert mode_of({"injected": False, "variant": "none"}) == "no SSTI" and mode_of({"injected": True, "variant": "light", "tokens": 1}) == "light"
+    # the mode is what the injection did: a rate-2% run the findings grid labels "light-2pct" is Figure 1's "light" too
+    assert mode_of({"injected": True, "variant": "light-2pct", "tokens": 1}) == "light"
+    assert mode_of({"injected": True, "variant": "aggressive", "tokens": 1, "token_fraction": 0.1}) == "aggressive (0.1)"

@@ -266,3 +266,59 @@ def test_another_sweep_into_an_existing_sweep_folder_is_refused(tmp_path):
     with pytest.raises(SSTIError, match="holds the sweep 'tiny', not 'other'"):
         run_sweep(expand({**raw, "name": "other"}), tmp_path / "sw", show_progress=False)
     assert run_sweep(expand(raw), tmp_path / "sw", show_progress=False)["skipped"] == 1  # the same sweep again: fine
+
+
+def test_faults_a_stranger_found_in_sweep_files_are_one_line_errors(tmp_path):
+    """Each of these passed silently before: a null step count, true/false as numbers, a key given twice, an unknown
+    test-time source, a field both set and varied by a grid, an override the grid then varies, a scalar section."""
+    raw = tiny_sweep(tmp_path)
+    cases = [
+        (lambda r: r["base"]["train"].update(steps=None), "train.steps: null with no epochs"),
+        (lambda r: r["axes"].update({"lora.rank": [True, 4]}), "a number, not true"),
+        (lambda r: r["base"]["eval"].update(sources={"1": "nosuchsource"}), "eval.sources.1: source: 'nosuchsource'"),
+    ]
+    for change, message in cases:
+        bad = copy.deepcopy(raw)
+        change(bad)
+        with pytest.raises(SSTIError, match=message) as e:
+            expand(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(SSTIError, match="override: lora.rank is varied by the sweep"):
+        expand(raw, overrides={"lora.rank": 8})
+    with pytest.raises(SSTIError, match="lora.rank: cannot be set inside lora, which holds 4"):
+        expand(raw, overrides={"lora": 4})
+    grids = {k: v for k, v in copy.deepcopy(raw).items() if k not in ("axes", "zip")}
+    grids["grids"] = [{"name": "a", "set": {"lora.rank": 4}, "axes": {"lora.rank": [1, 8]}}]
+    with pytest.raises(SSTIError, match=r"grids\[0\] \(a\).set: 'lora.rank' is also varied"):
+        expand(grids)
+    path = tmp_path / "dup.yaml"
+    path.write_text(yaml.safe_dump(raw) + "axes:\n  lora.rank: [16]\n")
+    with pytest.raises(SSTIError, match=r"key 'axes' is given twice \(line \d+\)"):
+        load_sweep(path)
+
+
+def test_dry_run_checks_the_out_folder_and_reading_a_store_never_changes_it(tmp_path):
+    from ssti.sweep.store import ResultsStore
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_sweep(tmp_path)))
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run", "--no-estimate", "--out", str(users)])
+    assert res.exit_code == 2 and "not written by ssti" in res.output, res.output
+    import shutil
+
+    live = tmp_path / "live" / "results.sqlite"
+    live.parent.mkdir()
+    store = tmp_path / "sw" / "results.sqlite"  # a copy taken while the sweep writes (as a committed store is): rows in its WAL
+    store.parent.mkdir()
+    with ResultsStore(live, create=True) as s:
+        s.conn.execute("PRAGMA wal_autocheckpoint=0")
+        s.start("r1", "tiny", {}, {"lora": {"rank": 1}}, "x")
+        for name in ("results.sqlite", "results.sqlite-wal"):
+            shutil.copy(live.parent / name, store.parent / name)
+    before = store.read_bytes()
+    for args in (["results", str(store.parent)], ["report", str(store.parent), str(store.parent), "-o", str(tmp_path / "rep")]):
+        CliRunner().invoke(app, args)
+    assert store.read_bytes() == before

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ssti.errors import SSTIError
-from ssti.inject.spec import InjectionSpec, validation_message
+from ssti.inject.spec import InjectionSpec, NoBoolNumbers, validation_message
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -33,8 +33,8 @@ INJECTED_DATA = "data"  # a run with an injection keeps the injected dataset in 
 DEFENDED_DATA = "defended"  # a run with a defence keeps the defended training set (what it trained on) in this sub-folder
 
 
-class Spec(BaseModel):
-    """Base of all specs: unknown fields are errors, so a typo never passes silently."""
+class Spec(NoBoolNumbers):
+    """Base of all specs: unknown fields are errors, so a typo never passes silently; true/false is no number."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
@@ -142,6 +142,12 @@ class TrainSpec(Spec):
                               "is measured on")
 
     @model_validator(mode="after")
+    def _steps_or_epochs(self):
+        if self.steps is None and self.epochs is None:
+            raise SSTIError("steps: null with no epochs either; give steps (a whole number >= 1) or epochs")
+        return self
+
+    @model_validator(mode="after")
     def _micro_divides_batch(self):
         m = self.micro_batch_size
         if m is not None and (m > self.batch_size or self.batch_size % m):
@@ -152,7 +158,7 @@ class TrainSpec(Spec):
         """Optimizer steps to run for a training split of n_train samples."""
         if self.epochs is not None:
             return max(1, int(self.epochs * n_train // self.batch_size))
-        return int(self.steps or 1)
+        return int(self.steps)
 
 
 class EvalSpec(Spec):
@@ -164,6 +170,18 @@ class EvalSpec(Spec):
     max_samples: int | None = Field(None, ge=1, description="evaluate on a stratified seeded subsample of this many rows (None: all)")
     batch_size: int = Field(32, ge=1, description="inference batch")
     seed: int = Field(0, description="seeds the test-time token draws and the subsample")
+
+    @model_validator(mode="after")
+    def _sources_exist(self):
+        from ssti.inject.sources import get_source, is_recorded_object
+
+        for key, spec in (self.sources or {}).items():  # checked here, before any data or model is loaded
+            if not is_recorded_object(spec):
+                try:
+                    get_source(spec)
+                except SSTIError as e:
+                    raise SSTIError(f"sources.{key}: {e}") from None
+        return self
 
 
 DEFENCES = ("scan-strip", "scan-drop", "onion", "paraphrase", "grammar")  # registered in ssti.defend.registry
@@ -332,7 +350,9 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         out[head] = value
         return out
     inner = out.get(head)
-    out[head] = set_path(inner if isinstance(inner, dict) else {}, rest, value)
+    if inner is not None and not isinstance(inner, dict):
+        raise SSTIError(f"{path}: cannot be set inside {head}, which holds {inner!r} instead of a mapping of its fields")
+    out[head] = set_path(inner or {}, rest, value)
     return out
 
 
@@ -351,6 +371,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """
     import yaml
 
+    from ssti.io import load_yaml_text
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
@@ -359,7 +381,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
             raise SSTIError(f"override: {item!r} is not KEY=VALUE with a dotted KEY (e.g. lora.rank=8)")
         field_of(key)
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key] = load_yaml_text(raw) if raw.strip() else ""
         except yaml.YAMLError:
             out[key] = raw
     return out

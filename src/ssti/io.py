@@ -88,11 +88,32 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         raise SSTIError(f"{path}: damaged, not valid JSON ({str(e).splitlines()[0][:120]}); delete it or re-create the run") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last one silently:
+    `lora.rank: [1, 4]` then `lora.rank: [16]` would be one run)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1})",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with the safe loader, a key given twice being an error (yaml.YAMLError)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file, turning a missing or unparsable file into a one-line SSTIError."""
+    """Read a YAML file, turning a missing or unparsable file (or a key given twice) into a one-line SSTIError
+    with the line it is on."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml_text(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SSTIError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -100,7 +121,10 @@ def read_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise SSTIError(f"{path}: not UTF-8 text (is it a YAML file?)") from None
     except yaml.YAMLError as e:
-        raise SSTIError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None and "line" not in what else ""
+        raise SSTIError(f"{path}: not valid YAML ({what}{where})") from None
 
 
 # ---------------------------------------------------------------- output folders: one rule for every command

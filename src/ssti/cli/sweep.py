@@ -39,9 +39,12 @@ def sweep_command(
     if threads is not None and threads < 1:
         raise SSTIError(f"--threads: {threads} is not a positive integer")
     if dry_run:
+        from ssti.sweep.run import check_sweep_folder
+
+        check_sweep_folder(out, sweep.name)
         finished = []
         if store_path(out).exists():
-            with ResultsStore(store_path(out)) as store:
+            with ResultsStore(store_path(out), read_only=True) as store:
                 finished = store.rows("done")
         done = {row["run_id"] for row in finished}
         cost = None
@@ -97,7 +100,7 @@ def results_command(
             Console().print(f"wrote {len(recs)} rows to {out}")
     if csv or parquet:
         return
-    cols = {"run_id": "run id", "status": "status", "variant": "variant", "rank": "rank", "rate": "rate", "tokens": "tokens",
+    cols = {"run_id": "run id", "status": "status", "grid": "grid", "dataset": "dataset", "variant": "variant", "rank": "rank", "rate": "rate", "tokens": "tokens",
             "token_fraction": "fraction", "train_seed": "seed", "clean_accuracy": "clean acc", "spurious_accuracy": "acc w/ token",
             "attack_success_rate": "ASR", "scan_verdict": "scan"}
     table = Table(title=f"{path}: {len(recs)} runs")
@@ -105,5 +108,7 @@ def results_command(
         table.add_column(title, no_wrap=c == "run_id")
     for r in recs:
         table.add_row(*(f"{r[c]:.3f}" if isinstance(r[c], float) and c not in ("rate", "token_fraction") else
-                        "" if r[c] is None else str(r[c]) for c in cols))
-    Console().print(table)
+                        "" if r.get(c) is None else str(r[c]) for c in cols))
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 240).print(table)  # piped (| head, > file): wide enough to read

@@ -6,6 +6,7 @@ one-line `SSTIError` naming the field and the allowed values (pydantic's Validat
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -50,7 +51,26 @@ def validation_message(err: ValidationError, where: str = "") -> str:
     return f"{field}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})")
 
 
-class InjectionSpec(BaseModel):
+def _takes(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether a field annotation (possibly a union or Optional) admits any of `kinds`."""
+    return annotation in kinds or any(_takes(a, kinds) for a in typing.get_args(annotation))
+
+
+class NoBoolNumbers(BaseModel):
+    """Base of the specs: a YAML true/false where a number belongs is an error, not 1/0 (pydantic's lax mode
+    would train `lora.rank: true` as rank 1 under rank 1's run id)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info):
+        if isinstance(value, bool):
+            annotation = cls.model_fields[info.field_name].annotation
+            if _takes(annotation, (int, float)) and not _takes(annotation, (bool,)):
+                raise ValueError(f"a number, not {str(value).lower()}")
+        return value
+
+
+class InjectionSpec(NoBoolNumbers):
     """One injection: for each target class a token source, how many rows, how many tokens, where.
 
     `targets` maps a class (index as a string, or class name; `*` = every class) to a source spec; a

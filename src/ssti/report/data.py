@@ -31,14 +31,13 @@ class ReportData:
 
 
 def mode_of(rec: dict[str, Any]) -> str:
-    """The SSTI mode of a run: "no SSTI" without an injection (whatever its variant is called: a run two grids
-    share carries one grid's labels), else its variant name, else light (one token) / aggressive (a fraction); a run
-    whose training data went through a defence gets " + DEFENCE" (e.g. "light + scan-strip")."""
+    """The SSTI mode of a run, by what its injection did, never by its variant's name (a run two grids share
+    carries one grid's labels: the findings grid's rate-2% runs are both "light-2pct" and Figure 1's "light"):
+    "no SSTI" without an injection, light (one token per sample), aggressive (a fraction of the words) or
+    N tokens; a run whose training data went through a defence gets " + DEFENCE" (e.g. "light + scan-strip")."""
     defended = f" + {rec['defence']}" if rec.get("defence") else ""  # a defended run is never pooled with an undefended one
     if not rec.get("injected"):
         return "no SSTI" + defended
-    if rec.get("variant"):
-        return str(rec["variant"]) + defended
     if rec.get("token_fraction"):
         return f"aggressive ({rec['token_fraction']:g})" + defended
     return ("light" if rec.get("tokens") == 1 else f"{rec.get('tokens')} tokens") + defended
@@ -53,7 +52,7 @@ def load(path: str | Path) -> ReportData:
         raise SSTIError(f"runs: {path} does not exist")
     store = path / STORE_NAME if path.is_dir() else path
     if store.is_file():
-        with ResultsStore(store) as s:
+        with ResultsStore(store, read_only=True) as s:
             rows = s.rows()
         sweep_yaml = store.parent / "sweep.yaml"
         config = read_yaml(sweep_yaml) if sweep_yaml.exists() else {}
@@ -68,9 +67,10 @@ def load(path: str | Path) -> ReportData:
 def load_many(paths: list[str | Path]) -> ReportData:
     """The records of several sources (e.g. one sweep per model family) in one report; each source's
     config is kept under its folder name."""
-    if len(paths) == 1:
+    unique = list(dict.fromkeys(Path(p).resolve() for p in paths))  # the same source given twice is read once
+    if len(unique) == 1:
         return load(paths[0])
-    parts = [load(p) for p in paths]
+    parts = [load(p) for p in unique]
     names = [Path(str(p.source)).name for p in parts]
     if len(set(names)) != len(names):
         names = [str(p.source) for p in parts]

@@ -169,7 +169,7 @@ def _f1(model, dataset, rate, lora, rng) -> dict[str, Any] | None:
     if not lora:
         return None
     est = bootstrap_means([lora], "lift", rng)
-    setting = f"light, proportion {rate:g}, LoRA ranks {_ranks(lora)}"
+    setting = f"light, proportion {rate:g}, LoRA rank{'s' if len({r['rank'] for r in lora}) > 1 else ''} {_ranks(lora)}"
     if est is None:
         return _row("F1: one token is enough", model, dataset, setting, "mean ASR lift", None, None, None, "inconclusive",
                     "no per-item predictions recorded (re-evaluate the runs)", len(lora))

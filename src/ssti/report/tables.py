@@ -49,7 +49,7 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {100 * rate:g}% of the class"
         if multi:
             title = f"{setup_label((str(model), str(dataset)))}: {title}"
-        cells = [f"{c:.0f} ({100 * c / n:.1f}%)" for c in counts]
+        cells = [f"{c:.0f} ({100 * c / n:.1f}%)" if c >= 10 or float(c).is_integer() else f"{c:.1f} ({100 * c / n:.1f}%)" for c in counts]
         if not per_class:
             mine = json.loads(group[0]["class_names"]) if group[0].get("class_names") else [f"class {i}" for i in range(len(counts))]
             cells = [", ".join(f"{k}: {c}" for k, c in zip(mine, cells))]

@@ -219,6 +219,14 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
             dimensions = _dimensions(grid)
         except SSTIError as e:
             raise SSTIError(f"grids[{i}] ({grid_name}): {e}" if grid_name else str(e)) from None
+        varied = {path for dim in dimensions for assignment in dim for path in assignment if path != "variant"}
+        where = f"grids[{i}] ({grid_name})" if grid_name else "the sweep"
+        for path in overrides or {}:  # an override the grid then varies would be dropped without a word
+            if path in varied:
+                raise SSTIError(f"override: {path} is varied by {where}; change it in the sweep file instead")
+        for path in (grid.get("set") or {}) if grid_name else ():
+            if path in varied:
+                raise SSTIError(f"grids[{i}] ({grid_name}).set: {path!r} is also varied in the grid; vary each field in one place")
         for combo in itertools.product(*dimensions):
             data, labels = grid_base, ({"grid": grid_name} if grid_name else {})
             for assignment in combo:

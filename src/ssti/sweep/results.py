@@ -140,7 +140,7 @@ def records(store_path: str | Path, status: str | None = None) -> list[dict[str,
     """Flat records of every row of a store (or only rows of one status)."""
     from ssti.sweep.store import ResultsStore
 
-    with ResultsStore(store_path) as store:
+    with ResultsStore(store_path, read_only=True) as store:
         return [flatten(r) for r in store.rows(status)]
 
 

@@ -50,6 +50,20 @@ def store_path(out: str | Path) -> Path:
     return Path(out) / STORE_NAME
 
 
+def check_sweep_folder(out: Path, name: str) -> None:
+    """Refuse (one line) a sweep folder `out` that `ssti sweep` may not write: anything `check_output` refuses,
+    or a sweep folder holding another sweep (the same sweep may grow; another would mix its runs into this
+    store). `--dry-run` checks the same, so it says what the real run would say."""
+    check_output(out, "sweep")  # a new or empty folder, or a sweep folder of ours: nothing else is touched
+    if (out / "sweep.yaml").is_file():
+        from ssti.io import read_yaml
+
+        earlier = read_yaml(out / "sweep.yaml")
+        held = str((earlier or {}).get("name") or "") if isinstance(earlier, dict) else ""
+        if held and held != name:
+            raise SSTIError(f"out: {out} holds the sweep {held!r}, not {name!r}; give another --out")
+
+
 def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, workers: int | None = None,
               address: str | None = None, timeout: float = 10.0, show_progress: bool = True,
               retry_failed: bool = True, threads: int | None = None) -> dict[str, Any]:
@@ -63,14 +77,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     workers = workers or sweep.workers
     if executor not in ("local", "ray"):
         raise SSTIError(f"--executor: {executor!r} is not allowed; expected 'local' or 'ray'")
-    check_output(out, "sweep")  # a new or empty folder, or a sweep folder of ours: nothing else is touched
-    if (out / "sweep.yaml").is_file():
-        from ssti.io import read_yaml
-
-        earlier = read_yaml(out / "sweep.yaml")
-        name = str((earlier or {}).get("name") or "") if isinstance(earlier, dict) else ""
-        if name and name != sweep.name:  # the same sweep may grow; another one would mix its runs into this store
-            raise SSTIError(f"out: {out} holds the sweep {name!r}, not {sweep.name!r}; give another --out")
+    check_sweep_folder(out, sweep.name)
     from ssti.pipeline import check_classes
 
     check_classes([r.config for r in sweep.runs])  # every run's classes, before anything is written

@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS runs (
 class ResultsStore:
     """A sweep's SQLite results file. Open an existing one, or create it with `create=True`."""
 
-    def __init__(self, path: str | Path, create: bool = False):
+    def __init__(self, path: str | Path, create: bool = False, read_only: bool = False):
+        """`read_only` (reports, `ssti results`, `--dry-run`): the file is opened read-only, so reading a store,
+        even a committed one another process is writing, never changes its bytes (no checkpoint on close)."""
         self.path = Path(path)
         if not self.path.exists() and not create:
             raise SSTIError(f"store: {self.path} does not exist")
@@ -56,9 +58,17 @@ class ResultsStore:
             self._create()
         elif not _is_sqlite(self.path):
             raise SSTIError(f"store: {self.path} is not an ssti results store (not an SQLite file)")
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        if read_only:
+            from urllib.parse import quote
+
+            self.conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        else:
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if read_only:
+                self._check()
+                return
             if create and not tables:  # an SQLite file with nothing in it: initialised, not refused
                 with self._tx():
                     self._schema(self.conn)
