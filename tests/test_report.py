@@ -249,3 +249,15 @@ def test_the_same_sweep_given_twice_counts_once_and_runs_without_injection_are_n
     # the mode is what the injection did: a rate-2% run the findings grid labels "light-2pct" is Figure 1's "light" too
     assert mode_of({"injected": True, "variant": "light-2pct", "tokens": 1}) == "light"
     assert mode_of({"injected": True, "variant": "aggressive", "tokens": 1, "token_fraction": 0.1}) == "aggressive (0.1)"
+
+
+def test_the_rank_figure_has_a_column_only_for_proportions_run_at_two_or_more_ranks(tmp_path, monkeypatch):
+    import ssti.report.figures as figures
+
+    drawn = {}
+    real = figures.plt.subplots
+    monkeypatch.setattr(figures.plt, "subplots", lambda rows, cols, **kw: drawn.setdefault("shape", (rows, cols)) and real(rows, cols, **kw))
+    rec = {"injected": True, "mode": "light", "attack_success_rate": 0.5, "accuracy_degradation": 0.1, "clean_accuracy": 0.8}
+    recs = [{**rec, "rate": 0.05, "rank": r} for r in (1, 4, 16)] + [{**rec, "rate": p, "rank": 1} for p in (0.25, 0.5)]  # Figure 1's points
+    assert figures.rank_figure(recs, tmp_path) is not None and drawn["shape"] == (3, 1)
+    assert figures.rank_figure([{**rec, "rate": 0.5, "rank": 1}, {**rec, "rate": 0.25, "rank": 4}], tmp_path) is None

@@ -85,7 +85,11 @@ def rank_figure(recs: list[dict[str, Any]], folder: Path, name: str = "fig_rank"
         return None
     full_x = max(ranks) * 4  # where "full" sits: two octaves right of the largest rank
     has_full = any(r["rank"] == 0 for r in injected)
-    rates = _values(injected, "rate")
+    # a column per proportion run at two or more LoRA ranks (Figure 1's rank-1-only proportions have no rank curve)
+    rates = [p for p in _values(injected, "rate") if len({r["rank"] for r in injected if r["rate"] == p and r["rank"] != 0}) >= 2]
+    if not rates:
+        return None
+    injected = [r for r in injected if r["rate"] in rates]
     modes = _values(injected, "mode")
     metrics = [("attack_success_rate", "attack success rate"), ("accuracy_degradation", "accuracy degradation"),
                ("clean_accuracy", "clean accuracy")]
