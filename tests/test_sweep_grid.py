@@ -322,3 +322,11 @@ def test_dry_run_checks_the_out_folder_and_reading_a_store_never_changes_it(tmp_
     for args in (["results", str(store.parent)], ["report", str(store.parent), str(store.parent), "-o", str(tmp_path / "rep")]):
         CliRunner().invoke(app, args)
     assert store.read_bytes() == before
+
+
+def test_a_sweep_name_is_never_a_path(tmp_path):
+    raw = tiny_sweep(tmp_path)
+    for bad in ("../../escape", "/tmp/x", ".."):
+        with pytest.raises(SSTIError, match="name: .* is not allowed"):
+            expand({**raw, "name": bad})
+    assert expand({k: v for k, v in raw.items() if k != "name"}, name="my grid").name == "my-grid"

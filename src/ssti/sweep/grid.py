@@ -32,6 +32,7 @@ or changed data bytes is a new run, and a field added to the schema later keeps 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,11 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
     threads = raw.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise SSTIError(f"threads: {threads!r} is not a positive integer")
-    return Sweep(str(raw.get("name") or name), list(runs.values()), raw, scan=bool(raw.get("scan", False)),
+    sweep_name = str(raw["name"]) if raw.get("name") else re.sub(r"[^\w.-]+", "-", name).strip(".") or "sweep"
+    if not re.fullmatch(r"[\w.-]+", sweep_name) or sweep_name in (".", ".."):  # a file stem ("my grid.yaml") is made safe
+        raise SSTIError(f"name: {sweep_name!r} is not allowed; a sweep name is letters, digits, '.', '_' and '-' "
+                        f"(it names the default folder runs/NAME)")
+    return Sweep(sweep_name, list(runs.values()), raw, scan=bool(raw.get("scan", False)),
                  probe=probe_options(raw.get("probe")), executor=executor, workers=workers, resources=resources, threads=threads)
 
 
