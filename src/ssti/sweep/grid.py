@@ -208,6 +208,8 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
     if not isinstance(raw, dict) or "base" not in raw:
         raise SSTIError("sweep: expected a mapping with `base` (a run config) and `axes`")
     unknown = set(raw) - SWEEP_KEYS
+    if "runs" in unknown:
+        raise SSTIError("sweep: this is a multi-run config (a `runs:` list), not a sweep; run it with `ssti run FILE`")
     if unknown:
         raise SSTIError(f"sweep: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SWEEP_KEYS))}")
     base = raw.get("base") or {}
