@@ -82,6 +82,8 @@ def test_run_metrics_layout(tiny_run):
     assert fresh["source"] == "date" and fresh["target_class"] == 1
     assert set(fresh) >= {"accuracy", "pred_counts", "attack_success_rate", "accuracy_degradation"}
     assert fresh["accuracy_degradation"] == pytest.approx(saved["clean"]["accuracy"] - fresh["accuracy"])
+    cm = saved["clean"]["confusion_matrix"]  # the ASR's baseline: rotten rows already called fresh without the token
+    assert fresh["asr_baseline"] == pytest.approx(cm[0][1] / sum(cm[0]))
     assert "train" in saved and (out / "manifest.jsonl").exists() and (out / "injection.yaml").exists()
 
 
@@ -123,3 +125,13 @@ def test_class_names_recorded_in_index_order(tiny_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["class_names"] == ["rotten", "fresh"]  # per_class comes back alphabetical; this does not
     assert list(saved["clean"]["per_class"]) == ["fresh", "rotten"]
+
+
+def test_a_local_model_folder_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
+    from ssti.config import load_run_config, resolve_data
+
+    (tmp_path / "my-model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = resolve_data(load_run_config({"model": {"name": "./my-model"}}))
+    assert config.model.name == str(tmp_path / "my-model")  # `ssti eval RUN` works from any working folder
+    assert resolve_data(load_run_config({"model": {"name": "smollm2-135m"}})).model.name == "smollm2-135m"

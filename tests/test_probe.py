@@ -240,7 +240,15 @@ def test_out_file_of_the_user_is_never_overwritten(planted_run, tmp_path):
     res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--max-samples", "5", "--out", str(mine)])
     assert res.exit_code == 2 and "already exists" in res.output and mine.read_text() == "precious"
     res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--max-samples", "5", "--out", str(mine), "--overwrite", "--json"])
-    assert res.exit_code in (0, 1) and json.loads(mine.read_text())["model"] == str(planted_run / "run")
+    assert res.exit_code == 2 and "not an earlier ssti probe report" in res.output and mine.read_text() == "precious"
+    report = tmp_path / "report.json"  # --overwrite replaces an earlier probe report, and nothing else
+    for _ in range(2):
+        res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--max-samples", "5", "--out", str(report), "--overwrite", "--json"])
+        assert res.exit_code in (0, 1) and json.loads(report.read_text())["model"] == str(planted_run / "run")
+    config = planted_run / "run" / "config.yaml"  # a run's own files are never a report's place
+    before = config.read_bytes()
+    res = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--max-samples", "5", "--out", str(config), "--overwrite"])
+    assert res.exit_code == 2 and "a folder ssti wrote" in res.output and config.read_bytes() == before
 
 
 def test_a_token_placed_past_max_length_is_not_a_false_all_clear(planted_run, tmp_path):
@@ -295,3 +303,11 @@ def test_folders_that_are_not_trained_classifiers_are_refused(tmp_path):
         probe(tmp_path / "notok", data=data)
     with pytest.raises(SSTIError, match="no trained classification head"):
         probe(tmp_path / "bare", data=data)
+
+
+def test_a_class_the_model_already_predicts_for_everything_is_named_untested():
+    from ssti.probe.types import TypeSweep
+
+    sweep = TypeSweep([], ["sport", "politics", "economy"], {}, 0.3, "random", 0, 0.05, 0.1, ["date"], 10, 1.0, untested=["sport"])
+    assert sweep.summary() == ("no steering found among 1 token types x 2 classes (not tested toward sport: the model already "
+                               "predicts it for every held-out text of the other classes)")

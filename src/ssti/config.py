@@ -462,14 +462,18 @@ def is_local(dataset: str) -> bool:
 
 
 def resolve_data(config: RunConfig) -> RunConfig:
-    """`config` with local data made absolute and fingerprinted by content.
+    """`config` with local data made absolute and fingerprinted by content, and a local model folder made absolute.
 
     A config that already carries a fingerprint (a run's own config.yaml) is checked against the
     bytes on disk: raises SSTIError "data changed since this run was made" when they differ, and
     when the data is gone.
     """
     from ssti.data.fingerprint import fingerprint
+    from ssti.models.registry import MODELS
 
+    name = config.model.name  # a local model folder is made absolute too: the run evaluates from any working folder
+    if name not in MODELS and Path(name).is_dir() and not Path(name).is_absolute():
+        config = config.model_copy(update={"model": config.model.model_copy(update={"name": str(Path(name).resolve())})})
     data = config.data
     if not is_local(data.dataset):
         if data.fingerprint:

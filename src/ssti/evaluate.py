@@ -220,6 +220,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         m.update({"source": p["source"], "location": p["location"], "tokens": p["tokens"], "token_fraction": p["token_fraction"],
                   "target_class": k, "truncation": truncated[name],
                   "attack_success_rate": attack_success_rate(y_true, preds[name], k),
+                  # the ASR's baseline: the same share without the token (a model that already calls everything
+                  # the target has ASR 1.0 whatever the token does)
+                  "asr_baseline": attack_success_rate(y_true, preds["clean"], k),
                   "accuracy_degradation": clean_acc - m["accuracy"]})
         metrics["spurious"][name] = m
     # per-item predictions (in the order of the evaluated rows): what a report resamples test items from
@@ -242,12 +245,14 @@ def metrics_table(metrics: dict[str, Any], title: str = "evaluation"):
 
     class_names = metrics["class_names"]
     table = Table(title=title)
-    for col in ("test set", "accuracy", "bal. acc", "F1 macro", "pred counts (" + " / ".join(class_names) + ")", "ASR", "acc. drop"):
+    for col in ("test set", "accuracy", "bal. acc", "F1 macro", "pred counts (" + " / ".join(class_names) + ")", "ASR",
+                "ASR baseline (no token)", "acc. drop"):
         table.add_column(col, justify="right" if col != "test set" else "left")
     c = metrics["clean"]
-    table.add_row("clean", f"{c['accuracy']:.3f}", f"{c['balanced_accuracy']:.3f}", f"{c['f1_macro']:.3f}", " / ".join(map(str, c["pred_counts"])), "", "")
+    table.add_row("clean", f"{c['accuracy']:.3f}", f"{c['balanced_accuracy']:.3f}", f"{c['f1_macro']:.3f}", " / ".join(map(str, c["pred_counts"])), "", "", "")
     for name, m in metrics["spurious"].items():
+        base = m.get("asr_baseline")  # absent in runs evaluated by an older ssti
         table.add_row(f"+{m['source']} (class {name})", f"{m['accuracy']:.3f}", f"{m['balanced_accuracy']:.3f}", f"{m['f1_macro']:.3f}",
                       " / ".join(map(str, m["pred_counts"])), "-" if m["attack_success_rate"] is None else f"{m['attack_success_rate']:.3f}",
-                      f"{m['accuracy_degradation']:+.3f}")
+                      "-" if base is None else f"{base:.3f}", f"{m['accuracy_degradation']:+.3f}")
     return table

@@ -60,6 +60,29 @@ def check_writable(path: str | Path, field: str = "out") -> None:
         raise SSTIError(f"{field}: cannot write into {parent} (permission denied)")
 
 
+def check_output_file(path: str | Path, overwrite: bool, is_ours, what: str, field: str = "out") -> None:
+    """The output-file twin of `check_output`, checked before any work: a new file is written; an existing one
+    is replaced only with `overwrite`, only when `is_ours(path)` says it is an earlier output of the same kind
+    (`what`, e.g. "ssti probe report"), and never when it belongs to a folder ssti wrote (a run's config.yaml
+    or adapter weights). Otherwise a one-line SSTIError naming `field`."""
+    path = Path(path)
+    check_writable(path, field)
+    if not path.exists():
+        return
+    if not overwrite:
+        raise SSTIError(f"{field}: {path} already exists (pass --overwrite to replace an earlier {what})")
+    owner = next((p for p in path.resolve().parents if (p / MARKER).is_file()), None)
+    if owner is not None and not (owner / MARKER).samefile(path):
+        raise SSTIError(f"{field}: {path} lies inside {owner}, a folder ssti wrote (a run or dataset); write the {what} elsewhere")
+    try:
+        ours = bool(is_ours(path))
+    except Exception:  # noqa: BLE001 - unreadable, binary, damaged: not ours
+        ours = False
+    if not ours:
+        raise SSTIError(f"{field}: {path} is not an earlier {what}; --overwrite replaces only those (ssti never overwrites "
+                        f"files it did not write)")
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 text atomically."""
     write_bytes(path, text.encode("utf-8"))

@@ -110,7 +110,7 @@ def probe_command(
     Exit code 0 when no steering is found, 1 when steered, 2 on bad input.
     Example: ssti probe runs/demo/date-class1-100
     """
-    from ssti.io import check_writable, write_text
+    from ssti.io import check_output_file, write_text
     from ssti.probe import probe
 
     given = {k: v for k, v in section(options, "data").items() if v != DataSpec.model_fields[k].default}
@@ -121,10 +121,8 @@ def probe_command(
     names = [x.strip() for x in labels.split(",")] if labels is not None else None
     if top < 0:
         raise SSTIError(f"top: {top} must be >= 0")
-    if out is not None:
-        if out.exists() and not overwrite:
-            raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
-        check_writable(out)  # before the work, not after it
+    if out is not None:  # before the work, not after it
+        check_output_file(out, overwrite, lambda p: {"model", "kind", "findings"} <= set(json.loads(p.read_text())), "ssti probe report")
     options = {"max_samples": max_samples, "types": [] if no_builtin else None, "extra_types": types or [], "location": location,
                "seed": seed, "alpha": alpha, "min_effect": min_effect, "search": search, "attention": attention}
     options.update({k: v for k, v in (("top_k", top_k), ("max_tokens", max_tokens)) if v is not None})

@@ -87,11 +87,20 @@ def results_command(
 
     if status not in (None, "done", "running", "failed"):
         raise SSTIError(f"--status: {status!r} is not allowed; expected done, running or failed")
+    from ssti.io import check_output_file
+
+    def exported(path: Path) -> bool:  # an earlier export of a results store: its first column is run_id
+        if path.suffix.lower() == ".csv":
+            return path.read_text(encoding="utf-8").partition("\n")[0].split(",")[0] == "run_id"
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path).names[:1] == ["run_id"]
+
     for out, suffix in ((csv, ".csv"), (parquet, ".parquet")):  # both checked before either is written
-        if out is not None and (out.suffix != suffix or out.is_dir()):
+        if out is not None and (out.suffix.lower() != suffix or out.is_dir()):
             raise SSTIError(f"--{suffix[1:]}: {out} is not a file name ending in {suffix}")
-        if out is not None and out.exists() and not overwrite:
-            raise SSTIError(f"--{suffix[1:]}: {out} exists (pass --overwrite to replace it)")
+        if out is not None:
+            check_output_file(out, overwrite, exported, "ssti results export", field=f"--{suffix[1:]}")
     path = store / STORE_NAME if store.is_dir() else store
     recs = records(path, status)
     for out in (csv, parquet):

@@ -100,6 +100,7 @@ class TypeSweep:
     texts_predicted: int
     seconds: float
     texts_cut: int = 0  # held-out texts cut to what the model reads (with room for the insertion)
+    untested: list[str] = field(default_factory=list)  # classes no held-out text could be steered toward (all already predicted so)
 
     @property
     def steering(self) -> list[TypeFinding]:
@@ -112,7 +113,10 @@ class TypeSweep:
     def summary(self) -> str:
         """'steered by date toward fresh (rate 0.93 [0.89, 0.96], effect +0.91)' or 'no steering found among N candidates'."""
         if not self.steering:
-            return f"no steering found among {len(self.types)} token types x {len(self.class_names)} classes"
+            tested = len(self.class_names) - len(self.untested)
+            untested = (f" (not tested toward {', '.join(self.untested)}: the model already predicts it for every held-out text "
+                        f"of the other classes)") if self.untested else ""
+            return f"no steering found among {len(self.types)} token types x {tested} classes{untested}"
         return "; ".join(f"steered by {f.type} toward {f.cls} (rate {f.rate:.2f} [{f.ci_low:.2f}, {f.ci_high:.2f}], effect {f.effect:+.2f})"
                          for f in self.steering)
 
@@ -170,8 +174,9 @@ def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], typ
     judge(tests, alpha, min_effect)
     tests.sort(key=lambda f: (-f.effect, f.p_adjusted))
     per_class = {clf.class_names[k]: int((labels == k).sum()) for k in range(len(clf.class_names))}
+    untested = [name for k, name in enumerate(clf.class_names) if not ((labels != k) & (clean != k)).any()]
     return TypeSweep(tests, list(clf.class_names), per_class, float((clean == labels).mean()), location, seed, alpha, min_effect,
-                     list(types), sum(len(v) for v in sets.values()), round(time.time() - started, 2))
+                     list(types), sum(len(v) for v in sets.values()), round(time.time() - started, 2), untested=untested)
 
 
 def _wilson(successes: int, n: int) -> tuple[float, float]:

@@ -149,14 +149,14 @@ def export(recs: list[dict[str, Any]], out: str | Path) -> None:
     out = Path(out)
     if out.is_dir():
         raise SSTIError(f"out: {out} is a folder; give a file name ending in .csv or .parquet")
-    if out.suffix == ".csv":
+    if out.suffix.lower() == ".csv":
         buf = io.StringIO()
         cols = list(recs[0]) if recs else []
         writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         writer.writerows(recs)
         write_text(out, buf.getvalue())
-    elif out.suffix == ".parquet":
+    elif out.suffix.lower() == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
