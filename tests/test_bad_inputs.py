@@ -261,3 +261,17 @@ def test_ctrl_c_at_the_entry_point_is_one_line_exit_130(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_faults_a_stranger_found_in_run_configs(tmp_path):
+    """A misspelled `runs:` beside `base`, and label words for a head that never reads them."""
+    from typer.testing import CliRunner
+
+    from ssti.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    for text, message in (("base:\n  model: {name: tiny-random-llama}\nrnus:\n  a: {}\n", "`base` needs a `runs:` mapping"),
+                          ("model: {name: tiny-random-llama, label_words: [a, b]}\n", "only the verbalizer head reads label words")):
+        cfg.write_text(text)
+        res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2 and message in res.output and not (tmp_path / "o").exists(), res.output

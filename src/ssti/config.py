@@ -89,6 +89,13 @@ class ModelSpec(Spec):
 
 
     @model_validator(mode="after")
+    def _label_words_need_the_verbalizer(self):
+        if self.label_words is not None and self.head != "verbalizer":
+            raise SSTIError(f"label_words: only the verbalizer head reads label words (head is {self.head!r}); "
+                            f"set head: verbalizer or drop label_words")
+        return self
+
+    @model_validator(mode="after")
     def _template_has_text(self):
         try:
             filled = self.template.format(text="\0")

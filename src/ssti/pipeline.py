@@ -83,6 +83,10 @@ def expand_runs(data: dict, overrides: dict[str, Any] | None = None) -> dict[str
     if sweep_keys:
         raise SSTIError(f"config: this is a sweep config ({', '.join(sweep_keys)}); run it with `ssti sweep`")
     if "runs" not in data:
+        if "base" in data:  # base is only a multi-run config's key: its `runs:` is missing or misspelled
+            others = ", ".join(sorted(set(data) - {"base"}))
+            found = f" (found {others} instead)" if others else ""
+            raise SSTIError(f"config: `base` needs a `runs:` mapping of run name -> overrides beside it{found}; a single run config has no base")
         return {"": load_run_config(data, overrides=overrides)}
     runs = data["runs"]
     if not isinstance(runs, dict) or not runs:

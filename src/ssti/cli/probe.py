@@ -117,7 +117,8 @@ def probe_command(
     if data is None and given:
         raise SSTIError(f"data: {', '.join('--' + k.replace('_', '-') for k in given)} set how --data is read; without --data the "
                         f"probe reads the run's own evaluation split")
-    spec = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data") if data is not None else None
+    # --data with column options is read with them; without, a run's own column options apply (as in `ssti eval --data`)
+    spec = validate(DataSpec, {"dataset": data, **section(options, "data")}, "data") if data is not None and section(options, "data") else data
     names = [x.strip() for x in labels.split(",")] if labels is not None else None
     if top < 0:
         raise SSTIError(f"top: {top} must be >= 0")

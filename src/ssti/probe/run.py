@@ -67,7 +67,12 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
         dataset = evaluation_data(target.run_dir, config)
         split, name = split or config.eval.split, config.data.dataset
     else:
-        spec = data if isinstance(data, DataSpec) else DataSpec(dataset=str(data))
+        if isinstance(data, DataSpec):
+            spec = data
+        elif target.run_dir is not None:  # a name or path is read with the run's own column options, as `ssti eval --data` does
+            spec = read_run_config(target.run_dir).data.model_copy(update={"dataset": str(data), "fingerprint": None})
+        else:
+            spec = DataSpec(dataset=str(data))
         dataset = load_dataset(spec.dataset, **spec.load_options())
         name = spec.dataset
         if split is None and is_local(spec.dataset) and not Path(spec.dataset).is_dir():
