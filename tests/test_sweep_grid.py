@@ -330,3 +330,12 @@ def test_a_sweep_name_is_never_a_path(tmp_path):
         with pytest.raises(SSTIError, match="name: .* is not allowed"):
             expand({**raw, "name": bad})
     assert expand({k: v for k, v in raw.items() if k != "name"}, name="my grid").name == "my-grid"
+
+
+def test_a_grid_of_more_than_max_runs_is_refused_before_it_is_expanded(tmp_path):
+    from ssti.sweep.grid import MAX_RUNS
+
+    raw = tiny_sweep(tmp_path)
+    raw["axes"] = {"eval.seed": list(range(1000)), "lora.alpha": list(range(1, 1001))}
+    with pytest.raises(SSTIError, match=f"sweep: 1,000,000 runs; at most {MAX_RUNS:,}"):
+        expand(raw)

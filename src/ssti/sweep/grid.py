@@ -94,6 +94,9 @@ def run_id(config: RunConfig) -> str:
     return resolve_data(config).run_id()
 
 
+MAX_RUNS = 100_000  # a grid larger than this is a typo (a 6-axis product of 10 values each), not a plan
+
+
 def check_path(path: str, where: str = "axes") -> None:
     """Refuse a dotted path that names no RunConfig field (one line naming `where` and listing the fields there)."""
     try:
@@ -222,6 +225,12 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
             dimensions = _dimensions(grid)
         except SSTIError as e:
             raise SSTIError(f"grids[{i}] ({grid_name}): {e}" if grid_name else str(e)) from None
+        size = 1
+        for dim in dimensions:
+            size *= len(dim)
+        if size > MAX_RUNS:
+            raise SSTIError(f"{f'grids[{i}] ({grid_name})' if grid_name else 'sweep'}: {size:,} runs; at most {MAX_RUNS:,} per grid "
+                            f"(split it into several sweeps)")
         varied = {path for dim in dimensions for assignment in dim for path in assignment if path != "variant"}
         where = f"grids[{i}] ({grid_name})" if grid_name else "the sweep"
         for path in overrides or {}:  # an override the grid then varies would be dropped without a word
