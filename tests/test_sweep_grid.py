@@ -322,6 +322,13 @@ def test_dry_run_checks_the_out_folder_and_reading_a_store_never_changes_it(tmp_
     for args in (["results", str(store.parent)], ["report", str(store.parent), str(store.parent), "-o", str(tmp_path / "rep")]):
         CliRunner().invoke(app, args)
     assert store.read_bytes() == before
+    mine = tmp_path / "mine.csv"  # --overwrite replaces an earlier export, never the user's own file
+    mine.write_text("name,score\nx,1\n")
+    res = CliRunner().invoke(app, ["results", str(store.parent), "--csv", str(mine), "--overwrite"])
+    assert res.exit_code == 2 and "not an earlier ssti results export" in res.output and mine.read_text() == "name,score\nx,1\n"
+    ours = tmp_path / "ours.csv"
+    for _ in range(2):
+        assert CliRunner().invoke(app, ["results", str(store.parent), "--csv", str(ours), "--overwrite"]).exit_code == 0
 
 
 def test_a_sweep_name_is_never_a_path(tmp_path):
