@@ -476,10 +476,9 @@ def resolve_data(config: RunConfig) -> RunConfig:
     when the data is gone.
     """
     from ssti.data.fingerprint import fingerprint
-    from ssti.models.registry import MODELS
 
-    name = config.model.name  # a local model folder is made absolute too: the run evaluates from any working folder
-    if name not in MODELS and Path(name).is_dir() and not Path(name).is_absolute():
+    name = config.model.name  # a local model folder (one with a config.json) is made absolute: the run evaluates from any working folder
+    if (Path(name) / "config.json").is_file() and not Path(name).is_absolute():
         config = config.model_copy(update={"model": config.model.model_copy(update={"name": str(Path(name).resolve())})})
     data = config.data
     if not is_local(data.dataset):
