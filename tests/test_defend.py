@@ -454,3 +454,17 @@ def test_faults_a_stranger_found_in_show_inject_scan_and_sweep(tmp_path):
     res = runner.invoke(app, ["scan", str(small), "--tokenizer", "none", "--json"])
     notes = json.loads(res.stdout)["notes"]
     assert any("class 'pos' has 100 rows, fewer than the detection limit of level(s) word" in n for n in notes), notes
+
+
+def test_a_model_trained_on_a_cleaned_folder_is_tested_with_the_attack_it_was_cleaned_of(tmp_path):
+    """inject -> defend -> train -> eval: the cleaned folder's manifest holds removals, not insertions
+    (training once crashed counting lost insertions), and eval measures the injection the set came from."""
+    src = injected(tmp_path, corpus(), targets={"pos": "html-pair"}, rate=0.3)
+    runner = CliRunner()
+    assert runner.invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d")]).exit_code == 0
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "d"), "--model", "tiny-random-llama", "--steps", "2", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    spurious = json.loads((tmp_path / "r" / "metrics.json").read_text())["spurious"]
+    assert list(spurious) == ["pos"] and "html-pair" in json.dumps(spurious["pos"]), spurious

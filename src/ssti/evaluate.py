@@ -92,10 +92,12 @@ def spurious_plan(run_dir: Path, class_names: Sequence[str], spec: EvalSpec) -> 
     trained with, read from the run's own record of its injection (`injection.yaml` in the run folder),
     so a run evaluates without the dataset folder it was trained from.
     """
-    from ssti.inject import read_spec, resolve_targets
+    from ssti.inject import InjectionSpec, resolve_targets
 
-    record = run_dir / "injection.yaml"
-    trained = read_spec(record) if record.exists() and "spec" in read_record(record) else None  # a cleaned set's record plants nothing
+    record = read_record(run_dir / "injection.yaml") if (run_dir / "injection.yaml").exists() else {}
+    # an injected set records its spec; a cleaned set records the injection it was cleaned of: the attack to measure
+    planted = record["spec"] if isinstance(record.get("spec"), dict) else (record.get("injection") or {}).get("spec")
+    trained = InjectionSpec.from_dict(planted) if isinstance(planted, dict) else None
     density = {"tokens": trained.tokens if trained else 1, "token_fraction": None}
     if spec.match_density and trained is not None:
         density["token_fraction"] = trained.token_fraction

@@ -102,6 +102,8 @@ class Classifier:
         An inserted token whose start offset is at or beyond this count is cut off (the model never
         sees it). None when the tokenizer cannot map tokens to characters (a slow tokenizer).
         """
+        if not texts:  # a fast tokenizer fails on an empty batch
+            return []
         limit = max(2, self.model_spec.max_length - room)
         verbalizer = self.model_spec.head == "verbalizer"
         prefix = self.model_spec.template.split("{text}")[0] if verbalizer else ""
@@ -123,7 +125,7 @@ def lost_insertions(clf: "Classifier", texts: list[str], manifest: list[dict], r
 
     Returns {"insertions", "lost", "rows", "rows_all_lost"}, or None when the tokenizer cannot tell.
     """
-    rows = [r for r in manifest if r["id"] in row_of]
+    rows = [r for r in manifest if r["id"] in row_of and r.get("insertions")]
     kept = clf.kept_chars([texts[row_of[r["id"]]] for r in rows])
     if kept is None:
         return None
