@@ -217,3 +217,27 @@ def test_demo_and_named_runs_refuse_a_users_folder(tmp_path):
     res = invoke("demo", "--out", folder, "model.name=tiny-random-llama", "train.steps=1", "eval.max_samples=20")
     assert res.exit_code == 2 and "not written by ssti" in res.output
     assert (folder / "table1.md").read_text() == "MY OWN TABLE" and sorted(p.name for p in folder.iterdir()) == ["table1.md"]
+
+
+def test_run_overwrite_replaces_a_run_with_an_injection_and_checks_every_run_first(tmp_path):
+    """`ssti run --overwrite` of a run with an injection replaced its own data/ sub-folder (once refused as
+    "not written by ssti": an emptied data/data/ was left behind); a multi-run config refuses a bad
+    folder of any run before the first one starts."""
+    base = {"model": {"name": "tiny-random-llama", "max_length": 32}, "train": {"steps": 1, "batch_size": 4},
+            "injection": {"targets": {1: "date"}, "count": 5}, "eval": {"max_samples": 8}}
+    cfg = tmp_path / "one.yaml"
+    cfg.write_text(yaml.safe_dump(base))
+    run = tmp_path / "r"
+    assert invoke("run", cfg, "--out", run).exit_code == 0
+    (run / "data" / "mine.txt").write_text("mine")
+    res = invoke("run", cfg, "--out", run, "--overwrite", "lora.rank=4")
+    assert res.exit_code == 0, res.output
+    assert "rank: 4" in (run / "config.yaml").read_text() and (run / "data" / "mine.txt").read_text() == "mine"
+    assert not (run / ".ssti-previous").exists()
+    many = tmp_path / "many.yaml"
+    many.write_text(yaml.safe_dump({"base": base, "runs": {"a": {}, "b": {"lora": {"rank": 2}}}}))
+    runs = tmp_path / "runs"
+    (runs / "b").mkdir(parents=True)
+    (runs / "b" / "keep.txt").write_text("mine")
+    res = invoke("run", many, "--out", runs)
+    assert res.exit_code == 2 and "not written by ssti" in res.output and not (runs / "a").exists(), res.output

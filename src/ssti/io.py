@@ -208,17 +208,21 @@ def move_written(folder: Path, dest: Path) -> None:
     marker = read_marker(folder)
     if marker is None:
         return
+    emptied = set()  # folders left empty by the move (an entry such as data/train.parquet lives in data/)
     for entry in marker.get("entries") or []:
         src = folder / entry.rstrip("/")
         if entry.endswith("/"):
             move_written(src, dest / entry.rstrip("/"))
-            with contextlib.suppress(OSError):
-                src.rmdir()
+            emptied.add(src)
         elif src.exists():
             (dest / entry).parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest / entry)
+        emptied.update(q for q in src.parents if folder in q.parents)
     dest.mkdir(parents=True, exist_ok=True)
     os.replace(folder / MARKER, dest / MARKER)
+    for d in sorted(emptied, key=lambda q: len(q.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only when empty: the user's files keep their folders
 
 
 def move_back(src: Path, folder: Path) -> None:
@@ -300,7 +304,8 @@ def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", rep
     included); a folder ssti wrote of this `kind` ("part": a sub-folder ssti owns, such as a run's
     adapter/) is replaced only with `overwrite`, and then only the files its marker lists (other files
     stay, and a new file that would land on one of them is refused before anything is removed); a
-    "part" holding only files the user left there gets ssti's files beside them; anything else is
+    "part" (or a sub-folder its parent's marker lists, such as a run's data/) holding only files the
+    user left there gets ssti's files beside them; anything else is
     refused, except with `replace_unmarked` (caches ssti keeps in its own cache folder). The new folder
     carries a marker listing its files. A failure at any point leaves the old folder (or nothing)
     behind, and temp folders of killed processes are cleaned up by the next call.
@@ -309,8 +314,8 @@ def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", rep
     unmarked = out.is_dir() and any(out.iterdir()) and read_marker(out) is None
     if unmarked and replace_unmarked:
         state = "unmarked"
-    elif unmarked and kind == "part":
-        state = "merge"  # a sub-folder of ours where the user left files: ours go in beside them, theirs stay
+    elif unmarked and (kind == "part" or f"{out.name}/" in listed(out.parent)):
+        state = "merge"  # a sub-folder of ours (a run's data/) where the user left files: ours go in beside them, theirs stay
     else:
         state = check_output(out, kind)
     if state == "ours" and not overwrite:

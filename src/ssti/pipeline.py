@@ -55,16 +55,24 @@ def check_classes(configs: list[RunConfig]) -> None:
             raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
 
 
+def check_run_folder(out: Path, config: RunConfig, overwrite: bool) -> str:
+    """`run_state` of `out`, after the refusals a run would meet there (a folder ssti did not write, another
+    run without `overwrite`), so a multi-run config checks every run before any starts."""
+    check_output(out, "run")
+    state = run_state(out, config)
+    if state == "other" and not overwrite:
+        raise SSTIError(f"out: {out} holds another run ({describe_difference(read_run_config(out), config)}); "
+                        f"pass --overwrite to replace it, or use a new --out")
+    return state
+
+
 def run_pipeline(config: RunConfig, out: str | Path, overwrite: bool = False, show_progress: bool = True) -> dict[str, Any]:
     """Run `config` into folder `out` and return its metrics (train, clean, spurious, provenance)."""
     from ssti.evaluate import evaluate_run
 
     out = Path(out)
     config = resolve_data(config)
-    state = run_state(out, config)
-    if state == "other" and not overwrite:
-        raise SSTIError(f"out: {out} holds another run ({describe_difference(read_run_config(out), config)}); "
-                        f"pass --overwrite to replace it, or use a new --out")
+    state = check_run_folder(out, config, overwrite)
     if state == "evaluated":
         return read_json(out / "metrics.json")
     if state in ("new", "other", "training"):
@@ -130,6 +138,9 @@ def run_config_file(path: str | Path | dict, out: str | Path, overwrite: bool = 
     named = any(runs)
     if named:  # a folder of named runs: the same output rule, one level up
         check_output(out, "runs")
+    for name, config in runs.items():  # every run's folder is checked before any run starts
+        check_run_folder(Path(out) / name if name else Path(out), config, overwrite)
+    if named:
         Path(out).mkdir(parents=True, exist_ok=True)
     results = {}
     for name, config in runs.items():
