@@ -269,6 +269,24 @@ def test_defence_spec_in_run_configs():
         check_classes([load_run_config({"defence": {"name": "scan-strip", "split": "dev"}})])
 
 
+@pytest.mark.parametrize("defence, msg", [
+    ({"name": "scan-strip", "threshold": 2}, "defence.threshold: 2.0 must be a probability"),
+    ({"name": "scan-drop", "levels": ["bogus"]}, "defence.levels: bogus is not a scanner level; allowed: word"),
+    ({"name": "scan-strip", "split": "test"}, "defence.split: 'test' is not the injected split 'train'"),
+])
+def test_defence_values_are_checked_when_the_config_is_read(defence, msg):
+    with pytest.raises(SSTIError, match=msg):
+        load_run_config({"injection": {"targets": {"pos": "date"}, "rate": 0.5}, "defence": defence})
+
+
+@pytest.mark.parametrize("field", ["tokenizer", "context"])
+def test_a_mistyped_defence_model_is_refused_before_any_run_starts(field):
+    from ssti.pipeline import check_classes
+
+    with pytest.raises(SSTIError, match=f"defence.{field}: 'bogus' is not a known name"):
+        check_classes([load_run_config({"defence": {"name": "scan-strip", field: "bogus"}})])
+
+
 def test_a_sweep_with_a_defence_stage_trains_on_the_defended_set_and_reports_it(tmp_path):
     """defence x token type -> retention, ASR and clean accuracy after retraining, in the store and the report."""
     import sys

@@ -191,6 +191,7 @@ class EvalSpec(Spec):
         return self
 
 
+SCAN_LEVELS = ("word", "phrase", "subword", "shape", "pattern", "position")  # the scanner's feature levels (ssti.scan.features)
 DEFENCES = ("scan-strip", "scan-drop", "onion", "paraphrase", "grammar")  # registered in ssti.defend.registry
 # the fields each defence reads (besides name, split and seed); giving another is an error, so a typo never passes
 DEFENCE_FIELDS = {
@@ -243,6 +244,13 @@ class DefenceSpec(Spec):
         if extra:
             raise SSTIError(f"{extra[0]}: not an option of defence {self.name} (its options: "
                             f"{', '.join(sorted(DEFENCE_FIELDS[self.name] | {'split', 'seed'}))})")
+        if self.threshold is not None and self.name.startswith("scan-") and not 0 < self.threshold < 1:
+            raise SSTIError(f"threshold: {self.threshold} must be a probability between 0 and 1 (exclusive): the scanner's "
+                            f"family-wise error (default 0.05)")
+        if self.levels is not None:
+            bad = [lv for lv in self.levels if lv not in SCAN_LEVELS]
+            if bad or not self.levels:
+                raise SSTIError(f"levels: {bad[0] if bad else '[]'!s} is not a scanner level; allowed: {', '.join(SCAN_LEVELS)}")
         if self.name == "grammar" and not self.model:
             raise SSTIError("model: defence grammar needs a text-to-text correction model by name or folder "
                             "(e.g. vennify/t5-base-grammar-correction; none is embedded)")
@@ -279,6 +287,13 @@ class RunConfig(Spec):
     train: TrainSpec = Field(default_factory=TrainSpec, description="optimisation")
     eval: EvalSpec = Field(default_factory=EvalSpec, description="evaluation: clean split and spurious test sets")
     preset: Literal["paper"] | None = Field(None, description="'paper': the authors' hyper-parameters, filled in under the fields given here")
+
+    @model_validator(mode="after")
+    def _defence_cleans_the_injected_split(self):
+        if self.injection is not None and self.defence is not None and self.defence.split != self.injection.split:
+            raise SSTIError(f"defence.split: {self.defence.split!r} is not the injected split {self.injection.split!r}; the run trains on "
+                            f"the injected split, so the defence must clean that one (set defence.split={self.injection.split})")
+        return self
 
     def canonical(self) -> dict[str, Any]:
         """What the run id hashes: the fields that differ from their defaults, local data by its content hash."""
@@ -495,6 +510,6 @@ def resolve_data(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"data": data.model_copy(update={"dataset": path, "fingerprint": digest})})
 
 
-__all__ = ["DEFENDED_DATA", "DataSpec", "DefenceSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
+__all__ = ["DEFENDED_DATA", "SCAN_LEVELS", "DataSpec", "DefenceSpec", "EvalSpec", "INJECTED_DATA", "InjectionSpec", "LoraSpec", "ModelSpec", "PRESETS", "RunConfig", "Spec",
            "TrainSpec", "apply_overrides", "deep_merge", "field_of", "from_preset", "load_run_config", "parse_overrides", "read_run_config", "resolve_data", "shipped_config",
            "set_path", "validate", "with_preset"]

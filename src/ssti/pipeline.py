@@ -31,10 +31,12 @@ def run_state(out: Path, config: RunConfig) -> str:
 
 
 def check_classes(configs: list[RunConfig]) -> None:
-    """Refuse, before any work, injection targets and eval sources that name no class of the data, and an
-    injection, defence or evaluation split the data does not have (each distinct dataset is loaded once)."""
+    """Refuse, before any work, injection targets and eval sources that name no class of the data, an
+    injection, defence or evaluation split the data does not have (each distinct dataset is loaded once),
+    and a defence model (tokenizer, context, model) that is no known name, local folder or hub id."""
     from ssti.data import class_names_of, load_dataset
     from ssti.inject import resolve_targets
+    from ssti.models.registry import resolve_model
 
     seen: dict[str, tuple[list[str], list[str]]] = {}
     for config in configs:
@@ -49,6 +51,13 @@ def check_classes(configs: list[RunConfig]) -> None:
                 raise SSTIError(f"injection.split: {config.injection.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
         if config.defence is not None and config.defence.split not in splits:
             raise SSTIError(f"defence.split: {config.defence.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+        for field in ("tokenizer", "context", "model"):  # a mistyped model name, before any run starts
+            name = getattr(config.defence, field, None) if config.defence is not None else None
+            if name and not (field == "tokenizer" and name == "none"):
+                try:
+                    resolve_model(name)
+                except SSTIError as e:
+                    raise SSTIError(f"defence.{field}: {str(e).partition(': ')[2]}") from None
         if config.eval.sources:
             resolve_targets(config.eval.sources, names, "eval.sources")
         if config.eval.split not in splits:

@@ -2,4 +2,4 @@
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_TOKENIZER = "smollm2-135m"
-ALL_LEVELS = ("word", "phrase", "subword", "shape", "pattern", "position")
+from ssti.config import SCAN_LEVELS as ALL_LEVELS  # noqa: E402  (defined with the configs that name them)
