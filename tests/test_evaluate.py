@@ -135,3 +135,21 @@ def test_a_local_model_folder_is_recorded_as_an_absolute_path(tmp_path, monkeypa
     config = resolve_data(load_run_config({"model": {"name": "./my-model"}}))
     assert config.model.name == str(tmp_path / "my-model")  # `ssti eval RUN` works from any working folder
     assert resolve_data(load_run_config({"model": {"name": "smollm2-135m"}})).model.name == "smollm2-135m"
+
+
+def test_explicit_sources_keep_the_training_injections_location(tmp_path):
+    """`eval.sources` / --source names other token types; they go where the run's own tokens went
+    (a run trained with tokens at the end is tested with tokens at the end), unless eval.location says."""
+    import datasets
+
+    from ssti.data.common import make_split
+    from ssti.evaluate import spurious_plan
+    from ssti.inject import InjectionSpec, inject_dataset, write_injected
+
+    train = make_split([f"r{i}" for i in range(20)], ["a b c d"] * 20, [i % 2 for i in range(20)], ["neg", "pos"])
+    res = inject_dataset(datasets.DatasetDict({"train": train}), InjectionSpec(targets={"pos": "date"}, rate=0.5, location="end", seed=0))
+    write_injected(res, tmp_path / "run")
+    plan = spurious_plan(tmp_path / "run", ["neg", "pos"], EvalSpec(sources={"neg": "country"}))
+    assert plan == {"neg": {"source": "country", "location": "end", "tokens": 1, "token_fraction": None}}
+    plan = spurious_plan(tmp_path / "run", ["neg", "pos"], EvalSpec(sources={"neg": "country"}, location="beginning"))
+    assert plan["neg"]["location"] == "beginning"

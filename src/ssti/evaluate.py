@@ -102,7 +102,8 @@ def spurious_plan(run_dir: Path, class_names: Sequence[str], spec: EvalSpec) -> 
     if spec.match_density and trained is not None:
         density["token_fraction"] = trained.token_fraction
     if spec.sources:
-        return {class_names[k]: {"source": spec.sources[key], "location": spec.location or "random", **density}
+        where = spec.location or (trained.location if trained else "random")  # where the run's own tokens went
+        return {class_names[k]: {"source": spec.sources[key], "location": where, **density}
                 for k, key in resolve_targets(spec.sources, class_names, "eval.sources")}
     if trained is None:
         return {}
