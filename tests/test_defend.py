@@ -486,3 +486,20 @@ def test_a_model_trained_on_a_cleaned_folder_is_tested_with_the_attack_it_was_cl
     assert res.exit_code == 0, res.output
     spurious = json.loads((tmp_path / "r" / "metrics.json").read_text())["spurious"]
     assert list(spurious) == ["pos"] and "html-pair" in json.dumps(spurious["pos"]), spurious
+
+
+@pytest.mark.parametrize("mode", ["scan-strip", "scan-drop"])
+def test_the_numbers_of_a_planted_date_are_cut_only_inside_it(tmp_path, mode, monkeypatch):
+    """A date planted in half of a class flags the number pattern too (its digits); the numbers of clean
+    rows ("a 179-minute film") are natural use and stay: a feature inside another's spans is part of it."""
+    clean = corpus(n=1200, extra=lambda i, t: t + (f" a {100 + i}-minute film" if i % 40 in (1, 2) else ""))
+    src = injected(tmp_path, clean, targets={"pos": "date"}, rate=0.5)
+    result = defend_dataset(src, DefenceSpec(name=mode, tokenizer="none"))
+    assert "pattern:number" in {f"{f['level']}:{f['feature']}" for f in result.record["flagged_features"]}
+    assert result.measurement["collateral"]["changed" if mode == "scan-strip" else "dropped"] == 0
+    assert result.measurement["rows_still_poisoned"] == 0
+    import ssti.defend.scan_guided as sg
+
+    monkeypatch.setattr(sg, "NESTED_SHARE", 1.01)  # without the rule, the clean rows' numbers were cut
+    before = defend_dataset(src, DefenceSpec(name=mode, tokenizer="none"))
+    assert before.measurement["collateral"]["changed" if mode == "scan-strip" else "dropped"] > 0

@@ -17,6 +17,9 @@ Rule (stated here once; the tests check it):
   about 5% of the cut mentions are natural ones (`dropped_in`; an occurrence that opens a text is scored
   from the BOS token alone). Without a model every occurrence in the flagged rows is cut,
   natural mentions too (the notes say how many rows);
+- a flagged feature with most of its occurrences inside another flagged feature's spans (the numbers
+  of a planted date) was flagged as a part of it: it is cut only there, its other occurrences ("a
+  179-minute film") are natural use and stay (`nested_features`);
 - ``drop`` removes those rows (for names judged by a model: the rows with an occurrence cut by the rule);
 - sub-word features have no character span: strip leaves them (noted), drop uses their rows;
 - the defence rescans its own output with the same settings and reports what is still flagged.
@@ -235,6 +238,33 @@ def natural_mentions(f: FeatureReport, ids: list[str], texts: list[str], labels:
     return mentions, f"natural mentions of {' and '.join(lists)} names in the other classes (too few of {lists[0]} alone)"
 
 
+NESTED_SHARE = 0.5  # a flagged feature with at least this share of its occurrences inside another's is part of it
+
+
+def _within(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
+    return any(c <= a and b <= d for c, d in spans)
+
+
+def nested_features(flagged: list[FeatureReport], spans_of: dict[int, dict[str, list[tuple[int, int]]]]):
+    """(f, g, share) for each flagged feature f of which at least NESTED_SHARE of the occurrences (in its
+    flagged rows) lie inside the spans of another flagged feature g of the same class, g not likewise
+    inside f: f was flagged as a part of g (the numbers of a planted date), so only those occurrences
+    are planted; its occurrences elsewhere ("a 179-minute film") are the language's. The g covering most
+    of f is named. Features with the same spans (a date and its shape 0000-00-00) are nested in neither."""
+    def share(f, g) -> float:
+        occ = [(r, a, b) for r, ss in spans_of[id(f)].items() for a, b in ss]
+        inside = sum(_within(a, b, spans_of[id(g)].get(r, [])) for r, a, b in occ)
+        return inside / len(occ) if occ else 0.0
+
+    out = []
+    for f in flagged:
+        best = max(((share(f, g), g) for g in flagged if g is not f and g.cls == f.cls and share(g, f) < NESTED_SHARE),
+                   key=lambda x: x[0], default=(0.0, None))
+        if best[1] is not None and best[0] >= NESTED_SHARE:
+            out.append((f, best[1], best[0]))
+    return out
+
+
 def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: list[str], share: float = 0.9,
                 scorer=None) -> tuple[datasets.Dataset, list[dict], list[str]]:
     """The cleaned split, its manifest rows (one per edited row) and notes, by the rule of the module docstring;
@@ -263,6 +293,20 @@ def clean_split(split: datasets.Dataset, report: ScanReport, mode: str, names: l
                 notes.append(f"{f.level}:{f.feature}: every occurrence in its {len(rows)} flagged rows counts as planted, natural "
                              "mentions too; a language model (context) would judge each one")
         spans_of[id(f)] = own
+    for f, g, share_in in nested_features([f for f in report.flagged if id(f) in spans_of], spans_of):
+        own = spans_of[id(f)]
+        inside = {r: [(a, b) for a, b in ss if _within(a, b, spans_of[id(g)].get(r, []))] for r, ss in own.items()}
+        inside = {r: ss for r, ss in inside.items() if ss}
+        spared = [r for r in own if r not in inside and not any(h is not f for h in targets.get(r, []))]
+        if share_in < 1:
+            notes.append(f"{f.level}:{f.feature}: {share_in:.0%} of its occurrences lie inside {g.level}:{g.feature}, so it is cut only "
+                         f"there, as part of it; its other occurrences are natural use and stay ({len(spared)} rows untouched)")
+        spans_of[id(f)] = inside
+        for r in own:
+            if r not in inside:
+                targets[r] = [h for h in targets[r] if h is not f]
+                if not targets[r]:
+                    del targets[r]
     if mode == "drop":
         judged = [f for f in report.flagged if id(f) in spans_of and is_name_feature(f) and scorer is not None]
         for f in judged:  # a row flagged only through names its model reads as natural is kept
