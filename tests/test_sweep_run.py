@@ -73,6 +73,26 @@ def test_failed_run_is_recorded_and_retried(tmp_path, monkeypatch):
     assert {r["status"] for r in _rows(tmp_path / "sw")} == {"done"}
 
 
+def test_ctrl_c_leaves_no_run_marked_running(tmp_path, monkeypatch):
+    """Every run is marked running when handed to the executor; a Ctrl-C after the first finished left the
+    queued ones "running" for good. Now only finished rows stay; the rerun does the rest."""
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2, 4)))
+    import ssti.sweep.executors as ex
+
+    real = ex.run_local
+
+    def interrupted(tasks, done, audits, **kw):
+        real(list(tasks)[:1], done, audits, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex, "run_local", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, tmp_path / "sw", show_progress=False)
+    assert [r["status"] for r in _rows(tmp_path / "sw")] == ["done"]
+    monkeypatch.setattr(ex, "run_local", real)
+    assert run_sweep(sweep, tmp_path / "sw", show_progress=False) == {"total": 3, "skipped": 1, "done": 2, "failed": 0}
+
+
 def test_kill_9_mid_sweep_then_rerun_redoes_only_unfinished(tmp_path):
     """A sweep process killed with SIGKILL after its first finished run: the rerun keeps that row and
     completes the rest, with exactly one row per run."""

@@ -241,3 +241,18 @@ def test_run_overwrite_replaces_a_run_with_an_injection_and_checks_every_run_fir
     (runs / "b" / "keep.txt").write_text("mine")
     res = invoke("run", many, "--out", runs)
     assert res.exit_code == 2 and "not written by ssti" in res.output and not (runs / "a").exists(), res.output
+
+
+def test_a_run_folder_given_as_data_points_at_the_data_inside_it(tmp_path):
+    """A run folder keeps a copy of its data's injection.yaml beside data/, so it once read as a broken
+    dataset ("r/data/train.parquet is missing"); show, scan, defend and train now name the folder to use."""
+    cfg = tmp_path / "one.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "tiny-random-llama", "max_length": 32}, "train": {"steps": 1, "batch_size": 4},
+                                   "injection": {"targets": {1: "date"}, "count": 5}, "eval": {"max_samples": 8}}))
+    run = tmp_path / "r"
+    assert invoke("run", cfg, "--out", run).exit_code == 0
+    for args in (["show", run], ["scan", run, "--tokenizer", "none"], ["defend", run, "--defence", "scan-strip", "--out", tmp_path / "d"],
+                 ["train", "--data", run, *TRAIN, "--out", tmp_path / "r2"]):
+        res = invoke(*args)
+        assert res.exit_code == 2 and "is an ssti run folder, not a dataset; the data it trained on is" in res.output, (args, res.output)
+        assert res.output.count("\n") == 1 and str(run / "data") in res.output.replace("\n", "")

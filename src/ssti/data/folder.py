@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from ssti.data.common import features
 from ssti.errors import SSTIError
-from ssti.io import atomic_dir, read_yaml, write_yaml
+from ssti.io import atomic_dir, read_marker, read_yaml, write_yaml
 
 META_FILE = "injection.yaml"
 MANIFEST_FILE = "manifest.jsonl"
@@ -67,7 +67,12 @@ def write_dataset_folder(dataset: datasets.DatasetDict, manifest: list[dict], me
 def is_dataset_folder(path: str | Path) -> bool:
     """True if `path` looks like a folder written by `write_dataset_folder`."""
     path = Path(path)
-    return (path / META_FILE).is_file() and (path / DATA_DIR).is_dir()
+    return (path / META_FILE).is_file() and (path / DATA_DIR).is_dir() and not _run_folder(path)
+
+
+def _run_folder(path: Path) -> bool:
+    """A run, runs or sweep folder (a run keeps a copy of its data's injection.yaml beside its own data/)."""
+    return (read_marker(path) or {}).get("kind") in ("run", "runs", "sweep")
 
 
 def read_record(file: str | Path) -> dict:
@@ -82,6 +87,10 @@ def read_record(file: str | Path) -> dict:
 def read_meta(path: str | Path) -> dict:
     """The parsed injection.yaml of an ssti dataset folder."""
     path = Path(path)
+    if _run_folder(path):
+        inside = [str(path / d) for d in ("defended", DATA_DIR) if is_dataset_folder(path / d)]
+        where = f"; the data it trained on is {inside[0]}" if inside else ""
+        raise SSTIError(f"dataset: {path} is an ssti {read_marker(path)['kind']} folder, not a dataset{where}")
     if not is_dataset_folder(path):
         raise SSTIError(f"dataset: {path} is not an ssti dataset folder (it needs {META_FILE} and {DATA_DIR}/)")
     return read_record(path / META_FILE)

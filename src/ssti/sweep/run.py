@@ -137,4 +137,7 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
                     if statuses.get(rid) == "running":
                         store.finish(rid, None, None, f"not run: {e}")
                 raise
+            except BaseException:  # Ctrl-C or a crash: the runs it stopped are not running any more (a rerun resumes them)
+                store.forget_unfinished(by_id)
+                raise
     return counts

@@ -2,7 +2,7 @@
 
 A row holds the run id (hash of the resolved config), the axis labels, the config and metrics as
 JSON, the scanner's report (when a scan ran), status (running: handed to an executor, queued or
-running; done; failed), start/finish times and the run folder. Each change is one transaction, so a sweep killed at any moment (even `kill -9`)
+running, its row deleted if the sweep stops first; done; failed), start/finish times and the run folder. Each change is one transaction, so a sweep killed at any moment (even `kill -9`)
 leaves every row either as it was or fully written; a restart redoes the rows that are not `done`.
 """
 
@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ssti.errors import SSTIError
 
@@ -148,6 +148,14 @@ class ResultsStore:
                 return
             self.conn.execute("INSERT OR REPLACE INTO runs (run_id, sweep, labels, config, status, started, run_dir) VALUES (?,?,?,?,?,?,?)",
                               (run_id, sweep, _dumps(labels), _dumps(config), "running", time.time(), run_dir))
+
+    def forget_unfinished(self, run_ids: Iterable[str]) -> int:
+        """Delete the rows of `run_ids` still marked running (a sweep stopped before they finished: they are
+        not running any more; their run folders stay and a rerun resumes them). Returns how many."""
+        ids = list(run_ids)
+        with self._tx():
+            cur = self.conn.executemany("DELETE FROM runs WHERE run_id=? AND status='running'", [(r,) for r in ids])
+        return cur.rowcount
 
     def finish(self, run_id: str, metrics: dict | None, scan: dict | None = None, error: str | None = None,
                started: float | None = None, finished: float | None = None, **row: Any) -> None:
