@@ -319,6 +319,8 @@ def test_a_sweep_with_a_defence_stage_trains_on_the_defended_set_and_reports_it(
     assert strip[5] == "0.0%" and strip[0] == "date" and "paraphrase: 11-12%" in strip[-1]
     assert "fig_defence" in page.figures
     check_assets(tmp_path / "rep", page)
+    res = CliRunner().invoke(app, ["results", str(tmp_path / "sw")], terminal_width=240)
+    assert res.exit_code == 0 and "defence" in res.output and "scan-strip" in res.output and "clean rows changed" in res.output, res.output
 
 
 def test_stranger_faults_are_one_line_errors(tmp_path, monkeypatch):

@@ -112,6 +112,8 @@ def results_command(
     cols = {"run_id": "run id", "status": "status", "grid": "grid", "dataset": "dataset", "variant": "variant", "rank": "rank", "rate": "rate", "tokens": "tokens",
             "token_fraction": "fraction", "train_seed": "seed", "clean_accuracy": "clean acc", "spurious_accuracy": "acc w/ token",
             "attack_success_rate": "ASR", "scan_verdict": "scan"}
+    if any(r.get("defence") for r in recs):  # a sweep with a defence stage: what it removed and what it damaged
+        cols |= {"defence": "defence", "defence_retention": "retention", "defence_collateral": "clean rows changed"}
     table = Table(title=f"{path}: {len(recs)} runs")
     for c, title in cols.items():
         table.add_column(title, no_wrap=c == "run_id")
