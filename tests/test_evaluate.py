@@ -53,6 +53,9 @@ def test_stratified_sample_keeps_proportions():
     rows = stratified_sample(labels, 10, seed=0)
     assert len(rows) == 10 and sum(labels[i] for i in rows) == 2 and rows == sorted(rows)
     assert rows == stratified_sample(labels, 10, seed=0)
+    three = np.repeat([0, 1, 2], [50, 30, 5])  # 20 of 3 classes once gave 21 rows (each class rounded up)
+    for n, want in ((20, [12, 7, 1]), (7, [3, 3, 1]), (3, [1, 1, 1]), (2, [1, 1, 0]), (500, [50, 30, 5])):
+        assert np.bincount(three[stratified_sample(three, n, seed=0)], minlength=3).tolist() == want, n
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +134,7 @@ def test_a_local_model_folder_is_recorded_as_an_absolute_path(tmp_path, monkeypa
     from ssti.config import load_run_config, resolve_data
 
     (tmp_path / "my-model").mkdir()
+    (tmp_path / "my-model" / "config.json").write_text("{}")  # a model folder is one with a config.json
     monkeypatch.chdir(tmp_path)
     config = resolve_data(load_run_config({"model": {"name": "./my-model"}}))
     assert config.model.name == str(tmp_path / "my-model")  # `ssti eval RUN` works from any working folder

@@ -104,14 +104,23 @@ def window_words(ds: datasets.DatasetDict, n: int) -> datasets.DatasetDict:
 
 
 def stratified_sample(labels: Sequence[int], n: int, seed: int) -> list[int]:
-    """Row indices of a seeded subsample of about `n` rows with the class proportions of `labels`, in order."""
+    """Row indices of a seeded subsample of exactly min(n, len(labels)) rows with the class proportions of
+    `labels` (largest-remainder rounding; every class keeps at least one row while n allows), in order."""
     labels = np.asarray(labels)
     rng = np.random.default_rng([seed, n])
+    classes, counts = np.unique(labels, return_counts=True)
+    n = min(n, len(labels))
+    quota = n * counts / len(labels)
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    if n >= len(classes):  # a class too small for its share still shows up, with a row of the largest one's
+        for i in np.flatnonzero(take == 0):
+            take[int(np.argmax(take))] -= 1
+            take[i] = 1
     picked = []
-    for k in np.unique(labels):
-        members = np.flatnonzero(labels == k)
-        take = max(1, int(round(n * len(members) / len(labels))))
-        picked.extend(rng.choice(members, size=min(take, len(members)), replace=False).tolist())
+    for k, t in zip(classes, take):
+        picked.extend(rng.choice(np.flatnonzero(labels == k), size=int(t), replace=False).tolist())
     return sorted(picked)
 
 
