@@ -71,7 +71,11 @@ def inject_command(
     for k, name in enumerate(result.class_names):
         n = result.injected_counts()[name]
         if k in targeted and not n:
-            Console(stderr=True).print(f"[yellow]note:[/] class {k} {escape(name)!r} has no rows to inject in split {escape(spec.split)!r}")
+            has_rows = any(label == k for label in result.dataset[spec.split]["label"])
+            why = (f"--rate {spec.rate} selects none of its rows" if spec.rate is not None and has_rows else
+                   f"--count {spec.count} selects none of its rows" if spec.count is not None and has_rows else
+                   f"has no rows in split {escape(spec.split)!r}")
+            Console(stderr=True).print(f"[yellow]note:[/] class {k} {escape(name)!r}: nothing injected ({why})")
         if n:
             src = next(r["source"] for r in result.manifest if r["class"] == name)
             console.print(f"class {k} {escape(name)!r}: injected {n:,} rows with {escape(src)}")

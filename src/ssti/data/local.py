@@ -23,6 +23,7 @@ SPLIT_NAMES = ("train", "validation", "test")
 
 
 UNLABELLED = ("-1", "")  # the GLUE convention for unlabelled rows (where 0 is a class), and an empty cell
+_NOTED: set[tuple[str, tuple[str, ...]]] = set()  # files whose unused columns were already noted in this process
 
 
 def _is_integer_text(v: str) -> bool:
@@ -228,9 +229,10 @@ def load_local(
     if id_column != "id" and id_column not in table.column_names:
         raise SSTIError(f"id_column: column {id_column!r} is not in {path.name} (columns: {', '.join(table.column_names)})")
     unused = [c for c in table.column_names if c not in (text_column, label_column, id_column, "split")]
-    if unused:
+    if unused and (str(path.resolve()), tuple(unused)) not in _NOTED:
         import sys
 
+        _NOTED.add((str(path.resolve()), tuple(unused)))  # a command that loads the file twice says it once
         print(f"note: {path.name}: column(s) {', '.join(map(repr, unused))} are not carried (ssti keeps id, text, label"
               f"{', split' if 'split' in table.column_names else ''})", file=sys.stderr)
     if table.num_rows == 0:
