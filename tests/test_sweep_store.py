@@ -60,6 +60,10 @@ def test_flat_records_and_export(tmp_path):
     assert table.num_rows == 3 and table.column("rank").to_pylist() == [1, 4, 16]
     with pytest.raises(SSTIError, match=r"\.csv or \.parquet"):
         export(recs, tmp_path / "out.xlsx")
+    export([], tmp_path / "none.csv")  # an empty selection (--status failed, none failed) is still a table: the header
+    export([], tmp_path / "none.parquet")
+    assert (tmp_path / "none.csv").read_text().split("\n")[0].split(",") == list(recs[0])
+    assert pq.read_table(tmp_path / "none.parquet").column_names == list(recs[0])
 
 
 def test_results_cli_table_and_export(tmp_path):

@@ -151,7 +151,7 @@ def export(recs: list[dict[str, Any]], out: str | Path) -> None:
         raise SSTIError(f"out: {out} is a folder; give a file name ending in .csv or .parquet")
     if out.suffix.lower() == ".csv":
         buf = io.StringIO()
-        cols = list(recs[0]) if recs else []
+        cols = list(recs[0] if recs else flatten({"run_id": None}))  # no runs: still the header, so the file reads as a table
         writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         writer.writerows(recs)
@@ -161,7 +161,8 @@ def export(recs: list[dict[str, Any]], out: str | Path) -> None:
         import pyarrow.parquet as pq
 
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(recs), sink)
+        table = pa.Table.from_pylist(recs) if recs else pa.table({c: pa.array([], pa.null()) for c in flatten({"run_id": None})})
+        pq.write_table(table, sink)
         write_bytes(out, sink.getvalue().to_pybytes())
     else:
         raise SSTIError(f"out: {out} must end in .csv or .parquet")
