@@ -14,6 +14,7 @@ from ssti.cli import app
 from ssti.config import DEFENCES, DefenceSpec, load_run_config
 from ssti.data import load_dataset
 from ssti.data.common import column, make_split
+from ssti.data.folder import read_meta
 from ssti.defend import DEFENCES as REGISTRY, defend_dataset, measure_defence, write_defended
 from ssti.defend.onion import windows
 from ssti.defend.scan_guided import extended_spans
@@ -505,3 +506,18 @@ def test_the_numbers_of_a_planted_date_are_cut_only_inside_it(tmp_path, mode, mo
     monkeypatch.setattr(sg, "NESTED_SHARE", 1.01)  # without the rule, the clean rows' numbers were cut
     before = defend_dataset(src, DefenceSpec(name=mode, tokenizer="none"))
     assert before.measurement["collateral"]["changed" if mode == "scan-strip" else "dropped"] > 0
+
+
+def test_scan_remove_and_a_second_defence_pass_the_injection_record_on(tmp_path):
+    """`ssti scan --remove` wrote a cleaned folder without the injection it was cleaned of (and so did a
+    defence of a cleaned folder): a model trained on it was then evaluated on the clean set only."""
+    src = injected(tmp_path, corpus(), targets={"pos": "html-pair"}, rate=0.3)
+    runner = CliRunner()
+    res = runner.invoke(app, ["scan", src, "--tokenizer", "none", "--remove", "drop", "--out", str(tmp_path / "s")])
+    assert res.exit_code == 1 and (tmp_path / "s").is_dir(), res.output
+    res = runner.invoke(app, ["defend", str(tmp_path / "s"), "--defence", "scan-strip", "--tokenizer", "none", "--out", str(tmp_path / "d2")])
+    assert res.exit_code == 0 and "cleaned before" in res.output, res.output
+    for folder in ("s", "d2"):
+        meta = read_meta(tmp_path / folder)
+        assert meta["injection"]["spec"]["targets"] == {"pos": "html-pair"}, folder
+    assert json.loads((tmp_path / "s" / "defence.json").read_text())["measurement"]["rows_still_poisoned"] == 0

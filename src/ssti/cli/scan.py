@@ -126,11 +126,10 @@ def scan_command(
     if remove is not None:  # the scan-strip / scan-drop defence, on the report just made (ssti defend runs the same)
         from ssti.config import DefenceSpec
         from ssti.defend import defend_dataset, write_defended
-        from ssti.defend.run import injection_of
 
         defence = DefenceSpec(name=f"scan-{remove}", split=split, threshold=threshold, levels=[lv for lv in report.levels if lv != "context"], tokenizer=tok or "none",
                               context=context)  # the model also judges each flagged name
-        result = defend_dataset(ds, defence, manifest=injection_of(data)[0], report=report)
+        result = defend_dataset(ds, defence, report=report, source=data)  # the injection's manifest and record, as ssti defend reads them
         path = write_defended(result, out, overwrite=overwrite)
         err.print(f"cleaned ({remove}): {result.record['rows_changed']:,} row(s) of the flagged features' own classes -> {escape(str(path))}")
         for note in result.notes:

@@ -57,32 +57,37 @@ class DefenceResult:
 
 
 def injection_of(source: str) -> tuple[list[dict] | None, dict | None]:
-    """(manifest rows, injection record) of an injected ssti folder; (None, None) for any other data."""
+    """(manifest rows, injection record) of an injected ssti folder; (None, the injection record it was
+    cleaned of) for a cleaned folder (its manifest holds removals, so retention cannot be measured
+    again, but a model trained on it is still tested with that attack); (None, None) for any other data."""
     path = Path(source)
     if not is_dataset_folder(path):
         return None, None
     meta = read_meta(path)
-    if not isinstance(meta.get("spec"), dict):  # not an injection (a cleaned or defended folder)
-        return None, None
-    return read_manifest(path), meta
+    if isinstance(meta.get("spec"), dict):
+        return read_manifest(path), meta
+    cleaned_of = meta.get("injection")
+    return None, (cleaned_of if isinstance(cleaned_of, dict) and isinstance(cleaned_of.get("spec"), dict) else None)
 
 
 def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest: list[dict] | None = None,
-                   show_progress: bool = False, resume: bool = True, report=None, **load_options) -> DefenceResult:
+                   show_progress: bool = False, resume: bool = True, report=None, source: str | None = None,
+                   **load_options) -> DefenceResult:
     """Apply defence `spec` to `data` (a dataset name, folder or file, or a DatasetDict) and measure it. A
     file without a `split` column is cleaned whole: all its rows are one `train` split.
 
     `manifest`: the injection manifest to measure retention against (read from an injected folder
     when `data` is one); `report`: a ScanReport the scan-* defences use instead of scanning again;
     `resume`: the rewriting defences keep finished rows in the ssti cache folder, and an interrupted
-    call with the same data and spec continues from them.
+    call with the same data and spec continues from them; `source`: where a DatasetDict `data` was
+    loaded from (its injection record and manifest are read from there, as for a path).
     Raises SSTIError for a split the data does not have, or a model that cannot be loaded.
     """
-    source, record_of_source = None, None
     if not isinstance(data, datasets.DatasetDict):
         source = str(data)
-        got_manifest, record_of_source = injection_of(source)
-        manifest = manifest if manifest is not None else got_manifest
+    got_manifest, record_of_source = injection_of(source) if source is not None else (None, None)
+    manifest = manifest if manifest is not None else got_manifest
+    if not isinstance(data, datasets.DatasetDict):
         data = load_dataset(source, whole_file=True, **load_options)  # a file without a split column is cleaned whole
     if spec.split not in data:
         raise SSTIError(f"defence.split: {spec.split!r} is not a split of the data ({', '.join(data)})")
@@ -97,7 +102,11 @@ def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest
         notes = [*notes, f"resumed: {record['resumed_rows']:,} rows were rewritten by an earlier, interrupted call (their time is not counted)"]
     measurement = measure_defence(data, defended, spec.split, manifest, seconds, seed=spec.seed,
                                   rows_timed=len(data[spec.split]) - int(record.get("resumed_rows") or 0))
-    return DefenceResult(spec, defended, edits, notes + measurement.pop("notes"), record, measurement, source, record_of_source)
+    notes = notes + measurement.pop("notes")
+    if got_manifest is None and record_of_source is not None:
+        notes.append("the data was cleaned before: its injection record is passed on (a model trained on the output is tested with "
+                     "that attack), but retention is measured only against an injected folder: defend that one instead to measure it")
+    return DefenceResult(spec, defended, edits, notes, record, measurement, source, record_of_source)
 
 
 def write_defended(result: DefenceResult, out: str | Path, overwrite: bool = False) -> Path:
