@@ -141,3 +141,20 @@ def test_a_finished_run_is_in_the_main_file_while_the_store_is_open(tmp_path):
         conn = sqlite3.connect(copy)
         assert conn.execute("SELECT run_id, status FROM runs").fetchall() == [("a", "done")]
         conn.close()
+
+
+def test_results_shows_runs_of_a_killed_sweep_as_stopped(tmp_path):
+    """A sweep marks every run running when it hands it out; after kill -9 no sweep holds the folder's lock,
+    so `results` shows those rows as stopped (and says the same command resumes them)."""
+    from ssti.sweep.run import sweep_lock
+
+    with ResultsStore(tmp_path / "results.sqlite", create=True) as s:
+        s.start("r0", "sw", {}, CONFIG, "runs/r0")
+    res = CliRunner().invoke(app, ["results", str(tmp_path)], terminal_width=240)
+    assert res.exit_code == 0 and "stopped" in res.output and "no sweep is running" in res.output, res.output
+    lock = sweep_lock(tmp_path)  # a live sweep: its rows are running
+    try:
+        res = CliRunner().invoke(app, ["results", str(tmp_path)], terminal_width=240)
+        assert "running" in res.output and "stopped" not in res.output, res.output
+    finally:
+        lock.close()

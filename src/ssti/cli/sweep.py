@@ -83,7 +83,7 @@ def results_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --csv/--parquet file"),
 ) -> None:
     """Show (or export) the runs of a sweep's results store: settings, clean accuracy, ASR, scan verdict."""
-    from ssti.sweep import STORE_NAME, export, records
+    from ssti.sweep import STORE_NAME, export, records, sweep_running
 
     if status not in (None, "done", "running", "failed"):
         raise SSTIError(f"--status: {status!r} is not allowed; expected done, running or failed")
@@ -103,6 +103,9 @@ def results_command(
             check_output_file(out, overwrite, exported, "ssti results export", field=f"--{suffix[1:]}")
     path = store / STORE_NAME if store.is_dir() else store
     recs = records(path, status)
+    stale = [r for r in recs if r["status"] == "running"] if not sweep_running(path.parent) else []
+    for r in stale:  # the sweep that marked them was killed (kill -9, a crash of the machine): none is running
+        r["status"] = "stopped"
     for out in (csv, parquet):
         if out:
             export(recs, out)
@@ -123,3 +126,6 @@ def results_command(
     import sys
 
     Console(width=None if sys.stdout.isatty() else 240).print(table)  # piped (| head, > file): wide enough to read
+    if stale:
+        Console(stderr=True).print(f"[yellow]note:[/] {len(stale)} run(s) are marked running but no sweep is running into {path.parent} "
+                                   f"(it was killed): shown as stopped; the same `ssti sweep` command resumes them")

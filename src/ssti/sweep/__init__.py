@@ -9,6 +9,6 @@ from ssti.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Sweep": "grid", "SweepRun": "grid", "expand": "grid", "load_sweep": "grid", "run_id": "grid",
     "export": "results", "flatten": "results", "records": "results",
-    "STORE_NAME": "run", "run_sweep": "run", "store_path": "run",
+    "STORE_NAME": "run", "run_sweep": "run", "store_path": "run", "sweep_running": "run",
     "ResultsStore": "store",
 })

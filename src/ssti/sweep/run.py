@@ -45,6 +45,24 @@ def sweep_lock(out: Path):
     return f
 
 
+def sweep_running(out: str | Path) -> bool:
+    """Whether a sweep holds the lock of folder `out` now. The lock dies with its process (even by
+    kill -9), so rows still marked running in a folder no sweep holds were stopped, not running."""
+    import fcntl
+
+    try:
+        f = open(Path(out) / LOCK_NAME)
+    except OSError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
 def store_path(out: str | Path) -> Path:
     """Where a sweep folder keeps its results store."""
     return Path(out) / STORE_NAME
