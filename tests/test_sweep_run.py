@@ -93,6 +93,18 @@ def test_ctrl_c_leaves_no_run_marked_running(tmp_path, monkeypatch):
     assert run_sweep(sweep, tmp_path / "sw", show_progress=False) == {"total": 3, "skipped": 1, "done": 2, "failed": 0}
 
 
+def test_a_run_folder_holding_the_users_files_is_refused_before_any_run(tmp_path):
+    run_sweep(expand(tiny_sweep(tmp_path, ranks=(1,))), tmp_path / "sw", show_progress=False)
+    sweep = expand(tiny_sweep(tmp_path, ranks=(1, 2, 4)))  # the grid grows; the user left a file in one new run's folder
+    blocked = tmp_path / "sw" / "runs" / sweep.runs[2].run_id
+    blocked.mkdir(parents=True)
+    (blocked / "mine.txt").write_text("mine")
+    with pytest.raises(SSTIError, match="not written by ssti"):
+        run_sweep(sweep, tmp_path / "sw", show_progress=False)
+    assert sorted(p.name for p in (tmp_path / "sw" / "runs").iterdir()) == sorted([sweep.runs[0].run_id, sweep.runs[2].run_id])
+    assert (blocked / "mine.txt").read_text() == "mine" and len(_rows(tmp_path / "sw")) == 1
+
+
 def test_kill_9_mid_sweep_then_rerun_redoes_only_unfinished(tmp_path):
     """A sweep process killed with SIGKILL after its first finished run: the rerun keeps that row and
     completes the rest, with exactly one row per run."""

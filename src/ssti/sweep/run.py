@@ -99,6 +99,9 @@ def run_sweep(sweep: Sweep, out: str | Path, executor: str | None = None, worker
     from ssti.pipeline import check_classes
 
     check_classes([r.config for r in sweep.runs])  # every run's classes, before anything is written
+    if (out / RUNS_DIR).is_dir():
+        for r in sweep.runs:  # a run folder holding the user's files is refused now, not after hours of other runs
+            check_output(out / RUNS_DIR / r.run_id, "run")
     if executor == "ray" and address and address != "auto":
         from ssti.sweep.executors import check_address
 
