@@ -274,10 +274,22 @@ def test_defence_spec_in_run_configs():
     ({"name": "scan-strip", "threshold": 2}, "defence.threshold: 2.0 must be a probability"),
     ({"name": "scan-drop", "levels": ["bogus"]}, "defence.levels: bogus is not a scanner level; allowed: word"),
     ({"name": "scan-strip", "split": "test"}, "defence.split: 'test' is not the injected split 'train'"),
+    ({"name": "scan-strip", "levels": []}, "defence.levels: give at least one scanner level"),
 ])
 def test_defence_values_are_checked_when_the_config_is_read(defence, msg):
     with pytest.raises(SSTIError, match=msg):
         load_run_config({"injection": {"targets": {"pos": "date"}, "rate": 0.5}, "defence": defence})
+
+
+def test_levels_in_a_config_may_be_written_as_on_the_command_line():
+    config = load_run_config({"defence": {"name": "scan-strip", "levels": "word, pattern"}})
+    assert config.defence.levels == ["word", "pattern"]
+
+
+def test_a_mistyped_context_model_names_the_context_option(tmp_path):
+    src = injected(tmp_path, corpus(n=40), targets={"pos": "date"}, rate=0.5)
+    res = CliRunner().invoke(app, ["defend", src, "--defence", "scan-strip", "--tokenizer", "none", "--context", "nosuch", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 2 and res.output.startswith("error: context: 'nosuch' is not a known name"), res.output
 
 
 @pytest.mark.parametrize("field", ["tokenizer", "context"])

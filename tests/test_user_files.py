@@ -256,3 +256,14 @@ def test_a_run_folder_given_as_data_points_at_the_data_inside_it(tmp_path):
         res = invoke(*args)
         assert res.exit_code == 2 and "is an ssti run folder, not a dataset; the data it trained on is" in res.output, (args, res.output)
         assert res.output.count("\n") == 1 and str(run / "data") in res.output.replace("\n", "")
+
+
+def test_results_on_a_run_folder_and_show_on_a_run_made_from_a_file(tmp_path):
+    run = tmp_path / "r"
+    assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", run).exit_code == 0
+    res = invoke("results", run)
+    assert res.exit_code == 2 and "is an ssti run folder, not a sweep folder" in res.output, res.output
+    res = invoke("show", run)
+    assert res.exit_code == 2 and "the data it trained on is rotten-tomatoes" in res.output, res.output
+    res = invoke("inject", "--target", "1=date", "--token-fraction", "0", "--out", tmp_path / "i")
+    assert res.exit_code == 2 and "token_fraction: 0.0 is not allowed" in res.output and not (tmp_path / "i").exists()

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ssti.errors import SSTIError
 from ssti.inject.spec import InjectionSpec, NoBoolNumbers, validation_message
@@ -236,6 +236,11 @@ class DefenceSpec(Spec):
     temperature: float = Field(0.0, ge=0, description="paraphrase/grammar: 0 decodes greedily; above 0 samples, seeded by `seed`")
     seed: int = Field(0, description="seeds sampling and the matched clean rows of the retention baseline")
 
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels_as_on_the_command_line(cls, v):  # "word,pattern", as `ssti defend --levels` takes them
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
     @model_validator(mode="after")
     def _fields_of_this_defence(self):
         # a field set away from its default (a dumped config.yaml holds every field, at its default where unused)
@@ -249,8 +254,10 @@ class DefenceSpec(Spec):
                             f"family-wise error (default 0.05)")
         if self.levels is not None:
             bad = [lv for lv in self.levels if lv not in SCAN_LEVELS]
-            if bad or not self.levels:
-                raise SSTIError(f"levels: {bad[0] if bad else '[]'!s} is not a scanner level; allowed: {', '.join(SCAN_LEVELS)}")
+            if not self.levels:
+                raise SSTIError(f"levels: give at least one scanner level ({', '.join(SCAN_LEVELS)}), or leave it out for the default levels")
+            if bad:
+                raise SSTIError(f"levels: {bad[0]} is not a scanner level; allowed: {', '.join(SCAN_LEVELS)}")
         if self.name == "grammar" and not self.model:
             raise SSTIError("model: defence grammar needs a text-to-text correction model by name or folder "
                             "(e.g. vennify/t5-base-grammar-correction; none is embedded)")

@@ -101,6 +101,14 @@ def results_command(
             raise SSTIError(f"--{suffix[1:]}: {out} is not a file name ending in {suffix}")
         if out is not None:
             check_output_file(out, overwrite, exported, "ssti results export", field=f"--{suffix[1:]}")
+    if store.is_dir() and not (store / STORE_NAME).exists():
+        from ssti.io import read_marker
+
+        kind = (read_marker(store) or {}).get("kind")
+        if kind and kind != "sweep":
+            raise SSTIError(f"store: {store} is an ssti {kind} folder, not a sweep folder; `ssti results` reads a sweep's "
+                            f"{STORE_NAME} (a run's own results: `ssti eval {store}`)" if kind == "run" else
+                            f"store: {store} is an ssti {kind} folder, not a sweep folder (it has no {STORE_NAME})")
     path = store / STORE_NAME if store.is_dir() else store
     recs = records(path, status)
     stale = [r for r in recs if r["status"] == "running"] if not sweep_running(path.parent) else []

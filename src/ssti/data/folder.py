@@ -89,6 +89,10 @@ def read_meta(path: str | Path) -> dict:
     path = Path(path)
     if _run_folder(path):
         inside = [str(path / d) for d in ("defended", DATA_DIR) if is_dataset_folder(path / d)]
+        if not inside and (path / "config.yaml").is_file():  # trained on data as it was given: its config names it
+            config = read_yaml(path / "config.yaml")
+            data = config.get("data") if isinstance(config, dict) else None
+            inside = [str(data["dataset"])] if isinstance(data, dict) and data.get("dataset") else []
         where = f"; the data it trained on is {inside[0]}" if inside else ""
         raise SSTIError(f"dataset: {path} is an ssti {read_marker(path)['kind']} folder, not a dataset{where}")
     if not is_dataset_folder(path):

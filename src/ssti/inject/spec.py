@@ -22,7 +22,7 @@ ALLOWED = {
     "rate": "a proportion in [0, 1]",
     "count": "a whole number of rows >= 0",
     "tokens": f"a whole number from 1 to {MAX_TOKENS:,} (for more, use token_fraction)",
-    "token_fraction": "a fraction in [0, 1]",
+    "token_fraction": "a fraction in (0, 1]",
     "seed": "a whole number",
 }
 
@@ -90,7 +90,7 @@ class InjectionSpec(NoBoolNumbers):
     count: int | None = Field(default=None, ge=0, description="number of rows of each target class to inject, instead of rate")
     tokens: int = Field(default=1, ge=1, le=MAX_TOKENS, description=f"insertions per injected row (light SSTI: 1; an HTML pair "
                         f"counts as one; at most {MAX_TOKENS:,})")
-    token_fraction: float | None = Field(default=None, ge=0.0, le=1.0, description="insertions per row as a fraction of its length, "
+    token_fraction: float | None = Field(default=None, gt=0.0, le=1.0, description="insertions per row as a fraction of its length, "
                                          "at least one (aggressive SSTI: about 0.1), instead of tokens")
     length_unit: Literal["words", "tokens"] = Field("words", description="unit of a row's length for token_fraction: whitespace words, "
                                                     "or model tokens of `tokenizer`")
