@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -513,6 +514,11 @@ def test_the_numbers_of_a_planted_date_are_cut_only_inside_it(tmp_path, mode, mo
     assert "pattern:number" in {f"{f['level']}:{f['feature']}" for f in result.record["flagged_features"]}
     assert result.measurement["collateral"]["changed" if mode == "scan-strip" else "dropped"] == 0
     assert result.measurement["rows_still_poisoned"] == 0
+    if mode == "scan-strip":  # `ssti show` names each cut once, whole (not the date and then its digits)
+        write_defended(result, tmp_path / "d")
+        shown = CliRunner().invoke(app, ["show", str(tmp_path / "d"), "-n", "3"], terminal_width=200).output
+        removed = [line for line in shown.splitlines() if line.startswith("removed:")]
+        assert len(removed) == 3 and all(re.fullmatch(r"removed: '\d{4}-\d\d-\d\d'", line) for line in removed), shown
     import ssti.defend.scan_guided as sg
 
     monkeypatch.setattr(sg, "NESTED_SHARE", 1.01)  # without the rule, the clean rows' numbers were cut

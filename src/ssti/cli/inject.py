@@ -135,5 +135,8 @@ def show_command(
         elif action == "rewrite":
             console.print(f"[dim]before:[/] {cut(row['before'])}\n[dim]after:[/]  {cut(row['after'])}")
         else:
-            removed = ", ".join(repr(r["text"]) for r in row.get("removals") or [])
+            cuts = row.get("removals") or []  # one cut, flagged by several features ('2495-06-23' and its digits): shown once, whole
+            outer = [r for r in cuts if not any(o["start"] <= r["start"] and r["end"] <= o["end"] and o["end"] - o["start"] > r["end"] - r["start"]
+                                                for o in cuts)]
+            removed = ", ".join(repr(r["text"]) for r in outer)
             console.print(f"{cut(index.get(row['id'], ''))}\n[dim]removed:[/] {escape(removed)}")
