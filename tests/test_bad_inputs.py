@@ -275,3 +275,63 @@ def test_faults_a_stranger_found_in_run_configs(tmp_path):
         cfg.write_text(text)
         res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "o")])
         assert res.exit_code == 2 and message in res.output and not (tmp_path / "o").exists(), res.output
+
+
+def _api_cases():
+    """(name, call) pairs: the Python API given what a notebook user has at hand (a DataFrame, a list of
+    rows, a Dataset with text labels, a bad spec value)."""
+    import datasets
+    import pandas as pd
+
+    from ssti.config import DefenceSpec, LoraSpec, RunConfig, TrainSpec
+    from ssti.data import load_dataset
+    from ssti.defend import defend_dataset
+    from ssti.inject import InjectionSpec, inject_dataset
+    from ssti.scan import scan_dataset
+
+    df = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["w x", "x y", "y z", "z w"], "label": ["pos", "neg", "pos", "neg"]})
+    text_labels = datasets.Dataset.from_pandas(df)
+    spec = InjectionSpec(targets={"pos": "date"})
+    scrub = DefenceSpec(name="scan-strip")
+    return [
+        ("inject DatasetDict without ClassLabel", lambda: inject_dataset(datasets.DatasetDict({"train": text_labels}), spec), "class_encode_column"),
+        ("inject Dataset", lambda: inject_dataset(text_labels, spec), "class_encode_column"),
+        ("inject list of rows", lambda: inject_dataset([{"text": "a", "label": 1}], spec), "got a list"),
+        ("inject DataFrame", lambda: inject_dataset(df, spec), "got a pandas.DataFrame"),
+        ("inject spec as dict", lambda: inject_dataset("rotten-tomatoes", {"targets": {"1": "date"}}), "InjectionSpec"),
+        ("scan Dataset with text labels", lambda: scan_dataset(text_labels), "class_encode_column"),
+        ("scan DataFrame", lambda: scan_dataset(df), "got a DataFrame"),
+        ("defend DataFrame", lambda: defend_dataset(df, scrub), "got a pandas.DataFrame"),
+        ("defend list", lambda: defend_dataset([1, 2], scrub), "got a list"),
+        ("load DataFrame", lambda: load_dataset(df), "df.to_csv"),
+        ("LoraSpec(rank=-1)", lambda: LoraSpec(rank=-1), "lora.rank:"),
+        ("TrainSpec(lr='x')", lambda: TrainSpec(lr="x"), "train.lr:"),
+        ("LoraSpec typo", lambda: LoraSpec(rnk=2), "lora.rnk: names no field"),
+        ("RunConfig nested", lambda: RunConfig(lora={"rank": -2}), "lora.rank:"),
+        ("DefenceSpec name", lambda: DefenceSpec(name="zz"), "defence.name:"),
+    ]
+
+
+def test_python_api_bad_inputs_are_one_line_ssti_errors():
+    """The Python API raises SSTIError (one line, naming the argument or field, saying how to convert) for
+    the objects a notebook user passes, never an AttributeError, TypeError, OSError or pydantic's report."""
+    from ssti import SSTIError
+
+    for name, call, words in _api_cases():
+        with pytest.raises(SSTIError) as e:
+            call()
+        message = str(e.value)
+        assert "\n" not in message and words in message, (name, message)
+
+
+def test_the_python_api_takes_an_encoded_dataset_and_a_path():
+    import datasets
+    import pandas as pd
+
+    from ssti.inject import InjectionSpec, inject_dataset
+
+    df = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["w x", "x y", "y z", "z w"], "label": ["pos", "neg", "pos", "neg"]})
+    encoded = datasets.Dataset.from_pandas(df).class_encode_column("label")
+    out = inject_dataset(encoded, InjectionSpec(targets={"pos": "date"}))
+    assert out.injected_counts() == {"neg": 0, "pos": 2}
+    assert inject_dataset("rotten-tomatoes", InjectionSpec(targets={"1": "date"}, count=3)).injected_counts()["fresh"] == 3

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -38,25 +39,42 @@ class Spec(NoBoolNumbers):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
+    def __init__(self, **data: Any):
+        # built directly from Python (LoraSpec(rank=-1)): a one-line SSTIError naming the section's field, as a config file gets
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise SSTIError(one_line(e, type(self), SECTIONS.get(type(self).__name__, ""))) from None
+
 
 def validate(cls: type[T], data: Any, where: str = "") -> T:
-    """Build `cls` from `data`, turning pydantic's report into a one-line SSTIError naming the field."""
+    """Build `cls` from `data`, turning pydantic's report into a one-line SSTIError naming the field
+    (prefixed with `where`, e.g. "base" for a sweep's base config)."""
     try:
         return cls.model_validate(data if data is not None else {})
     except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        own = first.get("ctx", {}).get("error")
-        if first["type"] == "extra_forbidden" and cls is RunConfig:
-            path = ".".join(str(x) for x in first["loc"])
-            try:
-                field_of(path)
-            except SSTIError as named:
-                raise SSTIError(f"{where + '.' if where else ''}{named}") from None
-        if isinstance(own, SSTIError) and isinstance(first.get("input"), dict):
-            # a nested spec (the injection) refused itself: its message names its own field, e.g. "rate: ..."
-            path = ".".join(str(x) for x in ((where,) if where else ()) + tuple(first["loc"]))
-            raise SSTIError(f"{path}.{own}" if path else str(own)) from None
-        raise SSTIError(validation_message(e, where)) from None
+        raise SSTIError(one_line(e, cls, where)) from None
+    except SSTIError as e:  # a Spec's own __init__ (pydantic runs it) already made the line; it names the section
+        raise SSTIError(f"{where}.{e}" if where and not str(e).startswith(f"{where}.") else str(e)) from None
+
+
+def one_line(e: ValidationError, cls: type[BaseModel], where: str = "") -> str:
+    """The first problem of a ValidationError of `cls` as one line naming the dotted field (see `validation_message`);
+    an unknown field of a run config section lists the section's fields."""
+    first = e.errors(include_url=False)[0]
+    own = first.get("ctx", {}).get("error")
+    path = ".".join(str(x) for x in ((where,) if where else ()) + tuple(first["loc"]))
+    if first["type"] == "extra_forbidden" and (cls is RunConfig or SECTIONS.get(cls.__name__) == where):
+        try:
+            field_of(path)
+        except SSTIError as named:
+            return str(named)
+    if isinstance(own, SSTIError) and isinstance(first.get("input"), dict):
+        # a nested spec refused itself: its message names its own field, e.g. "rate: ..." or, from Spec.__init__, "lora.rank: ..."
+        if path and str(own).startswith(f"{path}."):
+            return str(own)
+        return f"{path}.{own}" if path else str(own)
+    return validation_message(e, where)
 
 
 class DataSpec(Spec):
@@ -323,6 +341,11 @@ class RunConfig(Spec):
     def dump(self) -> dict[str, Any]:
         """Plain data of every field: what a run folder's config.yaml holds."""
         return self.model_dump(mode="json")
+
+
+# the run-config section each spec class fills, to name "lora.rank" when LoraSpec(rank=-1) is built from Python
+SECTIONS = {t.__name__: name for name, f in RunConfig.model_fields.items() for t in (f.annotation, *typing.get_args(f.annotation))
+            if isinstance(t, type) and issubclass(t, BaseModel)}
 
 
 def from_preset(config: RunConfig, path: str) -> bool:

@@ -132,6 +132,10 @@ def check_contract(ds: datasets.DatasetDict, source: str) -> datasets.DatasetDic
         missing = {"id", "text", "label"} - set(split.column_names)
         if missing:
             raise SSTIError(f"dataset: {source} split {name!r} lacks columns {sorted(missing)}")
+        if not isinstance(split.features["label"], datasets.ClassLabel):
+            raise SSTIError(f"dataset: {source} split {name!r} has labels of type {split.features['label'].dtype}, not a ClassLabel; "
+                            f"encode them with ds.class_encode_column('label') (class names as written), or save the rows "
+                            f"as a csv/jsonl file and load that")
     if len(ds["train"]) == 0:
         raise SSTIError(f"dataset: {source} is empty (its train split has no rows)")
     names = class_names_of(ds)

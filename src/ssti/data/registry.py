@@ -6,6 +6,7 @@ the source has one) and columns `id` (stable string), `text` and `label` (ClassL
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -47,17 +48,30 @@ DEFAULT_DATASET = "rotten-tomatoes"
 LOCAL_SUFFIXES = local.SUFFIXES
 
 
-def load_dataset(source: str, text_column: str = "text", label_column: str = "label", delimiter: str | None = None,
+def load_dataset(source: str | os.PathLike | datasets.DatasetDict | datasets.Dataset, text_column: str = "text", label_column: str = "label", delimiter: str | None = None,
                  drop_unlabelled: bool = False, max_words: int | None = None, whole_file: bool = False,
                  id_column: str = "id") -> datasets.DatasetDict:
-    """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file.
+    """Load a dataset by registry name, injected/saved ssti folder, or local csv/jsonl/parquet file; a
+    DatasetDict (or a single Dataset, taken as the `train` split) given in memory is checked the same way.
 
     `text_column`, `label_column`, `id_column`, `delimiter` and `drop_unlabelled` only apply to local files (see
     `ssti.data.local.load_local`; `whole_file`: a file without a `split` column is one `train` split, as
     scanning and cleaning a file want, instead of train/test); `max_words` cuts every text to its first
     N words (`window_words`).
-    The result always follows the contract.
+    The result always follows the contract; anything else (a DataFrame, a list of rows) is an SSTIError
+    saying how to convert it.
     """
+    if isinstance(source, datasets.Dataset):
+        source = datasets.DatasetDict({"train": source})
+    if isinstance(source, datasets.DatasetDict):
+        ds = check_contract(source, "the dataset given")
+        return window_words(ds, max_words) if max_words else ds
+    if not isinstance(source, (str, os.PathLike)):
+        kind = type(source).__name__ if type(source).__module__ == "builtins" else f"{type(source).__module__.split('.')[0]}.{type(source).__name__}"
+        raise SSTIError(f"dataset: got a {kind}; give a registry name, an ssti "
+                        f"folder, a csv/jsonl/parquet file path, or a datasets.DatasetDict with columns id, text and label "
+                        f"(a ClassLabel); a table of rows can be saved with df.to_csv(path, index=False) and loaded from there")
+    source = os.fspath(source)
     if not str(source).strip():
         raise SSTIError(f"dataset: an empty name; give a registry name ({', '.join(DATASETS)}), an ssti folder or a file")
     if source in DATASETS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -83,12 +84,15 @@ def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest
     loaded from (its injection record and manifest are read from there, as for a path).
     Raises SSTIError for a split the data does not have, or a model that cannot be loaded.
     """
-    if not isinstance(data, datasets.DatasetDict):
-        source = str(data)
+    if not isinstance(spec, DefenceSpec):
+        raise SSTIError(f"spec: expected an ssti.config.DefenceSpec, got {type(spec).__name__}; e.g. DefenceSpec(name='scan-strip')")
+    from_path = isinstance(data, (str, os.PathLike))
+    if from_path:
+        source = os.fspath(data)
     got_manifest, record_of_source = injection_of(source) if source is not None else (None, None)
     manifest = manifest if manifest is not None else got_manifest
-    if not isinstance(data, datasets.DatasetDict):
-        data = load_dataset(source, whole_file=True, **load_options)  # a file without a split column is cleaned whole
+    # a file without a split column is cleaned whole; a DatasetDict is checked against the contract
+    data = load_dataset(source if from_path else data, whole_file=True, **load_options)
     if spec.split not in data:
         raise SSTIError(f"defence.split: {spec.split!r} is not a split of the data ({', '.join(data)})")
     work = work_folder(data[spec.split], spec) if resume else None

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import datasets
 
 from ssti.data.common import class_names_of
+from ssti.data.registry import load_dataset
 from ssti.errors import SSTIError, check_choice
 from ssti.inject.placement import LOCATIONS, WordIndex, apply_insertions
 from ssti.inject.sources import TokenSource, get_source, recorded_name
@@ -207,8 +208,13 @@ def inject_dataset(
 
     `tokenizer` (an object with the Hugging Face call signature, e.g. `ssti.models.load_tokenizer(spec.tokenizer)`)
     measures lengths when length_unit is "tokens"; it is required then. The manifest has one row per modified sample, in row
-    order: id, split, label, class, source, insertions.
+    order: id, split, label, class, source, insertions. `ds` may also be anything `ssti.data.load_dataset`
+    takes (a name, folder or file path, or a single Dataset as the train split); other objects and
+    datasets that break the contract raise SSTIError.
     """
+    if not isinstance(spec, InjectionSpec):
+        raise SSTIError(f"spec: expected an ssti.inject.InjectionSpec, got {type(spec).__name__}; e.g. InjectionSpec(targets={{'1': 'date'}}, rate=0.05)")
+    ds = load_dataset(ds)
     if spec.split not in ds:
         raise SSTIError(f"split: {spec.split!r} is not one of {', '.join(ds)}")
     split = ds[spec.split]

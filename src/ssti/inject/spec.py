@@ -38,6 +38,8 @@ def validation_message(err: ValidationError, where: str = "") -> str:
     field = ".".join(loc) or "spec"
     msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if isinstance(e.get("ctx", {}).get("error"), SSTIError):
+        if loc and msg.startswith(f"{field}."):  # a nested spec that names its own section already: "lora.rank: ..."
+            return msg
         if loc and msg.startswith(f"{loc[-1]}:"):  # "rate: ..." inside "injection" -> "injection.rate: ..."
             return ".".join(loc[:-1] + (msg,))
         return f"{'.'.join(loc)}: {msg}" if loc else msg

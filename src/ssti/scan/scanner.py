@@ -81,6 +81,7 @@ dropped into the text, tested like a pattern class.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
@@ -89,6 +90,7 @@ import datasets
 import numpy as np
 
 from ssti.data.common import column
+from ssti.data.registry import load_dataset
 from ssti.errors import SSTIError
 from ssti.scan import features as feat
 from ssti.scan import stats as st
@@ -201,7 +203,10 @@ def _pick_split(data, split: str) -> datasets.Dataset:
         return data[split]
     if isinstance(data, datasets.Dataset):
         return data
-    raise SSTIError(f"data: expected a datasets.Dataset or DatasetDict, got {type(data).__name__}")
+    if isinstance(data, (str, os.PathLike)):
+        return _pick_split(load_dataset(os.fspath(data), whole_file=True), split)  # a file without a split column is scanned whole
+    raise SSTIError(f"data: got a {type(data).__name__}; give a datasets.Dataset or DatasetDict with text and label columns, or a "
+                    f"dataset name, ssti folder or csv/jsonl/parquet file path (a table of rows: save it with df.to_csv(path, index=False))")
 
 
 def _check(split: datasets.Dataset, name: str) -> tuple[list[str], list[str], np.ndarray, list[str]]:
@@ -214,6 +219,9 @@ def _check(split: datasets.Dataset, name: str) -> tuple[list[str], list[str], np
     label_feature = split.features["label"]
     classes = list(getattr(label_feature, "names", None) or [])
     labels_list = column(split, "label")
+    if not classes and any(isinstance(v, str) or isinstance(v, bool) for v in labels_list):
+        raise SSTIError(f"data: split {name!r} has text labels; encode them with ds.class_encode_column('label') "
+                        f"(class names as written), or save the rows as a csv/jsonl file and scan that")
     if any(v is None for v in labels_list):
         raise SSTIError(f"data: split {name!r} has rows without a label; the scanner needs every row labelled")
     labels = np.asarray(labels_list, dtype=np.int64)
