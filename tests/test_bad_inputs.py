@@ -112,6 +112,7 @@ CASES = [
     # train
     (["train", "--data", "rotten-tomatoes", "--model", "nope", "--out", "o"], "model"),
     (["train", "--data", "rotten-tomatoes", "--rank", "-1", "--out", "o"], "lora.rank"),
+    (["train", *TINY_TRAIN, "--set", "eval.sources.zzz=date", "--out", "o"], "eval.sources: unknown class 'zzz'"),
     (["train", "--data", "rotten-tomatoes", "--optimizer", "sgd", "--out", "o"], "train.optimizer"),
     (["train", "--data", "rotten-tomatoes", "--lr", "0", "--out", "o"], "train.lr"),
     (["train", "--data", "rotten-tomatoes", "--batch-size", "0", "--out", "o"], "train.batch_size"),
@@ -288,6 +289,7 @@ def _api_cases():
     from ssti.defend import defend_dataset
     from ssti.inject import InjectionSpec, inject_dataset
     from ssti.scan import scan_dataset
+    from ssti.train import train
 
     df = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["w x", "x y", "y z", "z w"], "label": ["pos", "neg", "pos", "neg"]})
     text_labels = datasets.Dataset.from_pandas(df)
@@ -309,19 +311,23 @@ def _api_cases():
         ("LoraSpec typo", lambda: LoraSpec(rnk=2), "lora.rnk: names no field"),
         ("RunConfig nested", lambda: RunConfig(lora={"rank": -2}), "lora.rank:"),
         ("DefenceSpec name", lambda: DefenceSpec(name="zz"), "defence.name:"),
+        ("train eval.sources", lambda: train(RunConfig(model={"name": "tiny-random-llama"}, eval={"sources": {"zzz": "date"}}), "o"),
+         "eval.sources: unknown class 'zzz'"),
     ]
 
 
-def test_python_api_bad_inputs_are_one_line_ssti_errors():
+def test_python_api_bad_inputs_are_one_line_ssti_errors(tmp_path, monkeypatch):
     """The Python API raises SSTIError (one line, naming the argument or field, saying how to convert) for
     the objects a notebook user passes, never an AttributeError, TypeError, OSError or pydantic's report."""
     from ssti import SSTIError
 
+    monkeypatch.chdir(tmp_path)
     for name, call, words in _api_cases():
         with pytest.raises(SSTIError) as e:
             call()
         message = str(e.value)
         assert "\n" not in message and words in message, (name, message)
+    assert not any(tmp_path.iterdir())
 
 
 def test_the_python_api_takes_an_encoded_dataset_and_a_path():

@@ -13,7 +13,7 @@ from typing import Any
 from ssti.config import RunConfig, deep_merge, load_run_config, read_run_config, resolve_data, shipped_config
 from ssti.errors import SSTIError
 from ssti.io import check_output, read_json, read_marker, read_yaml, write_marker
-from ssti.train import describe_difference, train
+from ssti.train import check_classes, describe_difference, train
 
 
 def run_state(out: Path, config: RunConfig) -> str:
@@ -28,40 +28,6 @@ def run_state(out: Path, config: RunConfig) -> str:
     if metrics.exists() and read_json(metrics).get("eval_config") == config.eval.model_dump(mode="json"):
         return "evaluated"
     return "trained"
-
-
-def check_classes(configs: list[RunConfig]) -> None:
-    """Refuse, before any work, injection targets and eval sources that name no class of the data, an
-    injection, defence or evaluation split the data does not have (each distinct dataset is loaded once),
-    and a defence model (tokenizer, context, model) that is no known name, local folder or hub id."""
-    from ssti.data import class_names_of, load_dataset
-    from ssti.inject import resolve_targets
-    from ssti.models.registry import resolve_model
-
-    seen: dict[str, tuple[list[str], list[str]]] = {}
-    for config in configs:
-        key = config.data.model_dump_json()
-        if key not in seen:
-            ds = load_dataset(config.data.dataset, **config.data.load_options())
-            seen[key] = (class_names_of(ds), list(ds))
-        names, splits = seen[key]
-        if config.injection is not None:
-            resolve_targets(config.injection.targets, names, "injection.targets")
-            if config.injection.split not in splits:
-                raise SSTIError(f"injection.split: {config.injection.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
-        if config.defence is not None and config.defence.split not in splits:
-            raise SSTIError(f"defence.split: {config.defence.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
-        for field in ("tokenizer", "context", "model"):  # a mistyped model name, before any run starts
-            name = getattr(config.defence, field, None) if config.defence is not None else None
-            if name and not (field == "tokenizer" and name == "none"):
-                try:
-                    resolve_model(name)
-                except SSTIError as e:
-                    raise SSTIError(f"defence.{field}: {str(e).partition(': ')[2]}") from None
-        if config.eval.sources:
-            resolve_targets(config.eval.sources, names, "eval.sources")
-        if config.eval.split not in splits:
-            raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
 
 
 def check_run_folder(out: Path, config: RunConfig, overwrite: bool) -> str:

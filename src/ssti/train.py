@@ -27,11 +27,13 @@ from ssti.config import DEFENDED_DATA, INJECTED_DATA, RunConfig, TrainSpec, from
 from ssti.data import class_names_of, column, load_dataset, stratified_sample
 from ssti.data.folder import is_dataset_folder
 from ssti.errors import SSTIError
+from ssti.inject import resolve_targets
 from ssti.io import MARKER, atomic_dir, check_clash, check_output, move_back, move_written, read_json, remove_written, write_json, write_marker, write_yaml
 from ssti.provenance import provenance
 from ssti.models.batching import pad_batch
 from ssti.models.build import Classifier, build_classifier, lost_insertions, save_classifier
 from ssti.models.inference import predict
+from ssti.models.registry import resolve_model
 from ssti.models.precision import best_peak, compute_dtype, dtype_name, measured_peaks, non_embedding_parameters, record_mfu
 
 GROUP_CHUNK = 50  # length grouping sorts windows of this many micro-batches
@@ -112,6 +114,33 @@ def lr_factor(step: int, total: int, spec: TrainSpec) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def check_classes(configs: list[RunConfig]) -> None:
+    """Refuse, before any work, injection targets and eval sources that name no class of the data, an
+    injection, defence or evaluation split the data does not have (each distinct dataset is loaded once),
+    and a defence model (tokenizer, context, model) that is no known name, local folder or hub id."""
+    seen: dict[str, tuple[list[str], list[str]]] = {}
+    for config in configs:
+        key = config.data.model_dump_json()
+        if key not in seen:
+            ds = load_dataset(config.data.dataset, **config.data.load_options())
+            seen[key] = (class_names_of(ds), list(ds))
+        names, splits = seen[key]
+        if config.injection is not None:
+            resolve_targets(config.injection.targets, names, "injection.targets")
+            if config.injection.split not in splits:
+                raise SSTIError(f"injection.split: {config.injection.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+        if config.defence is not None and config.defence.split not in splits:
+            raise SSTIError(f"defence.split: {config.defence.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+        for field in ("tokenizer", "context", "model"):  # a mistyped model name, before any run starts
+            name = getattr(config.defence, field, None) if config.defence is not None else None
+            if name and not (field == "tokenizer" and name == "none"):
+                resolve_model(name, f"defence.{field}")
+        if config.eval.sources:
+            resolve_targets(config.eval.sources, names, "eval.sources")
+        if config.eval.split not in splits:
+            raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+
+
 def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False,
           show_progress: bool = True) -> TrainResult:
     """Fine-tune the classifier `config` describes and write the run folder `out`.
@@ -126,6 +155,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
     from accelerate import Accelerator
 
     config = resolve_data(config)
+    check_classes([config])  # eval.sources naming no class fails here, not after the training it would waste
     model, lora, spec = config.model, config.lora, config.train
     out = Path(out)
     started = time.time()

@@ -57,8 +57,8 @@ def onion(data: datasets.DatasetDict, spec, show_progress: bool = False):
     DatasetDict, manifest rows of the removals with their scores, notes, record)."""
     threshold = DEFAULT_THRESHOLD if spec.threshold is None else spec.threshold
     name = spec.model or DEFAULT_MODEL
-    if resolve_model(name).arch != "decoder":
-        raise SSTIError(f"model: {name} is an encoder; onion scores perplexity with a causal LM (a decoder), e.g. smollm2-135m")
+    if resolve_model(name, "defence.model").arch != "decoder":
+        raise SSTIError(f"defence.model: {name} is an encoder; onion scores perplexity with a causal LM (a decoder), e.g. smollm2-135m")
     scorer = LMScorer(name, batch_size=spec.batch_size)  # the context check's scorer: one way to score text with an LM
     split = data[spec.split]
     names = class_names_of(data)

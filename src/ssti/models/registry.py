@@ -69,27 +69,31 @@ ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta-v2", "electra"}
 FOLDER_TARGETS = {"openelm": (("qkv_proj", "out_proj"), ("qkv_proj",))}
 
 
-def resolve_model(name: str) -> ModelEntry:
-    """The registry entry for `name`, or an ad-hoc entry for a local folder or a Hugging Face id."""
+def resolve_model(name: str, field: str = "model") -> ModelEntry:
+    """The registry entry for `name`, or an ad-hoc entry for a local folder or a Hugging Face id.
+
+    `field` is the option the user typed the name into (e.g. "defence.context"); an unknown name or a
+    folder without a readable config.json raises SSTIError naming it.
+    """
     if name in MODELS:
         return MODELS[name]
     if Path(name).is_dir():
-        arch, model_type = _folder_config(Path(name))
+        arch, model_type = _folder_config(Path(name), field)
         attention, qv = FOLDER_TARGETS.get(model_type, (BERT_ATTENTION, ("query", "value")) if arch == "encoder" else (LLAMA_ATTENTION, ("q_proj", "v_proj")))
         return ModelEntry(name, "path", arch, f"local folder {name}", str(Path(name)), attention_targets=attention, qv_targets=qv)
     if "/" in name and not name.startswith(("/", ".")) and name.count("/") == 1:
         return ModelEntry(name, "hub", "decoder", f"Hugging Face model {name}", name)
-    raise SSTIError(f"model: {name!r} is not a known name ({', '.join(MODELS)}), a local folder, nor a Hugging Face id (owner/name, e.g. openai-community/gpt2)")
+    raise SSTIError(f"{field}: {name!r} is not a known name ({', '.join(MODELS)}), a local folder, nor a Hugging Face id (owner/name, e.g. openai-community/gpt2)")
 
 
-def _folder_config(path: Path) -> tuple[str, str]:
+def _folder_config(path: Path, field: str = "model") -> tuple[str, str]:
     """(architecture "encoder" | "decoder", model_type) read from a model folder's config.json."""
     import json
 
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
-        raise SSTIError(f"model: {path} has no readable config.json (not a Hugging Face model folder)") from None
+        raise SSTIError(f"{field}: {path} has no readable config.json (not a Hugging Face model folder)") from None
     model_type = str(config.get("model_type", ""))
     encoder = any("Bert" in a or "Roberta" in a for a in config.get("architectures") or []) or model_type in ENCODER_TYPES
     return ("encoder" if encoder else "decoder"), model_type

@@ -77,10 +77,7 @@ class LMScorer:
         from ssti.models.loading import load_backbone
         from ssti.models.registry import resolve_model
 
-        try:
-            entry = resolve_model(model)
-        except SSTIError as e:  # the option the user typed is `context`
-            raise SSTIError(f"context: {str(e).partition(': ')[2]}") from None
+        entry = resolve_model(model, "context")
         if entry.arch != "decoder":
             raise SSTIError(f"context: {model} is an encoder; the context check needs a causal LM (a decoder), e.g. smollm2-135m")
         self.name = model

@@ -249,9 +249,9 @@ def resolve_tokenizer(tokenizer, notes: list[str]):
     from ssti.models.registry import resolve_model
 
     try:
-        resolve_model(tokenizer)
+        resolve_model(tokenizer, "tokenizer")
     except SSTIError as e:
-        raise SSTIError(f"tokenizer: {str(e).partition(': ')[2]} (or none to skip the sub-word level)") from None
+        raise SSTIError(f"{e} (or none to skip the sub-word level)") from None
     try:
         from ssti.models import load_tokenizer
 
