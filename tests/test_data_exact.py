@@ -164,3 +164,32 @@ def test_minus_one_is_a_class_in_a_minus_one_one_file_and_unlabelled_beside_zero
     glue.write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(10)) + "t10,-1\n")
     with pytest.raises(SSTIError, match="unlabelled"):
         load_dataset(str(glue))
+
+
+def test_class_names_in_configs_json_and_the_cli_are_read_as_written(tmp_path):
+    """YAML keys `007:`, `true:`, `null:` name those classes (not 7, True, None); a JSON true label is the
+    class "true"; on the command line a class may be named `a=b`, `*` or " pos" (a name wins over `*`
+    and over an index), and a fixed text may hold `=`."""
+    from ssti.io import load_yaml_text
+    from ssti.inject import InjectionSpec, resolve_targets
+
+    assert load_yaml_text("t: {007: date, true: html, null: colour, 1: country}")["t"] == {
+        "007": "date", "true": "html", "null": "colour", "1": "country"}
+    names = ["007", "true", "null"]
+    spec = InjectionSpec(**load_yaml_text("targets: {007: date, true: html}"))
+    assert resolve_targets(spec.targets, names) == [(0, "007"), (1, "true")]
+
+    rows = [{"text": f"t{i}", "label": i % 2 == 0} for i in range(6)]
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_dataset(str(tmp_path / "b.jsonl"))["train"].features["label"].names == ["false", "true"]
+
+    path = tmp_path / "odd.csv"
+    write_csv(path, [(f"r{i}", f"text number {i}", ["a=b", "*", " pos"][i % 3]) for i in range(30)])
+    for target, cls in (("a=b=fixed:AA", "a=b"), ("*=date", "*"), (" pos=date", " pos"), ("1=fixed:x=y", "*")):
+        res = invoke("inject", "--dataset", path, "--target", target, "--out", tmp_path / "o", "--overwrite")
+        assert res.exit_code == 0, res.output
+        manifest = read_manifest(tmp_path / "o")
+        assert {row["class"] for row in manifest} == {cls}, target
+    assert {tuple(i["text"] for i in row["insertions"]) for row in manifest} == {("x=y",)}
+    res = invoke("inject", "--dataset", path, "--target", "pos = date", "--out", tmp_path / "o2")
+    assert res.exit_code == 2 and "0=' pos'" in res.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import json
 import os
@@ -113,17 +114,26 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last one silently:
-    `lora.rank: [1, 4]` then `lora.rank: [16]` would be one run)."""
+    `lora.rank: [1, 4]` then `lora.rank: [16]` would be one run), and reading every plain key as the text
+    written (a class `007` or `true` in `injection.targets` is that class, not 7 or True)."""
 
     def construct_mapping(self, node, deep=False):
-        seen: set = set()
-        for key_node, _ in node.value:
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep)  # (raises PyYAML's own error)
+        self.flatten_mapping(node)  # `<<:` merge keys
+        mapping = {}
+        for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+            if isinstance(key_node, yaml.ScalarNode) and not isinstance(key, str):
+                key = key_node.value  # a key as written: `007:` is "007", `true:` "true", `null:` "null" (class names, run names)
+            if not isinstance(key, collections.abc.Hashable):
+                raise yaml.constructor.ConstructorError(None, None, f"a key that is a list or mapping (line {key_node.start_mark.line + 1})",
+                                                        key_node.start_mark)
+            if key in mapping:
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1})",
                                                         key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 def load_yaml_text(text: str) -> Any:

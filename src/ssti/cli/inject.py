@@ -18,15 +18,31 @@ from ssti.io import check_output
 
 
 def parse_targets(values: list[str], field: str = "target") -> dict[str, str]:
-    """`CLASS=SOURCE` strings (of option --`field`) -> {class: source}; a malformed one is a one-line SSTIError."""
+    """`CLASS=SOURCE` strings (of option --`field`) -> {class: source}; a malformed one is a one-line SSTIError.
+
+    CLASS is kept as typed (`resolve_targets` matches it exactly first, then without surrounding spaces). It
+    ends at the first `=` after which a valid SOURCE follows, so a class named `a=b` is `a=b=date` and a
+    fixed text may hold `=` (`1=fixed:x=y`).
+    """
+    from ssti.inject.sources import get_source
+
     out: dict[str, str] = {}
     for value in values:
         cls, sep, src = value.partition("=")
+        at = value.find("=")
+        while at != -1:  # the first split whose right side is a source
+            try:
+                get_source(value[at + 1:].strip())
+            except SSTIError:
+                at = value.find("=", at + 1)
+                continue
+            cls, sep, src = value[:at], "=", value[at + 1:]
+            break
         if not sep or not cls.strip() or not src.strip():
             raise SSTIError(f"{field}: {value!r} is not CLASS=SOURCE (CLASS an index, a name or *; SOURCE one of {SOURCE_HELP})")
-        if cls.strip() in out:
-            raise SSTIError(f"{field}: class {cls.strip()!r} is given twice")
-        out[cls.strip()] = src.strip()
+        if cls in out:
+            raise SSTIError(f"{field}: class {cls!r} is given twice")
+        out[cls] = src.strip()
     if not out:
         raise SSTIError(f"{field}: give at least one --{field} CLASS=SOURCE, e.g. --{field} 1=date")
     return out

@@ -34,7 +34,7 @@ def encode_labels(values: Sequence, field: str = "label") -> tuple[list[int], li
     """Turn raw label values into class indices and class names, keeping every label's spelling.
 
     Labels are compared as the text written in the file (a number read from JSON or parquet becomes
-    its text: 1 -> "1", True -> "True"), so "01" and "1" are two classes and "01" stays "01". Class
+    its text: 1 -> "1", a JSON true -> "true"), so "01" and "1" are two classes and "01" stays "01". Class
     order: numeric when every label looks like an integer ("2" before "10"; ties by spelling),
     otherwise sorted as text. Values must not be missing or unlabelled; the caller checks that first
     so it can name the row. Raises SSTIError for list or struct labels (multi-label rows).
@@ -50,7 +50,7 @@ def encode_labels(values: Sequence, field: str = "label") -> tuple[list[int], li
                             f"supported (one class per row)")
         if isinstance(v, float) and v.is_integer():
             v = int(v)
-        texts.append(v if isinstance(v, str) else str(v))
+        texts.append(v if isinstance(v, str) else ("true" if v else "false") if isinstance(v, bool) else str(v))
     distinct = set(texts)
     if distinct and all(_is_integer_text(v) for v in distinct):
         names = sorted(distinct, key=lambda v: (int(v), v))

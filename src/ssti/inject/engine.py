@@ -153,21 +153,25 @@ def resolve_targets(targets: dict[str, str], class_names: Sequence[str], field: 
     """Map each target key to a class index; returns (index, key) sorted by index.
 
     A key equal to a class name means that class (so a file whose labels are 1 and 5 is targeted as
-    "5"); otherwise a number is a class index; `*` means every class. This is ssti's one class
+    "5", and a class named `*` is that class); otherwise `*` means every class, a number is a class
+    index, and a key with spaces around a class name (`--target "pos = date"`) means that class. This is ssti's one class
     resolver: injection targets and the test-time sources of `ssti eval` both go through it. Raises
     SSTIError naming `field` for an unknown class or a class given twice.
     """
-    allowed = ", ".join(f"{i}={n}" for i, n in list(enumerate(class_names))[:20])
+    plain = lambda n: n if n and n == n.strip() and not set(n) & set("=,'\"") and n.isprintable() else repr(n)  # noqa: E731
+    allowed = ", ".join(f"{i}={plain(n)}" for i, n in list(enumerate(class_names))[:20])
     if len(class_names) > 20:
         allowed += f", ... ({len(class_names):,} classes in all)"
     resolved: dict[int, str] = {}
     for key in targets:
-        if key == ALL_CLASSES:
-            indices = list(range(len(class_names)))
-        elif key in class_names:
+        if key in class_names:
             indices = [list(class_names).index(key)]
-        elif key.isdigit() and int(key) < len(class_names):
-            indices = [int(key)]
+        elif key.strip() == ALL_CLASSES:
+            indices = list(range(len(class_names)))
+        elif key.strip().isdigit() and int(key.strip()) < len(class_names) and key.strip() not in class_names:
+            indices = [int(key.strip())]
+        elif key.strip() in class_names:
+            indices = [list(class_names).index(key.strip())]
         else:
             raise SSTIError(f"{field}: unknown class {key!r} (classes, index=name: {allowed}; or * for all)")
         for k in indices:
