@@ -165,3 +165,16 @@ def test_show_escapes_markup():
     from rich.text import Text
 
     assert Text.from_markup(markup).plain == text
+
+
+def test_show_and_errors_never_pass_terminal_escapes_through(tmp_path):
+    """A planted ESC sequence, bell or rich markup in a user's text is shown escaped, never obeyed."""
+    path = tmp_path / "e.csv"
+    path.write_text("id,text,label\n" + "".join(f'r{i},"evil \x1b[31mred\x1b[0m [bold]x[/bold] {i} \x07",{"ab"[i % 2]}\n' for i in range(12)))
+    res = CliRunner().invoke(app, ["inject", "--dataset", str(path), "--target", "a=date", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["show", str(tmp_path / "o"), "-n", "3"], terminal_width=300)
+    assert res.exit_code == 0 and "\x1b" not in res.output and "\x07" not in res.output
+    assert "\\x1b[31mred" in res.output and "[bold]x[/bold]" in res.output
+    res = CliRunner().invoke(app, ["inject", "--dataset", str(path), "--target", "\x1b[2J=date", "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "\x1b" not in res.output

@@ -25,6 +25,12 @@ def _root() -> None:
 
 
 def one_line(e: BaseException) -> str | None:
+    """`_one_line`, with control characters shown as escapes (a message may quote a user's text or path)."""
+    line = _one_line(e)
+    return printable(line) if line is not None else None
+
+
+def _one_line(e: BaseException) -> str | None:
     """The one-line message of an error users cause (bad input, unusable paths, damaged files), else None.
 
     SSTIError carries its own message; an OSError (missing, unreadable or unwritable path, full disk,
@@ -45,6 +51,20 @@ def one_line(e: BaseException) -> str | None:
     if type(e).__name__ == "JSONDecodeError":
         return f"a JSON file is damaged ({str(e).splitlines()[0][:160]})"
     return None
+
+
+def printable(text) -> str:
+    """`text` with control characters (a terminal escape sequence planted in a dataset, a raw byte) shown as
+    Python escapes; newlines and tabs kept."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in str(text))
+
+
+def shown(text) -> str:
+    """`text` (a user's text, id, class name or path) made safe to print with rich: `printable`, and `[`
+    markup escaped."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 def stdout_console():

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli.app import command, stdout_console
+from ssti.cli.app import command, shown, stdout_console
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, DefenceSpec, validate
 from ssti.errors import SSTIError
@@ -28,7 +27,7 @@ def render(result: "DefenceResult", console: Console) -> None:
     """The measurement table for people: retention per token type and class, then the damage and the speed."""
     m = result.measurement
     changed = m["rows_changed"] - m["rows_dropped"]
-    console.print(f"[bold]{result.spec.name}[/] on {escape(result.source or 'dataset')} {escape('[' + m['split'] + ']')}: {m['rows']:,} rows, "
+    console.print(f"[bold]{result.spec.name}[/] on {shown(result.source or 'dataset')} {shown('[' + m['split'] + ']')}: {m['rows']:,} rows, "
                   f"{changed:,} edited, {m['rows_dropped']:,} dropped, {m['seconds']:.1f} s "
                   f"({m['seconds_per_1k_rows']:.1f} s per 1,000 rows)")
     if m["retention"] is not None:
@@ -38,7 +37,7 @@ def render(result: "DefenceResult", console: Console) -> None:
                           ("clean baseline", "right"), ("retention", "right")) + ((("paper v2, paraphrase", "right"),) if paper else ()):
             table.add_column(col, justify=just)
         for r in m["retention"]:
-            table.add_row(escape(r["type"]), escape(r["class"]), f"{r['insertions']:,}", f"{r['raw']:.1%}", f"{r['clean_baseline']:.1%}",
+            table.add_row(shown(r["type"]), shown(r["class"]), f"{r['insertions']:,}", f"{r['raw']:.1%}", f"{r['clean_baseline']:.1%}",
                           f"[bold]{r['retention']:.1%}[/]", *([PAPER_RETENTION.get(r["type"], "")] if paper else []))
         console.print(table)
         console.print(f"rows still poisoned: {m['rows_still_poisoned']:.1%} of {m['rows_poisoned']:,} planted rows")
@@ -53,7 +52,7 @@ def render(result: "DefenceResult", console: Console) -> None:
                       f"chrF after vs before {chrf}{changed} (no injection record: which rows were planted, and so the "
                       f"collateral damage, is unknown)")
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {shown(note)}")
 
 
 @command("defend")
@@ -95,4 +94,4 @@ def defend_command(
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         render(result, stdout_console())
-        Console(stderr=True, highlight=False).print(f"written: {escape(str(path))} (defence.json holds this table)")
+        Console(stderr=True, highlight=False).print(f"written: {shown(str(path))} (defence.json holds this table)")

@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from ssti.cli.app import command
+from ssti.cli.app import command, shown
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, InjectionSpec, validate
 from ssti.errors import SSTIError
@@ -90,22 +89,22 @@ def inject_command(
             has_rows = any(label == k for label in result.dataset[spec.split]["label"])
             why = (f"--rate {spec.rate} selects none of its rows" if spec.rate is not None and has_rows else
                    f"--count {spec.count} selects none of its rows" if spec.count is not None and has_rows else
-                   f"has no rows in split {escape(spec.split)!r}")
-            Console(stderr=True).print(f"[yellow]note:[/] class {k} {escape(name)!r}: nothing injected ({why})")
+                   f"has no rows in split {shown(spec.split)!r}")
+            Console(stderr=True).print(f"[yellow]note:[/] class {k} {shown(name)!r}: nothing injected ({why})")
         if n:
             src = next(r["source"] for r in result.manifest if r["class"] == name)
-            console.print(f"class {k} {escape(name)!r}: injected {n:,} rows with {escape(src)}")
-    console.print(f"{len(result.manifest):,} of {n_split:,} {escape(spec.split)} rows injected -> {escape(str(path))}")
+            console.print(f"class {k} {shown(name)!r}: injected {n:,} rows with {shown(src)}")
+    console.print(f"{len(result.manifest):,} of {n_split:,} {shown(spec.split)} rows injected -> {shown(str(path))}")
 
 
 def highlight(text: str, insertions: list[dict], style: str = "bold black on yellow") -> str:
     """Rich markup of `text` with each inserted string highlighted (everything else escaped)."""
     parts, pos = [], 0
     for rec in sorted(insertions, key=lambda r: r["start"]):
-        parts.append(escape(text[pos:rec["start"]]))
-        parts.append(f"[{style}]{escape(text[rec['start']:rec['end']])}[/]")
+        parts.append(shown(text[pos:rec["start"]]))
+        parts.append(f"[{style}]{shown(text[rec['start']:rec['end']])}[/]")
         pos = rec["end"]
-    parts.append(escape(text[pos:]))
+    parts.append(shown(text[pos:]))
     return "".join(parts)
 
 
@@ -130,24 +129,24 @@ def show_command(
     index = {i: t for i, t in zip(column(ds[split], "id"), column(ds[split], "text"))}
     console = Console(highlight=False)
     edited = not isinstance(meta.get("spec"), dict)  # a cleaned or defended folder, not an injection
-    console.print(f"{len(rows):,} {'edited' if edited else 'injected'} rows in split {escape(split)} of {escape(str(folder))}; "
+    console.print(f"{len(rows):,} {'edited' if edited else 'injected'} rows in split {shown(split)} of {shown(str(folder))}; "
                   f"showing {min(n, len(rows))}")
 
     def cut(text: str) -> str:
-        return escape(text[:max_chars]) + ("…" if max_chars and len(text) > max_chars else "") if max_chars else escape(text)
+        return shown(text[:max_chars]) + ("…" if max_chars and len(text) > max_chars else "") if max_chars else shown(text)
 
     for row in rows[:n]:
         if "insertions" in row:
             text, insertions = index[row["id"]], row["insertions"]
             if max_chars and len(text) > max_chars:
                 insertions = [r for r in insertions if r["end"] <= max_chars]
-            console.rule(f"{escape(row['id'])}  class {escape(row['class'])}  source {escape(row['source'])}")
+            console.rule(f"{shown(row['id'])}  class {shown(row['class'])}  source {shown(row['source'])}")
             console.print(highlight(text[:max_chars] if max_chars else text, insertions) + ("…" if max_chars and len(text) > max_chars else ""))
             continue
         action = row.get("action", "edit")
-        console.rule(f"{escape(row['id'])}  class {escape(row['class'])}  {escape(action)}")
+        console.rule(f"{shown(row['id'])}  class {shown(row['class'])}  {shown(action)}")
         if action == "drop":
-            console.print(f"dropped (flagged by {escape(', '.join(row.get('features') or []))})")
+            console.print(f"dropped (flagged by {shown(', '.join(row.get('features') or []))})")
         elif action == "rewrite":
             console.print(f"[dim]before:[/] {cut(row['before'])}\n[dim]after:[/]  {cut(row['after'])}")
         else:
@@ -155,4 +154,4 @@ def show_command(
             outer = [r for r in cuts if not any(o["start"] <= r["start"] and r["end"] <= o["end"] and o["end"] - o["start"] > r["end"] - r["start"]
                                                 for o in cuts)]
             removed = ", ".join(repr(r["text"]) for r in outer)
-            console.print(f"{cut(index.get(row['id'], ''))}\n[dim]removed:[/] {escape(removed)}")
+            console.print(f"{cut(index.get(row['id'], ''))}\n[dim]removed:[/] {shown(removed)}")

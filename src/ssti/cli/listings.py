@@ -6,10 +6,9 @@ import random
 from importlib import resources
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli.app import command
+from ssti.cli.app import command, shown
 
 SOURCE_EXAMPLES = ("date", "date:1900-2100", "country", "html", "html-pair", "html-single", "colour", "exclamation",
                    "double-exclamation", "fixed:cf", "list:alpha,beta")
@@ -29,7 +28,7 @@ def sources_command() -> None:
         table.add_column(col)
     for spec in SOURCE_EXAMPLES:
         src, rng = get_source(spec), random.Random(0)
-        table.add_row(spec, escape("  ".join(" ... ".join(src.draw(rng)) for _ in range(4))))
+        table.add_row(spec, shown("  ".join(" ... ".join(src.draw(rng)) for _ in range(4))))
     table.add_row("file:PATH", "one token per line of a UTF-8 text file")
     Console().print(table)
 
@@ -49,7 +48,7 @@ def configs_command() -> None:
         data = yaml.safe_load(text) or {}
         kind = "sweep" if {"axes", "zip", "grids"} & set(data) else "runs" if "runs" in data else "run"
         first = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
-        table.add_row(f"configs/{entry.name}", kind, escape(first))
+        table.add_row(f"configs/{entry.name}", kind, shown(first))
     Console().print(table)
     from ssti.config import shipped_config
 

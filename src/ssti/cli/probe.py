@@ -8,21 +8,15 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli.app import command, stdout_console
+from ssti.cli.app import command, printable, shown, stdout_console
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
 
 if TYPE_CHECKING:
     from ssti.probe.run import ProbeReport
-
-
-def printable(text: str) -> str:
-    """`text` with control characters shown as escapes (a found token may be a raw byte)."""
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 def render(report: "ProbeReport", console: Console, top: int) -> None:
@@ -36,16 +30,16 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
         extra = (f"; open search (reported, not part of the verdict): {len(found)} verified token sequence(s) steer, best "
                  f"{printable(repr(found[0].text))} toward {found[0].cls} (rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else \
             "; open search: nothing verified steers"
-    console.print(f"[bold {colour}]{verdict}[/]: {escape(sweep.summary() + extra)}")
-    per = ", ".join(f"{escape(k)} {v}" for k, v in sweep.per_class.items())
-    table = Table(title=f"{escape(report.source)} ({report.kind}) on {escape(report.data)} [{report.split}]: {per} held-out texts, "
+    console.print(f"[bold {colour}]{verdict}[/]: {shown(sweep.summary() + extra)}")
+    per = ", ".join(f"{shown(k)} {v}" for k, v in sweep.per_class.items())
+    table = Table(title=f"{shown(report.source)} ({report.kind}) on {shown(report.data)} [{report.split}]: {per} held-out texts, "
                         f"clean accuracy {sweep.clean_accuracy:.3f}, {sweep.texts_predicted:,} texts in {sweep.seconds:.1f} s")
     for col, just in (("type", "left"), ("toward", "left"), ("steered", "right"), ("rate [95% CI]", "right"), ("control", "right"),
                       ("effect", "right"), ("p (Holm)", "right"), ("steering", "left")):
         table.add_column(col, justify=just)
-    shown = [f for f in sweep.findings if f.steering] + [f for f in sweep.findings if not f.steering][:max(0, top)]
-    for f in shown:
-        table.add_row(escape(f.type), escape(f.cls), f"{f.steered}/{f.eligible}", f"{f.rate:.3f} [{f.ci_low:.2f}, {f.ci_high:.2f}]",
+    listed = [f for f in sweep.findings if f.steering] + [f for f in sweep.findings if not f.steering][:max(0, top)]
+    for f in listed:
+        table.add_row(shown(f.type), shown(f.cls), f"{f.steered}/{f.eligible}", f"{f.rate:.3f} [{f.ci_low:.2f}, {f.ci_high:.2f}]",
                       f"{f.control_rate:.3f}", f"{f.effect:+.3f}", f"{f.p_adjusted:.2g}", "[red]yes[/]" if f.steering else "")
     console.print(table)
     console.print(f"[dim]steering: Holm-corrected p <= {sweep.alpha:g} and effect >= {sweep.min_effect:g} (steer rate minus the rate "
@@ -57,21 +51,21 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
                           ("best rate", "right"), ("effect", "right"), ("p (Holm)", "right")):
             found.add_column(col, justify=just)
         for g in report.search.groups[:max(top, 5)]:
-            found.add_row(escape(g["cls"]), g["shape"], str(g["verified"]), str(g["steering"]), escape(printable(repr(g["best"]))),
+            found.add_row(shown(g["cls"]), g["shape"], str(g["verified"]), str(g["steering"]), shown(repr(g["best"])),
                           f"{g['best_rate']:.3f}", f"{g['best_effect']:+.3f}", f"{g['best_p_adjusted']:.2g}")
         console.print(found)
     if report.attention is not None:
         a = report.attention
-        console.print(escape(a.summary()))
+        console.print(shown(a.summary()))
         console.print("[dim]per layer, entropy clean -> with token (mass on token): " + ", ".join(
             f"{i}: {c:.2f} -> {t:.2f} ({m:.2f})" for i, (c, t, m) in
             enumerate(zip(a.entropy_clean, a.entropy_token, a.mass_on_token or [float("nan")] * len(a.entropy_clean)))) + "[/]")
         for note in a.notes:
-            console.print(f"[yellow]note:[/] {escape(note)}")
+            console.print(f"[yellow]note:[/] {shown(note)}")
     for f in sweep.steering[:3]:
         for ex in f.examples[:2]:
             text = ex["text"] if len(ex["text"]) <= 200 else ex["text"][:200] + " ..."
-            console.print(f"  [dim]{escape(f.type)}: {escape(ex['clean_prediction'])} -> {escape(ex['prediction'])}:[/] {escape(printable(text))}")
+            console.print(f"  [dim]{shown(f.type)}: {shown(ex['clean_prediction'])} -> {shown(ex['prediction'])}:[/] {shown(text)}")
 
 
 @command("probe")

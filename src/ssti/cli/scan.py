@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from ssti.cli.app import command, stdout_console
+from ssti.cli.app import command, shown, stdout_console
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
@@ -39,29 +38,29 @@ def render(report: "ScanReport", console: Console, top: int) -> None:
     colour = "red" if report.verdict == "suspicious" else "green"
     console.print(f"[bold {colour}]{report.verdict}[/]: {len(report.flagged)} feature(s) flagged at family-wise p <= {report.threshold:g}; "
                   f"{len(report.flagged_rows):,} row(s) carry them")
-    table = Table(title=f"{escape(report.source or 'dataset')} [{escape(report.split)}]: {report.n_docs:,} rows, {report.n_features:,} features, "
+    table = Table(title=f"{shown(report.source or 'dataset')} [{shown(report.split)}]: {report.n_docs:,} rows, {report.n_features:,} features, "
                         f"{report.seconds:.1f} s ({report.tokens_per_s:,.0f} tokens/s)")
     for col, just in (("#", "right"), ("feature", "left"), ("level", "left"), ("class", "left"), ("support", "right"),
                       ("outside", "right"), ("H(y|t)", "right"), ("p (leak)", "right"), ("p (skew)", "right"),
                       ("PMI", "right"), ("log OR", "right"), ("flag", "left")):
         table.add_column(col, justify=just)
-    shown = report.features[: max(top, len(report.flagged))]
-    for i, f in enumerate(shown, 1):
-        table.add_row(str(i), escape(repr(f.feature)[1:-1]), f.level, escape(f.cls), f"{f.support:,}", f"{f.leakage:,}",
+    listed = report.features[: max(top, len(report.flagged))]
+    for i, f in enumerate(listed, 1):
+        table.add_row(str(i), shown(repr(f.feature)[1:-1]), f.level, shown(f.cls), f"{f.support:,}", f"{f.leakage:,}",
                       f"{f.entropy:.3f}", f"{f.p_value:.2g}", f"{f.skew_p_value:.2g}", f"{f.pmi:.2f}", f"{f.log_odds:.2f}",
                       "[red]yes[/]" if f.flagged else "")
     console.print(table)
     if report.allowances:
-        console.print("[dim]natural-leakage allowance per level: " + escape(", ".join(f"{k} {v}" for k, v in report.allowances.items())) + "[/]")
+        console.print("[dim]natural-leakage allowance per level: " + shown(", ".join(f"{k} {v}" for k, v in report.allowances.items())) + "[/]")
     if report.detection_limits:
         console.print("[dim]detection limit, rows of one class a planted feature must be in (none outside it) to be flagged: "
-                      + escape(", ".join(f"{lv} {_span(per_class.values())}" for lv, per_class in report.detection_limits.items())) + "[/]")
+                      + shown(", ".join(f"{lv} {_span(per_class.values())}" for lv, per_class in report.detection_limits.items())) + "[/]")
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {shown(note)}")
     if report.flagged_rows:
         head = ", ".join(report.flagged_rows[:10])
         more = f" ... (+{len(report.flagged_rows) - 10:,}; --json lists them all)" if len(report.flagged_rows) > 10 else ""
-        console.print(f"flagged rows: {escape(head)}{escape(more)}")
+        console.print(f"flagged rows: {shown(head)}{shown(more)}")
 
 
 def _span(values) -> str:
@@ -120,7 +119,7 @@ def scan_command(
     if json_out:
         typer.echo(report.to_json())
         for note in report.notes:
-            err.print(f"[yellow]note:[/] {escape(note)}")
+            err.print(f"[yellow]note:[/] {shown(note)}")
     else:
         render(report, stdout_console(), top)
     if remove is not None:  # the scan-strip / scan-drop defence, on the report just made (ssti defend runs the same)
@@ -131,8 +130,8 @@ def scan_command(
                               context=context)  # the model also judges each flagged name
         result = defend_dataset(ds, defence, report=report, source=data)  # the injection's manifest and record, as ssti defend reads them
         path = write_defended(result, out, overwrite=overwrite)
-        err.print(f"cleaned ({remove}): {result.record['rows_changed']:,} row(s) of the flagged features' own classes -> {escape(str(path))}")
+        err.print(f"cleaned ({remove}): {result.record['rows_changed']:,} row(s) of the flagged features' own classes -> {shown(str(path))}")
         for note in result.notes:
-            err.print(f"[yellow]note:[/] {escape(note)}")
+            err.print(f"[yellow]note:[/] {shown(note)}")
     if report.verdict == "suspicious":
         raise typer.Exit(1)
