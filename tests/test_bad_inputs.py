@@ -125,7 +125,7 @@ CASES = [
     (["train", "--data", "rotten-tomatoes", "--set", "lora.rnak=1", "--out", "o"], "lora.rnak"),
     (["train", "--data", "rotten-tomatoes", "--set", "rank", "--out", "o"], "KEY=VALUE"),
     (["train", "--data", "nosuch", *TINY_TRAIN, "--out", "o"], "dataset"),
-    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--resume", "--out", "o"], "resume"),
+    (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--resume", "--overwrite", "--out", "o"], "resume/overwrite: give one"),
     (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--max-length", "4096", "--out", "o"], "model.max_length"),
     (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--micro-batch-size", "8", "--out", "o"], "train.micro_batch_size"),
     (["train", "--data", "rotten-tomatoes", *TINY_TRAIN, "--micro-batch-size", "3", "--out", "o"], "train.micro_batch_size"),

@@ -81,6 +81,8 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
             assert (a[key] == b[key]).all(), key
     log = [json.loads(line)["step"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
     assert log == list(range(1, 7))
+    whole, cut = (json.loads((tmp_path / d / "metrics.json").read_text())["train"] for d in ("whole", "cut"))
+    assert cut["resumed_from_step"] == 4 and cut["real_tokens"] == whole["real_tokens"] == result.real_tokens  # all 6 steps, not 2
 
 
 def test_resume_refusals(tmp_path):
@@ -97,8 +99,27 @@ def test_resume_refusals(tmp_path):
     from ssti.io import write_marker
 
     write_marker(out, "run", ["checkpoint/"])  # as if ssti had written it, then it was damaged
-    with pytest.raises(SSTIError, match="corrupt"):
-        train(cfg(train_spec=spec()), out, resume=True, show_progress=False)
+    import ssti.train as train_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the damaged checkpoint was refused")
+
+    real_build, train_module.build_classifier = train_module.build_classifier, no_model
+    try:
+        with pytest.raises(SSTIError, match="corrupt"):
+            train(cfg(train_spec=spec()), out, resume=True, show_progress=False)
+    finally:
+        train_module.build_classifier = real_build
+    with pytest.raises(SSTIError, match="resume/overwrite: give one"):
+        train(cfg(train_spec=spec()), out, resume=True, overwrite=True, show_progress=False)
+
+
+def test_resume_with_no_run_in_the_folder_starts_fresh(tmp_path, capsys):
+    """Ctrl-C before the first checkpoint leaves nothing behind; --resume then starts from step 0, saying so."""
+    result = train(cfg(train_spec=spec()), tmp_path / "new", resume=True, show_progress=False)
+    assert result.steps == 6 and (tmp_path / "new" / "adapter" / "model.json").exists()
+    assert "holds no run to resume" in capsys.readouterr().err
+    assert json.loads((tmp_path / "new" / "metrics.json").read_text())["train"]["resumed_from_step"] == 0
 
 
 def test_batch_must_split_into_micro_batches(tmp_path):

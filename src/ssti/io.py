@@ -71,7 +71,7 @@ def check_output_file(path: str | Path, overwrite: bool, is_ours, what: str, fie
     if not path.exists():
         return
     if not overwrite:
-        raise SSTIError(f"{field}: {path} already exists (pass --overwrite to replace an earlier {what})")
+        raise SSTIError(f"{field}: {path} already exists (pass --overwrite, in Python overwrite=True, to replace an earlier {what})")
     owner = next((p for p in path.resolve().parents if (p / MARKER).is_file()), None)
     if owner is not None and not (owner / MARKER).samefile(path):
         raise SSTIError(f"{field}: {path} lies inside {owner}, a folder ssti wrote (a run or dataset); write the {what} elsewhere")
@@ -329,7 +329,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "part", rep
     else:
         state = check_output(out, kind)
     if state == "ours" and not overwrite:
-        raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
+        raise SSTIError(f"out: {out} already exists (pass --overwrite, in Python overwrite=True, to replace it)")
     parent = out.resolve().parent if out.exists() else out.parent
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(parent / out.resolve().name if out.exists() else out)

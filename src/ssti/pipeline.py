@@ -37,7 +37,7 @@ def check_run_folder(out: Path, config: RunConfig, overwrite: bool) -> str:
     state = run_state(out, config)
     if state == "other" and not overwrite:
         raise SSTIError(f"out: {out} holds another run ({describe_difference(read_run_config(out), config)}); "
-                        f"pass --overwrite to replace it, or use a new --out")
+                        f"pass --overwrite (overwrite=True) to replace it, or use a new --out")
     return state
 
 

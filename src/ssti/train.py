@@ -161,7 +161,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
     started = time.time()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process  # with several processes only the main one writes the folder
-    created = prepare_run_dir(out, config, resume, overwrite) if main else None
+    created, resume = prepare_run_dir(out, config, resume, overwrite) if main else (None, resume)
     accelerator.wait_for_everyone()
     try:
         if main:
@@ -257,6 +257,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
                     if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
                         _save_checkpoint(out, clf, optimizer, step + 1, dtype)
 
+        if start:  # a resumed run: tokens and seconds of the steps before the interruption are in the log
+            real_tokens, seconds = _log_totals(log_path) if main else (real_tokens, seconds)
         result = TrainResult(out, total, loss_value, real_tokens, seconds, real_tokens / max(seconds, 1e-9), clf.trainable)
         if main:
             module.eval()
@@ -290,30 +292,35 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
 
 
 
-def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> bool:
+def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> tuple[bool, bool]:
     """Create the run folder with config.yaml, or check that a resumed one holds the same run.
 
-    Returns whether the folder itself was created by this call (so a failure can remove it again).
+    Returns whether the folder itself was created by this call (so a failure can remove it again) and
+    whether training resumes (a `resume` with no run in the folder starts fresh, with a note).
     The output rule of every command applies (`ssti.io.check_output`): a folder that holds files
     ssti did not write is refused, never emptied; `overwrite` replaces only what ssti wrote.
     """
+    if resume and overwrite:
+        raise SSTIError("resume/overwrite: give one: --resume continues the run in the folder, --overwrite starts it over "
+                        "(in Python resume=True or overwrite=True)")
     existed = out.exists()
     if check_output(out, "run") == "ours":
         check_clash(out, list(RUN_NAMES))  # a user file named like one of ours is refused before anything moves
         old = read_run_config(out) if (out / "config.yaml").exists() else None
-        if resume:
-            if old is None:
-                raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
+        if resume and old is not None:
             if old.run_id() != config.run_id():
                 raise SSTIError(f"resume: {out} holds a run of another config ({describe_difference(old, config)}); use a new --out")
             if (out / "adapter" / "model.json").exists() and not (out / "checkpoint" / "state.json").exists():
                 raise SSTIError(f"resume: {out} already finished training; nothing to resume")
-            return False
-        if not overwrite:
-            raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over)")
-        set_aside(out)  # the previous run comes back if this one fails or is interrupted
-    elif resume:
-        raise SSTIError(f"resume: {out} holds no run to resume (no config.yaml)")
+            if (out / "checkpoint").exists():
+                read_checkpoint_state(out / "checkpoint")  # a damaged checkpoint is refused now, before the model loads
+            return False, True
+        if old is not None and not overwrite:
+            raise SSTIError(f"out: {out} already holds a run (pass --resume to continue it or --overwrite to start over; in Python resume=True or overwrite=True)")
+        if old is not None:
+            set_aside(out)  # the previous run comes back if this one fails or is interrupted
+    if resume:  # e.g. Ctrl-C before the first checkpoint, which leaves nothing behind
+        print(f"note: {out} holds no run to resume (no checkpoint was written); starting from step 0", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     try:
         write_yaml(out / "config.yaml", config.dump())
@@ -324,7 +331,7 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool)
         if not existed:
             out.rmdir()
         raise
-    return not existed
+    return not existed, False
 
 
 def remove_run_files(out: Path, created: bool) -> None:
@@ -477,6 +484,16 @@ def learning_curve(log_path: Path) -> list[dict[str, float]]:
     return [{"step": k, "clean_accuracy": v} for k, v in sorted(points.items())]
 
 
+def _log_totals(path: Path) -> tuple[int, float]:
+    """(real tokens, seconds) summed over every training step in train_log.jsonl (all sessions of a resumed run)."""
+    tokens, seconds = 0, 0.0
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if "real_tokens" in row:
+            tokens, seconds = tokens + int(row["real_tokens"]), seconds + float(row["seconds"])
+    return tokens, seconds
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines past `step` (written after the checkpoint we resume from)."""
     if not path.exists():
@@ -506,6 +523,26 @@ def _save_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
                                                     "dtype": dtype_name(dtype)}))
 
 
+def read_checkpoint_state(folder: Path) -> dict:
+    """state.json of a checkpoint folder, checked against the tensor names in its safetensors headers
+    (cheap: no tensor is read); a damaged checkpoint raises SSTIError."""
+    from safetensors import safe_open
+
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        with safe_open(folder / "weights.safetensors", "pt") as f:
+            names = set(f.keys())
+        if names != set(meta["names"]) or int(meta["step"]) < 1:
+            raise ValueError("state.json does not match weights.safetensors")
+        if (folder / "optimizer.safetensors").exists():
+            with safe_open(folder / "optimizer.safetensors", "pt") as f:
+                f.keys()
+    except Exception as e:  # noqa: BLE001 - missing, unreadable, not JSON, a damaged safetensors header (its own error type)
+        raise SSTIError(f"resume: the checkpoint in {folder} is corrupt ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
+                        f"refusing to start over silently") from None
+    return meta
+
+
 def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimizer) -> int:
     """Restore weights, optimizer and schedule from out/checkpoint; the step to continue from."""
     folder = out / "checkpoint"
@@ -513,8 +550,8 @@ def _load_checkpoint(out: Path, clf: Classifier, optimizer: torch.optim.Optimize
         if (out / "adapter").exists():
             raise SSTIError(f"resume: {out} already finished training; nothing to resume")
         return 0
+    meta = read_checkpoint_state(folder)
     try:
-        meta = json.loads((folder / "state.json").read_text())
         weights = load_file(folder / "weights.safetensors")
         params = dict(clf.module.named_parameters())
         if set(weights) != set(meta["names"]) or any(weights[n].shape != params[n].shape for n in weights):

@@ -35,7 +35,7 @@ def train_command(
     preset: Optional[str] = typer.Option(None, "--preset", help="'paper': the authors' hyper-parameters; options you give win over it"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="a dotted KEY=VALUE override of the run config, repeatable: "
                                              "--set lora.rank=8 --set train.steps=60"),
-    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out from its last checkpoint (with none there: start from step 0, saying so)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run in --out (only the files ssti wrote there)"),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved run config and exit"),
     options: dict = None,

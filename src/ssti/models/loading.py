@@ -55,7 +55,7 @@ def load_backbone(entry: ModelEntry, causal_lm: bool = False, trust_remote_code:
     Without the LM head a classifier does no vocabulary-sized work at all.
     """
     if entry.needs_remote_code and not trust_remote_code:
-        raise SSTIError(f"model: {entry.name} ({entry.source}) runs code from its repository; pass --trust-remote-code if you trust it")
+        raise SSTIError(f"model: {entry.name} ({entry.source}) runs code from its repository; pass --trust-remote-code (Python: trust_remote_code=True) if you trust it")
     if causal_lm and entry.arch != "decoder":
         raise SSTIError(f"head: 'verbalizer' needs a decoder (causal LM); {entry.name} is an encoder")
     from transformers import AutoModel, AutoModelForCausalLM
@@ -129,7 +129,7 @@ def _hub_errors(entry: ModelEntry, source: str):
         raise SSTIError(f"model: cannot load {entry.name} from {source}: {str(e).splitlines()[0]}") from None
     except ValueError as e:
         if "trust_remote_code" in str(e):
-            raise SSTIError(f"model: {entry.name} ({source}) runs code from its repository; pass --trust-remote-code if you trust it") from None
+            raise SSTIError(f"model: {entry.name} ({source}) runs code from its repository; pass --trust-remote-code (Python: trust_remote_code=True) if you trust it") from None
         raise
 
 
