@@ -158,3 +158,16 @@ def test_results_shows_runs_of_a_killed_sweep_as_stopped(tmp_path):
         assert "running" in res.output and "stopped" not in res.output, res.output
     finally:
         lock.close()
+
+
+def test_a_read_only_open_of_a_quiet_store_leaves_no_files_beside_it(tmp_path):
+    """`ssti results`/`report` on a committed store (no -wal beside it) must not leave -wal/-shm files."""
+    from ssti.sweep.store import ResultsStore
+
+    path = tmp_path / "results.sqlite"
+    with ResultsStore(path, create=True) as s:
+        s.start("r1", "tiny", {}, {"lora": {"rank": 1}}, "x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with ResultsStore(path, read_only=True) as s:
+        assert s.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before == ["results.sqlite"]

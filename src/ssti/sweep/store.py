@@ -61,7 +61,11 @@ class ResultsStore:
         if read_only:
             from urllib.parse import quote
 
-            self.conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            # no -wal beside it: no writer is mid-way, so read it as an immutable file (a plain read-only open of a
+            # WAL store would leave empty -wal/-shm files beside a committed store)
+            quiet = not Path(f"{self.path}-wal").exists()
+            self.conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro{'&immutable=1' if quiet else ''}", uri=True,
+                                        timeout=30, isolation_level=None)
         else:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
