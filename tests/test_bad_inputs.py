@@ -340,4 +340,11 @@ def test_the_python_api_takes_an_encoded_dataset_and_a_path():
     encoded = datasets.Dataset.from_pandas(df).class_encode_column("label")
     out = inject_dataset(encoded, InjectionSpec(targets={"pos": "date"}))
     assert out.injected_counts() == {"neg": 0, "pos": 2}
-    assert inject_dataset("rotten-tomatoes", InjectionSpec(targets={"1": "date"}, count=3)).injected_counts()["fresh"] == 3
+    injected = inject_dataset("rotten-tomatoes", InjectionSpec(targets={"1": "date"}, count=60))
+    assert injected.injected_counts()["fresh"] == 60
+
+    from ssti.config import DefenceSpec
+    from ssti.defend import defend_dataset
+
+    cleaned = defend_dataset(injected, DefenceSpec(name="scan-strip"))  # in memory, its manifest measures retention
+    assert cleaned.measurement["retention"][-1]["insertions"] == 60 and cleaned.source_record["spec"]["targets"] == {"1": "date"}

@@ -138,7 +138,8 @@ def check_classes(configs: list[RunConfig]) -> None:
         if config.eval.sources:
             resolve_targets(config.eval.sources, names, "eval.sources")
         if config.eval.split not in splits:
-            raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)})")
+            raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)}); give the "
+                            f"data a {config.eval.split!r} split (a csv/jsonl file without a split column is split 80/20), or set eval.split")
 
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False,

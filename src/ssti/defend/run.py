@@ -32,6 +32,8 @@ from ssti.data.folder import is_dataset_folder, read_manifest, read_meta, write_
 from ssti.defend.measure import measure_defence
 from ssti.defend.registry import DEFENCES
 from ssti.errors import SSTIError
+from ssti.inject import InjectedDataset
+from ssti.inject.store import injection_record
 
 FORMAT = "ssti-defended-dataset/1"
 RESULT_FILE = "defence.json"
@@ -74,7 +76,8 @@ def injection_of(source: str) -> tuple[list[dict] | None, dict | None]:
 def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest: list[dict] | None = None,
                    show_progress: bool = False, resume: bool = True, report=None, source: str | None = None,
                    **load_options) -> DefenceResult:
-    """Apply defence `spec` to `data` (a dataset name, folder or file, or a DatasetDict) and measure it. A
+    """Apply defence `spec` to `data` (a dataset name, folder or file, a DatasetDict, or an `InjectedDataset`
+    straight from `inject_dataset`, whose manifest measures retention) and measure it. A
     file without a `split` column is cleaned whole: all its rows are one `train` split.
 
     `manifest`: the injection manifest to measure retention against (read from an injected folder
@@ -86,10 +89,15 @@ def defend_dataset(data: str | datasets.DatasetDict, spec: DefenceSpec, manifest
     """
     if not isinstance(spec, DefenceSpec):
         raise SSTIError(f"spec: expected an ssti.config.DefenceSpec, got {type(spec).__name__}; e.g. DefenceSpec(name='scan-strip')")
+    record_given = None
+    if isinstance(data, InjectedDataset):  # straight from inject_dataset: its manifest and record come with it
+        manifest = data.manifest if manifest is None else manifest
+        record_given = injection_record(data)
+        data = data.dataset
     from_path = isinstance(data, (str, os.PathLike))
     if from_path:
         source = os.fspath(data)
-    got_manifest, record_of_source = injection_of(source) if source is not None else (None, None)
+    got_manifest, record_of_source = injection_of(source) if source is not None else (None, record_given)
     manifest = manifest if manifest is not None else got_manifest
     # a file without a split column is cleaned whole; a DatasetDict is checked against the contract
     data = load_dataset(source if from_path else data, whole_file=True, **load_options)

@@ -49,8 +49,14 @@ def validation_message(err: ValidationError, where: str = "") -> str:
     if e["type"] == "extra_forbidden":
         return f"{field}: is not a field (a typo?)"
     if loc and loc[-1] in ALLOWED:
-        return f"{field}: {got!r} is not allowed ({msg}); allowed: {ALLOWED[loc[-1]]}"
-    return f"{field}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})")
+        return f"{field}: {_short(got)} is not allowed ({msg}); allowed: {ALLOWED[loc[-1]]}"
+    return f"{field}: {msg}" + ("" if isinstance(got, dict) else f" (got {_short(got)})")
+
+
+def _short(value: Any) -> str:
+    """A value for an error line: its repr on one line, cut to 80 characters (a DataFrame's repr is many lines)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else f"a {type(value).__name__}: {text[:60]}..."
 
 
 def _takes(annotation: Any, kinds: tuple[type, ...]) -> bool:
