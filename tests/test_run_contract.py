@@ -62,9 +62,23 @@ def test_readme_tour_inject_train_eval_and_the_run_moves(small_csv, tmp_path):
     # and on another dataset with the same classes
     other = tmp_path / "other.csv"
     other.write_text("text,label\n" + "".join(f"sample {i},{'low' if i % 2 else 'high'}\n" for i in range(10)))
+    own = (moved / "metrics.json").read_text()
     res = invoke("eval", moved, "--data", other)
     assert res.exit_code == 0, res.output
-    assert json.loads((moved / "metrics.json").read_text())["eval_data"] == str(other)
+    assert (moved / "metrics.json").read_text() == own  # another dataset's results never replace the run's own
+    [written] = moved.glob("eval-other-*.json")
+    assert json.loads(written.read_text())["eval_data"] == str(other) and "written to" in res.output
+    # the same classes listed in another order are matched by name; a missing class is named
+    flipped = tmp_path / "flipped.csv"
+    flipped.write_text("text,label\n" + "".join(f"sample {i},{'low' if i % 2 else 'high'}\n" for i in range(10)).replace("low", "zlow"))
+    reordered = tmp_path / "reordered.csv"
+    reordered.write_text("text,label\n" + "".join(f"sample {i},{['high', 'low'][i % 2]}\n" for i in range(10)))
+    res = invoke("eval", moved, "--data", reordered)
+    assert res.exit_code == 0, res.output
+    [again] = moved.glob("eval-reordered-*.json")
+    assert json.loads(again.read_text())["class_names"] == json.loads(own)["class_names"]
+    res = invoke("eval", moved, "--data", flipped)
+    assert res.exit_code == 2 and "missing 'low'" in res.output and "not trained on 'zlow'" in res.output, res.output
 
 
 def test_readme_python_api_on_an_injected_folder(tmp_path):
@@ -242,8 +256,12 @@ def test_evaluation_replaces_the_last_one_and_reads_other_columns(small_csv, tmp
     res = invoke("eval", run, "--source", "low=country", "--source", "high=html", "--data", other,
                  "--text-column", "review", "--label-column", "sentiment")
     assert res.exit_code == 0, res.output
-    m = json.loads((run / "metrics.json").read_text())
+    [written] = run.glob("eval-cols-*.json")
+    m = json.loads(written.read_text())
     assert m["eval_data"] == str(other) and "seamless_injection_rate" in m
+    assert "eval_data" not in json.loads((run / "metrics.json").read_text())
+    invoke("eval", run, "--source", "low=country", "--source", "high=html")
+    assert "seamless_injection_rate" in json.loads((run / "metrics.json").read_text())
     assert invoke("eval", run).exit_code == 0
     m = json.loads((run / "metrics.json").read_text())
     assert "eval_data" not in m and "seamless_injection_rate" not in m and m["spurious"] == {} and "train" in m

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import datasets
 import numpy as np
 
 from ssti.config import INJECTED_DATA, DataSpec, EvalSpec, RunConfig, read_run_config, resolve_data
-from ssti.data import class_names_of, column, load_dataset, stratified_sample
+from ssti.data import class_names_of, column, load_dataset, make_split, stratified_sample
 from ssti.data.folder import is_dataset_folder, read_record
 from ssti.errors import SSTIError
-from ssti.io import read_json, read_marker, write_json
+from ssti.io import check_clash, read_json, read_marker, write_json, write_marker
 from ssti.models.build import load_run, lost_insertions
 from ssti.models.inference import predict, predict_sets  # noqa: F401  (ssti.evaluate.predict is public)
 from ssti.models.precision import best_peak, non_embedding_parameters, record_mfu
@@ -140,6 +141,32 @@ def _warn_if_source_changed(config: RunConfig) -> None:
                   f"was trained on ({INJECTED_DATA}/ in the run folder)", file=sys.stderr)
 
 
+def match_classes(dataset, trained_names: list[str] | None):
+    """`dataset` with its labels in the order of the classes the run was trained on (matched by name: another
+    file may list the same classes in another order). Raises SSTIError naming the missing and extra classes."""
+    names = class_names_of(dataset)
+    if trained_names is None or names == trained_names:
+        return dataset
+    if sorted(names) != sorted(trained_names):
+        missing, extra = [n for n in trained_names if n not in names], [n for n in names if n not in trained_names]
+        raise SSTIError(f"data: its classes are not the ones the run was trained on ({', '.join(map(repr, trained_names))}): "
+                        f"{'missing ' + ', '.join(map(repr, missing)) if missing else ''}{'; ' if missing and extra else ''}"
+                        f"{'not trained on ' + ', '.join(map(repr, extra)) if extra else ''}")
+    to_trained = [trained_names.index(n) for n in names]
+    return datasets.DatasetDict({k: make_split(column(split, "id"), column(split, "text"), [to_trained[v] for v in column(split, "label")],
+                                               trained_names) for k, split in dataset.items()})
+
+
+def other_data_file(dataset: str, data) -> str:
+    """The file in a run folder holding its evaluation on another dataset: `eval-<stem>-<hash of how it was read>.json`."""
+    import hashlib
+    import re
+
+    how = data.model_dump_json() if isinstance(data, DataSpec) else str(data)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(dataset)).stem)[:40] or "data"
+    return f"eval-{stem}-{hashlib.sha256(how.encode()).hexdigest()[:8]}.json"
+
+
 def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | DataSpec | None = None,
                  write: bool = True) -> dict[str, Any]:
     """Evaluate a trained run on the clean split and one spurious set per class token type.
@@ -147,7 +174,8 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     `spec` defaults to the run's own `eval` section; its `sources` (class -> token source) override
     the types the run was trained with. `data` evaluates on another dataset with the same classes.
     Metrics (with `eval_config` and `provenance`) are merged into the run's metrics.json under
-    "clean" and "spurious". Raises SSTIError for a folder that is not a finished run, changed data,
+    "clean" and "spurious"; with `data`, they go to their own file `eval-<data stem>-<hash>.json` in the
+    run folder (`written_to`), and metrics.json, which reports and sweeps read, keeps the run's own data. Raises SSTIError for a folder that is not a finished run, changed data,
     a missing split and classes that do not match the model's.
     """
     from ssti.inject import make_spurious_test_set
@@ -167,7 +195,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     if made and made != config.run_id():
         raise SSTIError(f"run: {run_dir / 'config.yaml'} was changed after the run was made (run id {config.run_id()}, "
                         f"trained as {made}); restore it or re-create the run")
-    dataset = evaluation_data(run_dir, config, data)
+    dataset = match_classes(evaluation_data(run_dir, config, data), read_json(run_dir / "adapter" / "model.json").get("class_names"))
     if spec.split not in dataset:
         raise SSTIError(f"eval.split: {spec.split!r} is not in the dataset (splits: {', '.join(dataset)})")
     test = dataset[spec.split]
@@ -176,9 +204,6 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     if spec.max_samples and spec.max_samples < len(test):
         test = test.select(stratified_sample(column(test, "label"), spec.max_samples, spec.seed))
     class_names = class_names_of(dataset)
-    trained_names = read_json(run_dir / "adapter" / "model.json").get("class_names")
-    if trained_names is not None and class_names != trained_names:
-        raise SSTIError(f"data: classes {class_names} do not match the classes the run was trained on {trained_names}")
     plan = spurious_plan(run_dir, class_names, spec)  # checked before the model loads
     precision = config.train.precision
     clf = load_run(run_dir, precision)
@@ -232,6 +257,14 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     metrics["items"] = {"y_true": y_true.tolist(), **{name: p.tolist() for name, p in preds.items()}}
     if len(plan) >= 2 and len({p["source"] for p in plan.values()}) == len(plan):
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
+    if write and data is not None:  # another dataset's results never replace the run's own metrics.json
+        metrics["eval_provenance"] = provenance(str(device), started)
+        name = other_data_file(metrics["eval_data"], data)
+        check_clash(run_dir, [name])
+        write_json(run_dir / name, metrics)
+        write_marker(run_dir, "run", [name])
+        metrics["written_to"] = str(run_dir / name)
+        return metrics
     if write:
         # this evaluation replaces the last one whole (no key of an earlier evaluation survives); training's stay
         merged = {k: v for k, v in previous.items() if k in TRAINING_KEYS} | metrics

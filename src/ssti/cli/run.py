@@ -13,7 +13,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from ssti.cli.app import command
+from ssti.cli.app import command, shown
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, EvalSpec, LoraSpec, ModelSpec, TrainSpec
 
@@ -69,7 +69,8 @@ def eval_command(
     options: dict = None,
 ) -> None:
     """Evaluate a run: clean accuracy and, per token type, predicted-class counts and attack success on a
-    test set where every sample carries the token. Writes metrics.json in the run folder.
+    test set where every sample carries the token. Writes metrics.json in the run folder (with --data:
+    eval-<data>-<hash>.json beside it, so the run's own results stay).
 
     Options not given keep the run's own eval settings (its config.yaml).
     """
@@ -90,6 +91,8 @@ def eval_command(
     other = validate(DataSpec, {**config.data.model_dump(), "fingerprint": None, **reading, "dataset": data}, "data") if data else None
     metrics = evaluate_run(run_dir, spec, data=other)
     Console().print(metrics_table(metrics, title=str(run_dir)))
+    if metrics.get("written_to"):
+        Console().print(f"written to {shown(metrics['written_to'])} (the run's own metrics.json is kept)")
     if not metrics["spurious"]:
         Console().print("[yellow]no token types to test: the run was not trained on injected data; pass --source CLASS=SOURCE[/]")
 
