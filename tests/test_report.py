@@ -261,3 +261,25 @@ def test_the_rank_figure_has_a_column_only_for_proportions_run_at_two_or_more_ra
     recs = [{**rec, "rate": 0.05, "rank": r} for r in (1, 4, 16)] + [{**rec, "rate": p, "rank": 1} for p in (0.25, 0.5)]  # Figure 1's points
     assert figures.rank_figure(recs, tmp_path) is not None and drawn["shape"] == (3, 1)
     assert figures.rank_figure([{**rec, "rate": 0.5, "rank": 1}, {**rec, "rate": 0.25, "rank": 4}], tmp_path) is None
+
+
+def test_a_run_trained_on_an_injected_folder_is_reported_as_injected(tmp_path):
+    """The README's tour (`inject`, then `train --data FOLDER`) puts the injection in the data folder, not the
+    config: the report reads it from the run's injection.yaml; an injection given as a row count (no
+    proportion) is reported too, not a crash."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from ssti.cli import app
+
+    r = CliRunner()
+    assert r.invoke(app, ["inject", "--dataset", "rotten-tomatoes", "--target", "1=date", "--count", "40", "--out", str(tmp_path / "inj")]).exit_code == 0
+    res = r.invoke(app, ["train", "--data", str(tmp_path / "inj"), "--model", "tiny-random-llama", "--steps", "1", "--batch-size", "4",
+                         "--max-length", "32", "--eval-samples", "20", "--out", str(tmp_path / "runs" / "r")])
+    assert res.exit_code == 0, res.output
+    assert r.invoke(app, ["eval", str(tmp_path / "runs" / "r")]).exit_code == 0
+    res = r.invoke(app, ["report", str(tmp_path / "runs"), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    [row] = list(csv.DictReader(open(tmp_path / "rep" / "runs.csv")))
+    assert row["injected"] == "True" and row["source"] == "1=date" and row["attack_success_rate"] != ""

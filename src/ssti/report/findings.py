@@ -165,11 +165,16 @@ def _row(finding: str, model: str, dataset: str, setting: str, statistic: str, v
             "value": value, "low": lo, "high": hi, "verdict": verdict, "why": why, "runs": runs}
 
 
+def _share(rate: float | None) -> str:
+    """How much of the target class was injected: a proportion, or a row count (`injection.count`) when it has none."""
+    return f"proportion {rate:g}" if rate is not None else "a count of rows"
+
+
 def _f1(model, dataset, rate, lora, rng) -> dict[str, Any] | None:
     if not lora:
         return None
     est = bootstrap_means([lora], "lift", rng)
-    setting = f"light, proportion {rate:g}, LoRA rank{'s' if len({r['rank'] for r in lora}) > 1 else ''} {_ranks(lora)}"
+    setting = f"light, {_share(rate)}, LoRA rank{'s' if len({r['rank'] for r in lora}) > 1 else ''} {_ranks(lora)}"
     if est is None:
         return _row("F1: one token is enough", model, dataset, setting, "mean ASR lift", None, None, None, "inconclusive",
                     "no per-item predictions recorded (re-evaluate the runs)", len(lora))
@@ -188,7 +193,7 @@ def _f1(model, dataset, rate, lora, rng) -> dict[str, Any] | None:
 def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any] | None:
     by_rank = dict(group_by(lora, ["rank"]))
     ranks = sorted(k[0] for k in by_rank)
-    setting = f"proportion {rate:g}, LoRA ranks {', '.join(map(str, ranks))}"
+    setting = f"{_share(rate)}, LoRA ranks {', '.join(map(str, ranks))}"
     if len(ranks) < 2:
         return None
     est = bootstrap_means([by_rank[(k,)] for k in ranks], "asr", rng)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ssti.errors import SSTIError
-from ssti.io import write_bytes, write_text
+from ssti.io import read_yaml, write_bytes, write_text
 
 
 def primary_spurious(metrics: dict, injection: dict | None) -> tuple[str | None, dict | None]:
@@ -41,10 +41,22 @@ def clean_target_rate(clean: dict, target: int | None) -> float | None:
     return sum(row[target] for row in others) / n if n else None
 
 
+def trained_injection(run_dir: str | None) -> dict:
+    """The injection spec a run trained on when its config has none: it was trained on an injected folder
+    (`ssti inject` then `ssti train --data FOLDER`), whose record the run keeps in injection.yaml. {} for none."""
+    if not run_dir or not (Path(run_dir) / "injection.yaml").is_file():
+        return {}
+    try:
+        spec = read_yaml(Path(run_dir) / "injection.yaml").get("spec")
+    except (SSTIError, AttributeError):
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
     """One store row as a flat record of scalars (axis settings, headline metrics, scan verdict)."""
     config = row.get("config") or {}
-    inj = config.get("injection") or {}
+    inj = config.get("injection") or trained_injection(row.get("run_dir"))
     metrics = row.get("metrics") or {}
     clean = metrics.get("clean") or {}
     name, spur = primary_spurious(metrics, inj)
