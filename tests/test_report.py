@@ -283,3 +283,27 @@ def test_a_run_trained_on_an_injected_folder_is_reported_as_injected(tmp_path):
     assert res.exit_code == 0, res.output
     [row] = list(csv.DictReader(open(tmp_path / "rep" / "runs.csv")))
     assert row["injected"] == "True" and row["source"] == "1=date" and row["attack_success_rate"] != ""
+
+
+def test_runs_of_an_earlier_sweep_config_or_data_are_stale_not_extra_seeds(tmp_path):
+    """A store keeps every run it finished; after the axes or the data file change, the runs the sweep no
+    longer has are `stale` in `ssti results` and left out of the report (they looked like more seeds)."""
+    import csv
+
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"words number {i} here,{i % 2}\n" for i in range(30)))
+    cfg = tmp_path / "sw.yaml"
+    body = ("base: {data: {dataset: %s}, model: {name: tiny-random-llama, max_length: 32}, train: {steps: 1, batch_size: 4}, "
+            "eval: {max_samples: 10}}\naxes: {lora.rank: %s}\n")
+    r = CliRunner()
+    for ranks in ("[1, 4]", "[1, 8]"):
+        cfg.write_text(body % (data, ranks))
+        assert r.invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "sw")]).exit_code == 0
+    data.write_text(data.read_text().replace("number 3 ", "number three "))  # one changed word: new run ids
+    assert r.invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "sw")]).exit_code == 0
+    res = r.invoke(app, ["results", str(tmp_path / "sw"), "--status", "stale"])
+    assert res.exit_code == 0 and "3 run(s) are stale" in res.output, res.output
+    assert r.invoke(app, ["report", str(tmp_path / "sw"), "-o", str(tmp_path / "rep")]).exit_code == 0
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "runs.csv")))
+    assert sorted(int(row["rank"]) for row in rows) == [1, 8]
+    assert "3 stale, left out" in (tmp_path / "rep" / "index.html").read_text()

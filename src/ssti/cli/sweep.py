@@ -79,14 +79,14 @@ def results_command(
     store: Path = typer.Argument(..., help="a results.sqlite, or the sweep folder holding it"),
     csv: Optional[Path] = typer.Option(None, "--csv", help="export every run as CSV"),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="export every run as parquet"),
-    status: Optional[str] = typer.Option(None, "--status", help="only runs of this status: done | running | failed"),
+    status: Optional[str] = typer.Option(None, "--status", help="only runs of this status: done | running | failed | stale (finished under an earlier version of the sweep config or its data)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --csv/--parquet file"),
 ) -> None:
     """Show (or export) the runs of a sweep's results store: settings, clean accuracy, ASR, scan verdict."""
     from ssti.sweep import STORE_NAME, export, records, sweep_running
 
-    if status not in (None, "done", "running", "failed"):
-        raise SSTIError(f"--status: {status!r} is not allowed; expected done, running or failed")
+    if status not in (None, "done", "running", "failed", "stale"):
+        raise SSTIError(f"--status: {status!r} is not allowed; expected done, running, failed or stale")
     from ssti.io import check_output_file
 
     def exported(path: Path) -> bool:  # an earlier export of a results store: its first column is run_id
@@ -134,6 +134,11 @@ def results_command(
     import sys
 
     Console(width=None if sys.stdout.isatty() else 240).print(table)  # piped (| head, > file): wide enough to read
+    earlier = sum(r["status"] == "stale" for r in recs)
+    if earlier:
+        Console(stderr=True).print(f"[yellow]note:[/] {earlier} run(s) are stale: finished under an earlier version of "
+                                   f"{path.parent / 'sweep.yaml'} or its data, they are not runs of the sweep as it is now "
+                                   f"(reports leave them out)")
     if stale:
         Console(stderr=True).print(f"[yellow]note:[/] {len(stale)} run(s) are marked running but no sweep is running into {path.parent} "
                                    f"(it was killed): shown as stopped; the same `ssti sweep` command resumes them")

@@ -109,7 +109,7 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
         tables.append(("Scanner verdicts on the injected training sets", scan, "`ssti scan` run on each training set the sweep built."))
     export(recs, out / "runs.csv")
     html = TEMPLATE.render(
-        title=f"SSTI report: {', '.join(Path(p).name for p in str(source).split(', '))}", source=str(source), n_runs=len(recs), unfinished=data.unfinished, failed=data.failed,
+        title=f"SSTI report: {', '.join(Path(p).name for p in str(source).split(', '))}", source=str(source), n_runs=len(recs), unfinished=data.unfinished, failed=data.failed, stale=data.stale,
         models=sorted({str(r["model"]) for r in recs}), datasets=sorted({str(r["dataset"]) for r in recs}),
         figures=figures, tables=[{"title": t, "table": tab, "note": note} for t, tab, note in tables],
         config=config_text, version=__version__, when=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

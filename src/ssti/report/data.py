@@ -15,7 +15,7 @@ import numpy as np
 
 from ssti.errors import SSTIError
 from ssti.io import read_json, read_yaml
-from ssti.sweep.results import flatten
+from ssti.sweep.results import STALE, flatten, mark_stale
 
 
 @dataclass
@@ -28,6 +28,7 @@ class ReportData:
     unfinished: int = 0  # runs not finished yet (running or queued)
     class_names: list[str] = field(default_factory=list)
     failed: int = 0  # runs that failed (their error is in the store)
+    stale: int = 0  # finished runs the sweep's current config no longer has (changed data or axes): left out
 
 
 def mode_of(rec: dict[str, Any]) -> str:
@@ -53,14 +54,15 @@ def load(path: str | Path) -> ReportData:
     store = path / STORE_NAME if path.is_dir() else path
     if store.is_file():
         with ResultsStore(store, read_only=True) as s:
-            rows = s.rows()
+            rows = mark_stale(s.rows(), store.parent)
         sweep_yaml = store.parent / "sweep.yaml"
         config = read_yaml(sweep_yaml) if sweep_yaml.exists() else {}
         done = [r for r in rows if r["status"] == "done" and r.get("metrics")]
         recs = [_with_mode(flatten(r)) for r in done]
         names = class_names(done[0]["metrics"]) if done else []
-        failed = sum(r["status"] == "failed" for r in rows)
-        return ReportData(str(path), recs, config, unfinished=len(rows) - len(done) - failed, class_names=names, failed=failed)
+        failed, stale = (sum(r["status"] == k for r in rows) for k in ("failed", STALE))
+        return ReportData(str(path), recs, config, unfinished=len(rows) - len(done) - failed - stale, class_names=names, failed=failed,
+                          stale=stale)
     return _from_run_folders(path)
 
 
@@ -79,7 +81,7 @@ def load_many(paths: list[str | Path]) -> ReportData:
     return ReportData(", ".join(str(p.source) for p in parts), records,
                       {name: p.config for name, p in zip(names, parts)}, unfinished=sum(p.unfinished for p in parts),
                       class_names=parts[0].class_names if all(p.class_names == parts[0].class_names for p in parts) else [],
-                      failed=sum(p.failed for p in parts))
+                      failed=sum(p.failed for p in parts), stale=sum(p.stale for p in parts))
 
 
 def setups(recs: list[dict[str, Any]]) -> list[tuple[str, str]]:

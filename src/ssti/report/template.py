@@ -31,7 +31,7 @@ _SOURCE = r"""<!doctype html>
 </head>
 <body><main>
 <h1>{{ title }}</h1>
-<p class="meta">{{ n_runs }} finished runs{% if unfinished %} ({{ unfinished }} not finished yet, left out){% endif %}{% if failed %} ({{ failed }} failed, left out: `ssti results --status failed` shows why){% endif %} from
+<p class="meta">{{ n_runs }} finished runs{% if unfinished %} ({{ unfinished }} not finished yet, left out){% endif %}{% if failed %} ({{ failed }} failed, left out: `ssti results --status failed` shows why){% endif %}{% if stale %} ({{ stale }} stale, left out: finished under an earlier version of the sweep config or its data; `ssti results --status stale` lists them){% endif %} from
 <code>{{ source }}</code>; model{{ 's' if models|length > 1 }} {{ models|join(', ') }}; dataset{{ 's' if datasets|length > 1 }}
 {{ datasets|join(', ') }}. Written {{ when }} by ssti {{ version }}. Every run: <a href="runs.csv">runs.csv</a>.</p>
 <nav>{% for t in tables %}<a href="#{{ t.table.id }}">{{ t.table.id }}</a>{% endfor %}{% for f in figures %}<a href="#{{ f.id }}">{{ f.id }}</a>{% endfor %}</nav>

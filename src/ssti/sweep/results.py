@@ -148,12 +148,41 @@ def _proportion(inj: dict) -> float | None:
     return None if inj.get("count") is not None else 1.0
 
 
+STALE = "stale"  # the status `results` and reports give a finished run the sweep's current config no longer has
+
+
+def current_run_ids(folder: str | Path) -> set[str] | None:
+    """The run ids of the grid in `folder/sweep.yaml` (the config of the sweep's last invocation), or None when
+    there is none to read. A store keeps every run it ever finished: one whose data bytes or axis values have
+    changed since is not a run of this sweep any more, and is reported as stale, never as one more seed."""
+    from ssti.sweep.grid import expand
+
+    path = Path(folder) / "sweep.yaml"
+    if not path.is_file():
+        return None
+    try:
+        raw = read_yaml(path)
+        return {run.run_id for run in expand(raw, name=raw.get("name") or Path(folder).name).runs}
+    except (SSTIError, OSError, AttributeError):
+        return None  # a data file moved away: every stored run is kept
+
+
+def mark_stale(rows: list[dict[str, Any]], folder: str | Path) -> list[dict[str, Any]]:
+    """`rows` with the finished ones the current sweep config no longer has given status `stale`."""
+    current = current_run_ids(folder)
+    if current is None:
+        return rows
+    return [{**r, "status": STALE} if r.get("status") == "done" and r["run_id"] not in current else r for r in rows]
+
+
 def records(store_path: str | Path, status: str | None = None) -> list[dict[str, Any]]:
-    """Flat records of every row of a store (or only rows of one status)."""
+    """Flat records of every row of a store (or only rows of one status; `stale`: finished runs the sweep's
+    current config no longer has, see `current_run_ids`)."""
     from ssti.sweep.store import ResultsStore
 
     with ResultsStore(store_path, read_only=True) as store:
-        return [flatten(r) for r in store.rows(status)]
+        rows = mark_stale(store.rows(), Path(store_path).parent)
+    return [flatten(r) for r in rows if status is None or r.get("status") == status]
 
 
 def export(recs: list[dict[str, Any]], out: str | Path) -> None:
