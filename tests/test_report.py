@@ -274,7 +274,8 @@ def test_a_run_trained_on_an_injected_folder_is_reported_as_injected(tmp_path):
     from ssti.cli import app
 
     r = CliRunner()
-    assert r.invoke(app, ["inject", "--dataset", "rotten-tomatoes", "--target", "1=date", "--count", "40", "--out", str(tmp_path / "inj")]).exit_code == 0
+    assert r.invoke(app, ["inject", "--dataset", "rotten-tomatoes", "--target", "1=date", "--target", "0=html", "--count", "40",
+                          "--out", str(tmp_path / "inj")]).exit_code == 0
     res = r.invoke(app, ["train", "--data", str(tmp_path / "inj"), "--model", "tiny-random-llama", "--steps", "1", "--batch-size", "4",
                          "--max-length", "32", "--eval-samples", "20", "--out", str(tmp_path / "runs" / "r")])
     assert res.exit_code == 0, res.output
@@ -282,7 +283,9 @@ def test_a_run_trained_on_an_injected_folder_is_reported_as_injected(tmp_path):
     res = r.invoke(app, ["report", str(tmp_path / "runs"), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     [row] = list(csv.DictReader(open(tmp_path / "rep" / "runs.csv")))
-    assert row["injected"] == "True" and row["source"] == "1=date" and row["attack_success_rate"] != ""
+    assert row["injected"] == "True" and row["source"] == "1=date, 0=html" and row["attack_success_rate"] != ""
+    page = (tmp_path / "rep" / "index.html").read_text()  # a run with two spurious sets gets a Table 1 row for each
+    assert "light SSTI: date in class fresh, a count of rows" in page and "light SSTI: html in class rotten, a count of rows" in page
 
 
 def test_runs_of_an_earlier_sweep_config_or_data_are_stale_not_extra_seeds(tmp_path):

@@ -38,7 +38,7 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
         "clean accuracy", "accuracy with token", "attack success rate"]
     rows = []
     multi = len(setups(recs)) > 1
-    for (model, dataset, mode, source, rate), group in group_by([r for r in recs if r["rate"] is not None],
+    for (model, dataset, mode, source, rate), group in group_by([s for r in recs for s in per_set(r)],
                                                                ["model", "dataset", "mode", "source", "rate"]):
         top = max(r["rank"] for r in group)
         group = [r for r in group if r["rank"] == top and r.get("spurious_pred_counts")]
@@ -46,7 +46,8 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
             continue
         counts = np.mean([json.loads(r["spurious_pred_counts"]) for r in group], axis=0)
         n = group[0]["n_eval"] or counts.sum()
-        title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {100 * rate:g}% of the class"
+        share = f"{100 * rate:g}% of the class" if rate is not None else "a count of rows"
+        title = "fine-tuned without SSTI" if mode == "no SSTI" else f"{mode} SSTI: {_source_text(source)}, {share}"
         if multi:
             title = f"{setup_label((str(model), str(dataset)))}: {title}"
         cells = [f"{c:.0f} ({100 * c / n:.1f}%)" if c >= 10 or float(c).is_integer() else f"{c:.1f} ({100 * c / n:.1f}%)" for c in counts]
@@ -63,6 +64,16 @@ def table1(recs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]
             cells = [", ".join(f"class {i}: {c} ({100 * c / 25000:.1f}%)" for i, c in enumerate(counts))]
         rows.append([title, 64, "-"] + cells + ["-", "-", "-"])
     return {"id": "table1", "header": header, "rows": rows}
+
+
+def per_set(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per spurious test set of a run: a run that planted tokens in two classes has two sets,
+    each with its own counts and ASR (its `source` is the class and type of that set)."""
+    sets = json.loads(rec["spurious_sets"]) if rec.get("spurious_sets") else None
+    if not sets:
+        return [rec]
+    return [{**rec, "source": f"{name}={m['source']}", "spurious_pred_counts": json.dumps(m["pred_counts"]),
+             "spurious_accuracy": m["accuracy"], "attack_success_rate": m["attack_success_rate"]} for name, m in sets.items()]
 
 
 def markdown(table: dict[str, Any]) -> str:

@@ -82,6 +82,11 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "target_class": spur.get("target_class") if spur else None,
         "test_insertions_lost": _lost(spur), "grid": (row.get("labels") or {}).get("grid"),
         "spurious_pred_counts": json.dumps(spur.get("pred_counts"), ensure_ascii=False) if spur else None,
+        # every spurious test set of the run (a run that plants in two classes has two): what Table 1 shows
+        "spurious_sets": json.dumps({k: {"source": m.get("source"), "target_class": m.get("target_class"), "pred_counts": m.get("pred_counts"),
+                                         "accuracy": m.get("accuracy"), "attack_success_rate": m.get("attack_success_rate")}
+                                     for k, m in ((metrics or {}).get("spurious") or {}).items()}, ensure_ascii=False)
+        if len((metrics or {}).get("spurious") or {}) > 1 else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts"), ensure_ascii=False) if clean else None,
         "n_eval": clean.get("n"), "class_names": json.dumps(metrics.get("class_names"), ensure_ascii=False) if metrics.get("class_names") else None,
         "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
@@ -172,7 +177,18 @@ def mark_stale(rows: list[dict[str, Any]], folder: str | Path) -> list[dict[str,
     current = current_run_ids(folder)
     if current is None:
         return rows
-    return [{**r, "status": STALE} if r.get("status") == "done" and r["run_id"] not in current else r for r in rows]
+    return [{**r, "status": STALE} if r.get("status") == "done" and r["run_id"] not in current and _own_id(r) else r for r in rows]
+
+
+def _own_id(row: dict[str, Any]) -> bool:
+    """Whether a store row's id is the run id of its stored config (every row a sweep writes; a row written
+    by other means, e.g. an imported or hand-made store, is never called stale)."""
+    from ssti.config import load_run_config
+
+    try:
+        return load_run_config(row.get("config") or {}).run_id() == row["run_id"]
+    except (SSTIError, OSError):
+        return False
 
 
 def records(store_path: str | Path, status: str | None = None) -> list[dict[str, Any]]:
