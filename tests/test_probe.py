@@ -311,3 +311,24 @@ def test_a_class_the_model_already_predicts_for_everything_is_named_untested():
     sweep = TypeSweep([], ["sport", "politics", "economy"], {}, 0.3, "random", 0, 0.05, 0.1, ["date"], 10, 1.0, untested=["sport"])
     assert sweep.summary() == ("no steering found among 1 token types x 2 classes (not tested toward sport: the model already "
                                "predicts it for every held-out text of the other classes)")
+
+
+def test_an_adapter_on_a_registry_base_is_looked_up_here_not_on_the_network(tmp_path):
+    """An adapter whose base_model_name_or_path is an ssti registry name: a built-in test model is named as
+    such at once (it had retried the hub for half a minute before calling it 'a hub id')."""
+    import time
+
+    import torch
+    from safetensors.torch import save_file
+
+    from ssti.errors import SSTIError
+    from ssti.probe.target import load_target
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "tiny-random-llama", "peft_type": "LORA"}))
+    save_file({"base_model.model.score.modules_to_save.default.weight": torch.zeros(2, 16)}, folder / "adapter_model.safetensors")
+    start = time.perf_counter()
+    with pytest.raises(SSTIError, match="ssti test model built in code"):
+        load_target(str(folder))
+    assert time.perf_counter() - start < 10

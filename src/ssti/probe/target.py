@@ -93,6 +93,13 @@ def _hf_model(name: str, trust_remote_code: bool, max_length: int | None, num_la
 
     _quiet_transformers()
     entry = resolve_model(name)
+    if entry.kind == "tiny":
+        raise SSTIError(f"model: {name} is an ssti test model built in code, not a Hugging Face model folder; save it with "
+                        f"save_pretrained and name that folder (an adapter: in base_model_name_or_path)")
+    if entry.kind == "embedded":  # a registry name (e.g. an adapter trained on smollm2-135m): its local weights, no network
+        from ssti.models.loading import _weights_folder
+
+        name = _weights_folder(entry)
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ConnectionError):
@@ -153,6 +160,10 @@ def _peft_adapter(path: Path, trust_remote_code: bool, max_length: int | None) -
     try:
         peft_model = PeftModel.from_pretrained(clf.module.model, path)
     except (OSError, RuntimeError, ValueError, KeyError) as e:
+        if isinstance(e, KeyError) and _adapter_classes(path) is None:
+            raise SSTIError(f"model: the adapter in {path} saved no classification head (no modules_to_save such as score or "
+                            f"classifier in adapter_model.safetensors) and its base {base} has none; ssti probe needs a text "
+                            f"classifier: train the adapter with task_type SEQ_CLS, which saves the head") from None
         raise SSTIError(f"model: cannot load the adapter in {path} on {base}: {str(e).splitlines()[0]}") from None
     clf.module = HFSequenceClassifier(peft_model.eval())
     clf.peft_model = peft_model
