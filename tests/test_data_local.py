@@ -123,7 +123,7 @@ def test_encode_labels():
     assert encode_labels([10, -1, 10]) == ([1, 0, 1], ["-1", "10"])
     assert encode_labels([1.0, 0.0]) == ([1, 0], ["0", "1"])
     assert encode_labels(["b", "a", "b"]) == ([1, 0, 1], ["a", "b"])
-    assert encode_labels([True, False]) == ([1, 0], ["False", "True"])
+    assert encode_labels([True, False]) == ([1, 0], ["false", "true"])  # as JSON writes them
     with pytest.raises(SSTIError, match="all integers or all strings"):
         encode_labels([1, "a"])
     with pytest.raises(SSTIError, match="all integers or all strings"):

@@ -70,7 +70,7 @@ def per_set(rec: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per spurious test set of a run: a run that planted tokens in two classes has two sets,
     each with its own counts and ASR (its `source` is the class and type of that set)."""
     sets = json.loads(rec["spurious_sets"]) if rec.get("spurious_sets") else None
-    if not sets:
+    if not sets or ", " not in (rec.get("source") or ""):  # one planted class (other sets are extra test-time types)
         return [rec]
     return [{**rec, "source": f"{name}={m['source']}", "spurious_pred_counts": json.dumps(m["pred_counts"]),
              "spurious_accuracy": m["accuracy"], "attack_success_rate": m["attack_success_rate"]} for name, m in sets.items()]

@@ -175,8 +175,8 @@ def current_run_ids(folder: str | Path) -> set[str] | None:
 def mark_stale(rows: list[dict[str, Any]], folder: str | Path) -> list[dict[str, Any]]:
     """`rows` with the finished ones the current sweep config no longer has given status `stale`."""
     current = current_run_ids(folder)
-    if current is None:
-        return rows
+    if current is None or not any(r["run_id"] in current for r in rows if r.get("status") == "done"):
+        return rows  # sweep.yaml does not reproduce any stored run (given with key=value overrides): nothing to judge by
     return [{**r, "status": STALE} if r.get("status") == "done" and r["run_id"] not in current and _own_id(r) else r for r in rows]
 
 
