@@ -195,6 +195,10 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     if made and made != config.run_id():
         raise SSTIError(f"run: {run_dir / 'config.yaml'} was changed after the run was made (run id {config.run_id()}, "
                         f"trained as {made}); restore it or re-create the run")
+    if data is not None:  # where its results will go, refused now if a file of the user's is there, not after the work
+        eval_data = data.dataset if isinstance(data, DataSpec) else str(data)
+        other_file = other_data_file(eval_data, data)
+        check_clash(run_dir, [other_file])
     dataset = match_classes(evaluation_data(run_dir, config, data), read_json(run_dir / "adapter" / "model.json").get("class_names"))
     if spec.split not in dataset:
         raise SSTIError(f"eval.split: {spec.split!r} is not in the dataset (splits: {', '.join(dataset)})")
@@ -240,7 +244,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         body = read_json(run_dir / "defence.json")
         metrics["defence"] = {"name": body["defence"]["name"], "spec": body["defence"], **body["measurement"]}
     if data is not None:
-        metrics["eval_data"] = data.dataset if isinstance(data, DataSpec) else str(data)
+        metrics["eval_data"] = eval_data
     clean_acc = metrics["clean"]["accuracy"]
     for name, p in plan.items():
         k = class_names.index(name)
@@ -259,11 +263,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
     if write and data is not None:  # another dataset's results never replace the run's own metrics.json
         metrics["eval_provenance"] = provenance(str(device), started)
-        name = other_data_file(metrics["eval_data"], data)
-        check_clash(run_dir, [name])
-        write_json(run_dir / name, metrics)
-        write_marker(run_dir, "run", [name])
-        metrics["written_to"] = str(run_dir / name)
+        write_json(run_dir / other_file, metrics)
+        write_marker(run_dir, "run", [other_file])
+        metrics["written_to"] = str(run_dir / other_file)
         return metrics
     if write:
         # this evaluation replaces the last one whole (no key of an earlier evaluation survives); training's stay

@@ -58,6 +58,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
     config = row.get("config") or {}
     inj = config.get("injection") or trained_injection(row.get("run_dir"))
     metrics = row.get("metrics") or {}
+    sets = metrics.get("spurious") or {}
     clean = metrics.get("clean") or {}
     name, spur = primary_spurious(metrics, inj)
     scan = row.get("scan") or {}
@@ -85,8 +86,7 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         # every spurious test set of the run (a run that plants in two classes has two): what Table 1 shows
         "spurious_sets": json.dumps({k: {"source": m.get("source"), "target_class": m.get("target_class"), "pred_counts": m.get("pred_counts"),
                                          "accuracy": m.get("accuracy"), "attack_success_rate": m.get("attack_success_rate")}
-                                     for k, m in ((metrics or {}).get("spurious") or {}).items()}, ensure_ascii=False)
-        if len((metrics or {}).get("spurious") or {}) > 1 else None,
+                                     for k, m in sets.items()}, ensure_ascii=False) if len(sets) > 1 else None,
         "clean_pred_counts": json.dumps(clean.get("pred_counts"), ensure_ascii=False) if clean else None,
         "n_eval": clean.get("n"), "class_names": json.dumps(metrics.get("class_names"), ensure_ascii=False) if metrics.get("class_names") else None,
         "precision": (metrics.get("train") or {}).get("precision"), "train_mfu": (metrics.get("train") or {}).get("mfu"),
