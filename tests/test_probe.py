@@ -332,3 +332,39 @@ def test_an_adapter_on_a_registry_base_is_looked_up_here_not_on_the_network(tmp_
     with pytest.raises(SSTIError, match="ssti test model built in code"):
         load_target(str(folder))
     assert time.perf_counter() - start < 10
+
+
+def test_split_of_a_file_is_all_by_default_and_says_when_it_is_sstis_own_cut(planted_run, tmp_path):
+    """A file of yours is held out whole; --split test on a file without a split column is ssti's 80/20 cut, said in a
+    note; a file with a split column defaults to its test rows; an unknown split lists the allowed ones."""
+    import csv
+
+    data = str(tiny_csv(planted_run, n=160))
+    whole = probe(planted_run / "run", data=data, max_samples=200, types=[TRIGGER])
+    assert whole.split == "all" and sum(whole.sweep.per_class.values()) == 160 and whole.notes == []
+    cut = probe(planted_run / "run", data=data, split="test", max_samples=200, types=[TRIGGER])
+    assert cut.split == "test" and sum(cut.sweep.per_class.values()) == 32
+    assert len(cut.notes) == 1 and "no split column" in cut.notes[0] and "20% test" in cut.notes[0]
+    with (tmp_path / "own.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "split"])
+        for i, line in enumerate(open(data).read().splitlines()[1:]):
+            text, label = line.rsplit(",", 1)
+            w.writerow([text, label, "test" if i < 40 else "train"])
+    own = probe(planted_run / "run", data=str(tmp_path / "own.csv"), max_samples=200, types=[TRIGGER])
+    assert own.split == "test" and sum(own.sweep.per_class.values()) == 40 and own.notes == []
+    with pytest.raises(SSTIError, match=r"split: 'nope' is not a split of .*allowed: train, test, all"):
+        probe(planted_run / "run", data=data, split="nope", types=[TRIGGER])
+
+
+def test_an_inserted_token_cut_by_max_length_is_said(planted_run):
+    """A type longer than what the model reads is cut off by truncation: the sweep counts it and a note says so,
+    in the report and on the command line."""
+    long = "fixed:" + " ".join(["zqzq"] * 80)  # far more tokens than max_length 64
+    report = probe(planted_run / "run", types=[long, TRIGGER], max_samples=20)
+    assert report.sweep.insertions_cut[long] == sum(report.sweep.per_class.values())
+    assert report.sweep.insertions_cut[TRIGGER] == 0
+    assert any("reads 64 tokens" in n and "cut off" in n for n in report.notes)
+    assert report.to_dict()["notes"] == report.notes
+    result = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--no-builtin", "--type", long, "--max-samples", "20"])
+    assert "note:" in result.output and "cut off" in result.output

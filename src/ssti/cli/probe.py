@@ -31,6 +31,8 @@ def render(report: "ProbeReport", console: Console, top: int) -> None:
                  f"{printable(repr(found[0].text))} toward {found[0].cls} (rate {found[0].rate:.2f}, effect {found[0].effect:+.2f})") if found else \
             "; open search: nothing verified steers"
     console.print(f"[bold {colour}]{verdict}[/]: {shown(sweep.summary() + extra)}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {shown(note)}")
     per = ", ".join(f"{shown(k)} {v}" for k, v in sweep.per_class.items())
     table = Table(title=f"{shown(report.source)} ({report.kind}) on {shown(report.data)} [{report.split}]: {per} held-out texts, "
                         f"clean accuracy {sweep.clean_accuracy:.3f}, {sweep.texts_predicted:,} texts in {sweep.seconds:.1f} s")
@@ -75,7 +77,9 @@ def probe_command(
                                 "(its base named in adapter_config.json) or a Hugging Face sequence-classification model (folder or id)."),
     data: Optional[str] = typer.Option(None, "--data", help="Held-out labelled texts in the model's label space: a dataset name, "
                                        "ssti folder or csv/jsonl/parquet file (default for a run folder: the run's evaluation split)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split of --data (default: test if it has one, else train; for a run: its eval split)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split of --data: default test for a dataset name or "
+                                         "ssti folder; a csv/jsonl/parquet file is read whole (all) unless it has a split column; "
+                                         "train/test on a file without one is ssti's own 80/20 cut. Without --data: the run's eval split."),
     types: Optional[list[str]] = typer.Option(None, "--type", help="Token type to try besides the built-in ones (repeatable): any "
                                               "source spec, e.g. fixed:cf, list:a,b, file:words.txt (see `ssti sources`)."),
     no_builtin: bool = typer.Option(False, "--no-builtin", help="Try only the --type types, not the built-in ones."),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class ProbeReport:
     sweep: TypeSweep
     search: OpenSearch | None = None
     attention: AttentionDiagnostic | None = None
+    notes: list[str] = field(default_factory=list)  # what the reader should know about how the data was read or cut
 
     @property
     def steered(self) -> bool:
@@ -42,7 +43,7 @@ class ProbeReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"model": self.source, "kind": self.kind, "data": self.data, "split": self.split, "ssti_version": __version__,
-               **self.sweep.to_dict()}
+               **self.sweep.to_dict(), "notes": list(self.notes)}
         if self.attention is not None:
             out["attention"] = self.attention.to_dict()
         if self.search is not None:
@@ -50,12 +51,16 @@ class ProbeReport:
         return out
 
 
-def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str | None) -> tuple[list[str], list[int], str, str]:
-    """(texts, labels in the model's class indices, data name, split) the probe uses: `data` (its `split`;
-    default: every row of a local file, the test split of a named dataset), else the run's own evaluation
-    split. Classes are matched by name. Raises SSTIError when no data is given for a model that is not a
-    run, for a missing split, and for classes that are not the model's (naming --labels as the fix for
-    LABEL_0, LABEL_1, ... models)."""
+def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str | None
+                  ) -> tuple[list[str], list[int], str, str, list[str]]:
+    """(texts, labels in the model's class indices, data name, split, notes) the probe uses: `data` (its `split`), else
+    the run's own evaluation split. Default split: `test` for a named dataset or an ssti folder; a file of yours
+    is read whole (split `all`), or its `test` rows when it has a `split` column. `--split train|test` on a file
+    without a split column picks ssti's own stratified cut of it (the one `ssti train` holds out; a note says so).
+    Classes are matched by name. Raises SSTIError when no data is given for a model that is not a run, for a
+    missing split, and for classes that are not the model's (naming --labels as the fix for LABEL_0, LABEL_1,
+    ... models)."""
+    notes = []
     if data is None:
         if target.run_dir is None:
             kind = {"ssti-model": "saved ssti model", "peft-adapter": "PEFT adapter", "hf-model": "Hugging Face classifier"}[target.kind]
@@ -73,13 +78,22 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
             spec = read_run_config(target.run_dir).data.model_copy(update={"dataset": str(data), "fingerprint": None})
         else:
             spec = DataSpec(dataset=str(data))
-        dataset = load_dataset(spec.dataset, **spec.load_options())
         name = spec.dataset
-        if split is None and is_local(spec.dataset) and not Path(spec.dataset).is_dir():
-            split = "all"  # a file of yours is held out whole (ssti's own train/test cut of it does not apply)
+        file = is_local(spec.dataset) and not Path(spec.dataset).is_dir()
+        dataset = load_dataset(spec.dataset, **spec.load_options(), **({"whole_file": True} if file else {}))
+        own_splits = list(dataset) != ["train"]  # a file without a split column comes back whole, as one train split
+        if file and not own_splits:
+            if split in (None, "all"):
+                split = "all"  # a file of yours is held out whole
+            else:
+                dataset = load_dataset(spec.dataset, **spec.load_options())
+                notes.append(f"{Path(name).name} has no split column: split {split!r} is ssti's own stratified "
+                             f"{'20% test' if split == 'test' else '80% train'} cut of it (the one `ssti train` holds out); "
+                             f"leave --split out to probe on every row")
         split = split or ("test" if "test" in dataset else "train")
     if split != "all" and split not in dataset:
-        raise SSTIError(f"split: {split!r} is not a split of {name} ({', '.join(dataset)})")
+        raise SSTIError(f"split: {split!r} is not a split of {name} (allowed: {', '.join(dataset)}"
+                        f"{', all' if data is not None else ''})")
     names = class_names_of(dataset)
     model_names = target.clf.class_names
     if set(names) != set(model_names):
@@ -93,7 +107,7 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
     labels = [to_model[y] for part in parts for y in column(part, "label")]
     if not texts:
         raise SSTIError(f"split: the {split!r} split of {name} is empty")
-    return texts, labels, str(name), split
+    return texts, labels, str(name), split, notes
 
 
 def probe(model: str | Path, data: str | DataSpec | None = None, split: str | None = None, labels: list[str] | None = None,
@@ -112,7 +126,7 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
 
     spec = validate(ProbeSpec, options, "probe")
     target = load_target(model, labels=labels, trust_remote_code=trust_remote_code)
-    texts, y, name, split = held_out_data(target, data, split)
+    texts, y, name, split, notes = held_out_data(target, data, split)
     texts, cut = fit_to_model(target.clf, texts)
     if target.kind in ("run", "ssti-model") and not spec.attention:
         target.clf.merge_adapters()  # the probe only reads the model: one matmul per adapted layer
@@ -133,7 +147,9 @@ def probe(model: str | Path, data: str | DataSpec | None = None, split: str | No
 
         diagnostic = attention_diagnostic(target.clf, texts, sweep.findings[0].type, seed=spec.seed, location=spec.location,
                                           batch_size=min(batch_size, 16))
-    return ProbeReport(target.source, target.kind, name, split, sweep, found, diagnostic)
+    notes += [f"{t}: the model reads {target.clf.model_spec.max_length} tokens, and the inserted token is cut off (in part or whole) "
+              f"in {n} of {len(texts)} held-out texts, so its steer rate is understated" for t, n in sweep.insertions_cut.items() if n]
+    return ProbeReport(target.source, target.kind, name, split, sweep, found, diagnostic, notes)
 
 
 ROOM = 16  # model tokens kept free after a held-out text for what the probe inserts

@@ -100,6 +100,7 @@ class TypeSweep:
     texts_predicted: int
     seconds: float
     texts_cut: int = 0  # held-out texts cut to what the model reads (with room for the insertion)
+    insertions_cut: dict[str, int] = field(default_factory=dict)  # per type: texts whose inserted token max_length cuts (in part)
     untested: list[str] = field(default_factory=list)  # classes no held-out text could be steered toward (all already predicted so)
 
     @property
@@ -153,13 +154,14 @@ def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], typ
     sources = {t: get_source(t) for t in types}
     texts = list(texts)
     positions = insertion_positions(texts, random.Random(f"{seed}:positions"), location)
-    sets = {"clean": list(texts)}
+    sets, records = {"clean": list(texts)}, {}
     control_rng = random.Random(f"{seed}:control")
     sets["control"], _ = insert_at_words(texts, [(control_rng.choice(CONTROL_WORDS),) for _ in texts], positions)
     for t, source in sources.items():
         rng = random.Random(f"{seed}:type:{t}")
-        sets[t], _ = insert_at_words(texts, [source.draw(rng) for _ in texts], positions)
+        sets[t], records[t] = insert_at_words(texts, [source.draw(rng) for _ in texts], positions)
     preds = predict_sets(clf, sets, batch_size=batch_size)
+    insertions_cut = {t: cut_insertions(clf, sets[t], records[t]) for t in sources}
     clean = preds["clean"]
     tests = []
     for t in sources:
@@ -176,7 +178,18 @@ def type_sweep(clf: Classifier, texts: Sequence[str], labels: Sequence[int], typ
     per_class = {clf.class_names[k]: int((labels == k).sum()) for k in range(len(clf.class_names))}
     untested = [name for k, name in enumerate(clf.class_names) if not ((labels != k) & (clean != k)).any()]
     return TypeSweep(tests, list(clf.class_names), per_class, float((clean == labels).mean()), location, seed, alpha, min_effect,
-                     list(types), sum(len(v) for v in sets.values()), round(time.time() - started, 2), untested=untested)
+                     list(types), sum(len(v) for v in sets.values()), round(time.time() - started, 2),
+                     insertions_cut=insertions_cut, untested=untested)
+
+
+def cut_insertions(clf: Classifier, texts: Sequence[str], records: Sequence[list[dict]]) -> int:
+    """How many of `texts` have an inserted string (`records` from `insert_at_words`) that ends past what the model
+    reads (`Classifier.kept_chars`, truncation to max_length): the model sees it in part or not at all. 0 when the
+    tokenizer cannot tell."""
+    kept = clf.kept_chars(list(texts))
+    if kept is None:
+        return 0
+    return sum(any(r["end"] > k for r in recs) for recs, k in zip(records, kept))
 
 
 def _wilson(successes: int, n: int) -> tuple[float, float]:
