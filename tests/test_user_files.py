@@ -126,6 +126,19 @@ def test_an_output_path_that_cannot_be_a_folder(tmp_path, target):
     assert f.read_text() == "x"
 
 
+@pytest.mark.parametrize("under", ["a-file/x.json", "a-file/sub/x.json"])
+def test_an_output_file_under_a_file_says_which_file_blocks_it(tmp_path, under):
+    from ssti.errors import SSTIError
+    from ssti.io import check_output_file
+
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(SSTIError, match=r"out: .*a-file is a file, so .*x.json cannot be written"):
+        check_output_file(tmp_path / under, False, lambda p: True, "ssti probe report")
+    with pytest.raises(SSTIError, match=r"out: the folder .*missing does not exist"):
+        check_output_file(tmp_path / "missing" / "x.json", False, lambda p: True, "ssti probe report")
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
 def test_truncation_is_counted_and_warned(tmp_path):
     """Long texts with the token at the end and a small max_length: every insertion is cut off, and
     training and evaluation both say so (the issue's silent ASR 0.500)."""

@@ -56,6 +56,9 @@ def check_writable(path: str | Path, field: str = "out") -> None:
     if path.is_dir():
         raise SSTIError(f"{field}: {path} is a folder; give a file name")
     if not parent.is_dir():
+        blocking = next((p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise SSTIError(f"{field}: {blocking} is a file, so {path} cannot be written (give a file in a folder)")
         raise SSTIError(f"{field}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SSTIError(f"{field}: cannot write into {parent} (permission denied)")
