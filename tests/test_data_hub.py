@@ -297,3 +297,64 @@ def test_load_hub_does_not_hide_bugs(monkeypatch):
 def test_load_hub_unknown_name():
     with pytest.raises(SSTIError, match="dataset: 'nope' is not one of imdb, financial-classification"):
         hub.load_hub("nope")
+
+
+@pytest.fixture
+def fresh_hub_state(monkeypatch):
+    """Each test starts with the hub state unchecked and online, and leaves the process as it found it."""
+    import huggingface_hub.constants as hub_constants
+
+    from ssti import assets
+
+    monkeypatch.setattr(assets, "_HUB_CHECKED", [])
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    return hub_constants
+
+
+def test_an_unreachable_hub_fails_at_once_not_after_retries(monkeypatch, fresh_hub_state):
+    """No route to the hub: one check, then offline mode (cached copies still load), and a hub model fails in
+    seconds with the one-line error, not after huggingface_hub's five retries."""
+    import socket
+    import time
+
+    from ssti.assets import offline_unless_hub_reachable
+    from ssti.models import load_tokenizer
+
+    calls = []
+
+    def unreachable(address, timeout=None):
+        calls.append(address)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    started = time.time()
+    with pytest.raises(SSTIError, match="needs the network"):
+        load_tokenizer("nobody/no-such-model")
+    assert time.time() - started < 10
+    assert offline_unless_hub_reachable() is True and len(calls) == 1  # checked once per process
+    assert fresh_hub_state.HF_HUB_OFFLINE and datasets.config.HF_HUB_OFFLINE
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_reachable_hub_or_a_proxy_stays_online(monkeypatch, fresh_hub_state):
+    import socket
+
+    from ssti import assets
+
+    class Answer:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: Answer())
+    assert assets.offline_unless_hub_reachable() is False and not fresh_hub_state.HF_HUB_OFFLINE
+    monkeypatch.setattr(assets, "_HUB_CHECKED", [])
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("a proxied hub is not probed directly"))
+    assert assets.offline_unless_hub_reachable() is False

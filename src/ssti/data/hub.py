@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import datasets
 
+from ssti.assets import offline_unless_hub_reachable
 from ssti.data.common import column, make_split
 from ssti.data.local import encode_labels
 from ssti.errors import SSTIError, check_choice
@@ -228,6 +229,7 @@ def load_hub(name: str) -> datasets.DatasetDict:
     """
     check_choice("dataset", name, HUB_DATASETS)
     spec = HUB_DATASETS[name]
+    offline_unless_hub_reachable()  # a cached copy still loads; a missing one fails at once, not after retries
     try:
         raw = datasets.load_dataset(spec.hub_id)
     except _network_errors():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ssti.assets import cache_dir, package_dir
+from ssti.assets import cache_dir, offline_unless_hub_reachable, package_dir
 from ssti.errors import SSTIError
 from ssti.io import atomic_dir
 from ssti.models.registry import ModelEntry, resolve_model
@@ -120,7 +120,10 @@ def model_width(backbone) -> int:
 
 @contextlib.contextmanager
 def _hub_errors(entry: ModelEntry, source: str):
-    """Turn offline failures and missing remote-code consent into one-line SSTIErrors."""
+    """Turn offline failures and missing remote-code consent into one-line SSTIErrors (a hub model is looked
+    up offline at once when the hub cannot be reached: `offline_unless_hub_reachable`)."""
+    if entry.kind == "hub":
+        offline_unless_hub_reachable()
     try:
         yield
     except (OSError, ConnectionError) as e:

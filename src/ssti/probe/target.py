@@ -100,6 +100,10 @@ def _hf_model(name: str, trust_remote_code: bool, max_length: int | None, num_la
         from ssti.models.loading import _weights_folder
 
         name = _weights_folder(entry)
+    if entry.kind == "hub":
+        from ssti.assets import offline_unless_hub_reachable
+
+        offline_unless_hub_reachable()
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ConnectionError):
