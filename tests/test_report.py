@@ -211,6 +211,23 @@ def test_missing_figures_are_said_not_hidden(tmp_path):
     assert "table1" in page.tables and "results" in page.tables
 
 
+def test_an_earlier_report_is_replaced_only_with_overwrite(tmp_path):
+    """A second report into the same folder is refused without --overwrite; with it, the earlier report is replaced
+    and a file of the user's there is kept. A folder of the user's is never written into."""
+    src = fake_store(tmp_path / "sweep")
+    build_report(src, tmp_path / "report")
+    res = CliRunner().invoke(app, ["report", str(src), "-o", str(tmp_path / "report")])
+    assert res.exit_code == 2 and "holds an earlier report; pass --overwrite" in res.output
+    (tmp_path / "report" / "my-notes.txt").write_text("mine")
+    res = CliRunner().invoke(app, ["report", str(src), "-o", str(tmp_path / "report"), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "report" / "index.html").exists() and (tmp_path / "report" / "my-notes.txt").read_text() == "mine"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.txt").write_text("x")
+    res = CliRunner().invoke(app, ["report", str(src), "-o", str(tmp_path / "mine"), "--overwrite"])
+    assert res.exit_code == 2 and "not written by ssti" in res.output and (tmp_path / "mine" / "a.txt").read_text() == "x"
+
+
 def test_bad_report_inputs(tmp_path):
     with pytest.raises(SSTIError, match="does not exist"):
         build_report(tmp_path / "nope", tmp_path / "r")

@@ -275,7 +275,15 @@ def test_results_on_a_run_folder_and_show_on_a_run_made_from_a_file(tmp_path):
     run = tmp_path / "r"
     assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", run).exit_code == 0
     res = invoke("results", run)
-    assert res.exit_code == 2 and "is an ssti run folder, not a sweep folder" in res.output, res.output
+    assert res.exit_code == 2 and "1 trained run folder(s), none evaluated yet (`ssti eval RUN`" in res.output, res.output
+    assert invoke("eval", run).exit_code == 0
+    (tmp_path / "notes").mkdir()
+    for folder, rows in ((run, 1), (tmp_path, 1)):  # a run folder, and a plain folder of runs: read as `ssti report` reads them
+        res = invoke("results", folder, "--csv", tmp_path / f"{rows}-{folder.name}.csv")
+        assert res.exit_code == 0 and f"wrote {rows} rows" in res.output, res.output
+        assert open(tmp_path / f"{rows}-{folder.name}.csv").read().count("\n") == 2
+    res = invoke("results", tmp_path / "notes")
+    assert res.exit_code == 2 and "no results store (results.sqlite) and no finished run folders" in res.output, res.output
     res = invoke("show", run)
     assert res.exit_code == 2 and "the data it trained on is rotten-tomatoes" in res.output, res.output
     res = invoke("inject", "--target", "1=date", "--token-fraction", "0", "--out", tmp_path / "i")

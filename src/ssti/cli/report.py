@@ -15,9 +15,10 @@ def report_command(
     runs: list[Path] = typer.Argument(..., help="a sweep folder (with results.sqlite), a results.sqlite, or a folder of run "
                                       "folders; several side by side (e.g. one sweep per model family)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for index.html, the figures (PNG + SVG) and runs.csv"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in --out (never anything else)."),
 ) -> None:
     """Write a static HTML report: Table 1 analogue, Figure 1 analogue, rank curves, scanner verdicts."""
     from ssti.report import build_report
 
-    index = build_report(list(runs), out)
+    index = build_report(list(runs), out, overwrite=overwrite)
     Console().print(f"report: {index}")

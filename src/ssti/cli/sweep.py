@@ -76,7 +76,8 @@ def sweep_command(
 
 @command("results")
 def results_command(
-    store: Path = typer.Argument(..., help="a results.sqlite, or the sweep folder holding it"),
+    store: Path = typer.Argument(..., help="a results.sqlite, the sweep folder holding it, or a folder of run folders "
+                                 "(e.g. runs/demo)"),
     csv: Optional[Path] = typer.Option(None, "--csv", help="export every run as CSV"),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="export every run as parquet"),
     status: Optional[str] = typer.Option(None, "--status", help="only runs of this status: done | running | failed | stale (finished under an earlier version of the sweep config or its data)"),
@@ -101,17 +102,18 @@ def results_command(
             raise SSTIError(f"--{suffix[1:]}: {out} is not a file name ending in {suffix}")
         if out is not None:
             check_output_file(out, overwrite, exported, "ssti results export", field=f"--{suffix[1:]}")
-    if store.is_dir() and not (store / STORE_NAME).exists():
+    runs = store.is_dir() and not (store / STORE_NAME).exists()  # a folder of run folders (no store)
+    if runs:
         from ssti.io import read_marker
 
         kind = (read_marker(store) or {}).get("kind")
-        if kind and kind != "sweep":
-            raise SSTIError(f"store: {store} is an ssti {kind} folder, not a sweep folder; `ssti results` reads a sweep's "
-                            f"{STORE_NAME} (a run's own results: `ssti eval {store}`)" if kind == "run" else
-                            f"store: {store} is an ssti {kind} folder, not a sweep folder (it has no {STORE_NAME})")
-    path = store / STORE_NAME if store.is_dir() else store
+        if kind and kind not in ("sweep", "run"):
+            raise SSTIError(f"store: {store} is an ssti {kind} folder, not a sweep folder or a folder of runs (it has no {STORE_NAME})")
+        if kind == "sweep":
+            raise SSTIError(f"store: {store} is a sweep folder with no {STORE_NAME} yet (no run has started)")
+    path = store if runs else store / STORE_NAME if store.is_dir() else store
     recs = records(path, status)
-    stale = [r for r in recs if r["status"] == "running"] if not sweep_running(path.parent) else []
+    stale = [r for r in recs if r["status"] == "running"] if not runs and not sweep_running(path.parent) else []
     for r in stale:  # the sweep that marked them was killed (kill -9, a crash of the machine): none is running
         r["status"] = "stopped"
     for out in (csv, parquet):

@@ -21,12 +21,16 @@ from ssti.report.tables import defence_table, probe_table, results_table, scan_t
 from ssti.report.template import TEMPLATE
 
 
-def build_report(source: str | Path | list[str | Path], out: str | Path) -> Path:
+def build_report(source: str | Path | list[str | Path], out: str | Path, overwrite: bool = False) -> Path:
     """Write the report of the finished runs under `source` (a sweep folder, store, folder of runs, or a
-    list of them: e.g. one sweep per model family side by side) into folder `out`; return index.html's path."""
+    list of them: e.g. one sweep per model family side by side) into folder `out`; return index.html's path.
+
+    `out` must be new or empty; an earlier report there is replaced only with `overwrite` (nothing else is ever
+    touched). Raises SSTIError (one line) otherwise, and when `source` has no finished runs."""
 
     out = Path(out)
-    check_output(out, "report")  # a new or empty folder, or an earlier report: nothing else is touched
+    if check_output(out, "report") == "ours" and not overwrite:
+        raise SSTIError(f"out: {out} holds an earlier report; pass --overwrite (in Python overwrite=True) to replace it")
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
     data = load_many(sources)
     source = data.source

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ssti.errors import SSTIError
-from ssti.io import read_json, read_yaml
-from ssti.sweep.results import STALE, flatten, mark_stale
+from ssti.io import read_yaml
+from ssti.sweep.results import STALE, flatten, mark_stale, run_folder_rows
 
 
 @dataclass
@@ -97,28 +97,9 @@ def setup_label(setup: tuple[str, str]) -> str:
 
 def _from_run_folders(path: Path) -> ReportData:
     """Records of run folders (config.yaml + metrics.json) at or below `path`, e.g. `ssti demo`'s output."""
-    folders = sorted(p.parent for p in path.rglob("metrics.json") if (p.parent / "config.yaml").exists())
-    if not folders:
-        raise SSTIError(f"runs: {path} holds no results store ({'results.sqlite'}) and no finished run folders "
-                        f"(config.yaml + metrics.json)")
-    recs, configs, names = [], {}, []
-    for folder in folders:
-        metrics = read_json(folder / "metrics.json")
-        if "clean" not in metrics:
-            continue
-        if (folder / "probe.json").is_file():  # a sweep's probe audit of this run
-            metrics = {**metrics, "probe": read_json(folder / "probe.json")}
-        cfg = read_yaml(folder / "config.yaml")
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), dict):
-            continue  # not a run folder of this ssti (a run config dump): nothing to report from it
-        config = {k: cfg.get(k) for k in ("data", "injection", "model", "lora", "train")}
-        name = str(folder.relative_to(path)) if folder != path else folder.name
-        row = {"run_id": name, "sweep": path.name, "status": "done", "labels": {}, "config": config, "metrics": metrics,
-               "run_dir": str(folder)}
-        recs.append(_with_mode(flatten(row)))
-        configs[name] = config
-        names = names or class_names(metrics)
-    return ReportData(str(path), recs, {"runs": configs}, class_names=names)
+    rows = run_folder_rows(path)
+    return ReportData(str(path), [_with_mode(flatten(r)) for r in rows], {"runs": {r["run_id"]: r["config"] for r in rows}},
+                      class_names=class_names(rows[0]["metrics"]))
 
 
 def class_names(metrics: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ssti.errors import SSTIError
-from ssti.io import read_yaml, write_bytes, write_text
+from ssti.io import read_json, read_yaml, write_bytes, write_text
 
 
 def primary_spurious(metrics: dict, injection: dict | None) -> tuple[str | None, dict | None]:
@@ -191,13 +191,44 @@ def _own_id(row: dict[str, Any]) -> bool:
         return False
 
 
-def records(store_path: str | Path, status: str | None = None) -> list[dict[str, Any]]:
+def run_folder_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Store-like rows (status done) of the finished run folders (config.yaml + metrics.json, and a sweep's
+    probe.json) at or below `path`, e.g. `ssti demo`'s output; `run_id` is the folder's path under `path`.
+    Raises SSTIError when there are none."""
+    path = Path(path)
+    folders = sorted(p.parent for p in path.rglob("metrics.json") if (p.parent / "config.yaml").exists())
+    rows, unevaluated = [], 0
+    for folder in folders:
+        metrics = read_json(folder / "metrics.json")
+        cfg = read_yaml(folder / "config.yaml")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), dict) or not isinstance(metrics, dict):
+            continue  # not a run folder of this ssti (a run config dump)
+        if "clean" not in metrics:  # trained, not evaluated yet
+            unevaluated += 1
+            continue
+        if (folder / "probe.json").is_file():  # a sweep's probe audit of this run
+            metrics = {**metrics, "probe": read_json(folder / "probe.json")}
+        config = {k: cfg.get(k) for k in ("data", "injection", "model", "lora", "train")}
+        rows.append({"run_id": str(folder.relative_to(path)) if folder != path else folder.name, "sweep": path.name, "status": "done",
+                     "labels": {}, "config": config, "metrics": metrics, "run_dir": str(folder)})
+    if not rows and unevaluated:
+        raise SSTIError(f"runs: {path} holds {unevaluated} trained run folder(s), none evaluated yet (`ssti eval RUN` evaluates one)")
+    if not rows:
+        raise SSTIError(f"runs: {path} holds no results store (results.sqlite) and no finished run folders (config.yaml + metrics.json)")
+    return rows
+
+
+def records(source: str | Path, status: str | None = None) -> list[dict[str, Any]]:
     """Flat records of every row of a store (or only rows of one status; `stale`: finished runs the sweep's
-    current config no longer has, see `current_run_ids`)."""
+    current config no longer has, see `current_run_ids`); `source` may also be a folder of run folders
+    (`run_folder_rows`: every row done)."""
     from ssti.sweep.store import ResultsStore
 
-    with ResultsStore(store_path, read_only=True) as store:
-        rows = mark_stale(store.rows(), Path(store_path).parent)
+    if Path(source).is_dir():
+        rows = run_folder_rows(source)
+    else:
+        with ResultsStore(source, read_only=True) as store:
+            rows = mark_stale(store.rows(), Path(source).parent)
     return [flatten(r) for r in rows if status is None or r.get("status") == status]
 
 
