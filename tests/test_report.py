@@ -327,3 +327,25 @@ def test_runs_of_an_earlier_sweep_config_or_data_are_stale_not_extra_seeds(tmp_p
     rows = list(csv.DictReader(open(tmp_path / "rep" / "runs.csv")))
     assert sorted(int(row["rank"]) for row in rows) == [1, 8]
     assert "3 stale, left out" in (tmp_path / "rep" / "index.html").read_text()
+
+
+def test_a_sweep_given_overrides_records_them_so_its_stale_runs_are_told_apart(tmp_path):
+    """`ssti sweep CFG train.steps=2` writes the override into sweep.yaml's base: it expands to exactly the runs it
+    made, and the runs of an earlier invocation (other overrides) are stale."""
+    import yaml
+
+    from ssti.sweep.results import current_run_ids
+
+    cfg = tmp_path / "sw.yaml"
+    cfg.write_text("base: {model: {name: tiny-random-llama, max_length: 32}, train: {steps: 1, batch_size: 4}, eval: {max_samples: 10}}\n"
+                   "axes: {lora.rank: [1, 2]}\n")
+    r = CliRunner()
+    assert r.invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "sw")]).exit_code == 0
+    res = r.invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "sw"), "train.steps=2"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load((tmp_path / "sw" / "sweep.yaml").read_text())["base"]["train"]["steps"] == 2
+    with ResultsStore(tmp_path / "sw" / "results.sqlite", read_only=True) as s:
+        newest = {row["run_id"] for row in s.rows() if row["config"]["train"]["steps"] == 2}
+    assert current_run_ids(tmp_path / "sw") == newest and len(newest) == 2
+    res = r.invoke(app, ["results", str(tmp_path / "sw"), "--status", "stale"])
+    assert res.exit_code == 0 and "2 run(s) are stale" in res.output, res.output

@@ -60,7 +60,7 @@ class Sweep:
 
     name: str
     runs: list[SweepRun]
-    raw: dict[str, Any]
+    raw: dict[str, Any]  # the sweep mapping with any key=value overrides set in its base (written as sweep.yaml)
     scan: bool = False
     probe: dict[str, Any] | None = None  # options of `ssti.probe.probe` when every run is probed
     executor: str = "local"
@@ -276,7 +276,8 @@ def expand(raw: dict[str, Any], name: str = "sweep", overrides: dict[str, Any] |
     if not re.fullmatch(r"[\w.-]+", sweep_name) or sweep_name in (".", ".."):  # a file stem ("my grid.yaml") is made safe
         raise SSTIError(f"name: {sweep_name!r} is not allowed; a sweep name is letters, digits, '.', '_' and '-' "
                         f"(it names the default folder runs/NAME)")
-    return Sweep(sweep_name, list(runs.values()), raw, scan=bool(raw.get("scan", False)),
+    # the overrides are kept in the base, so sweep.yaml expands to exactly these runs (and tells stale runs apart)
+    return Sweep(sweep_name, list(runs.values()), {**raw, "base": base} if overrides else raw, scan=bool(raw.get("scan", False)),
                  probe=probe_options(raw.get("probe")), executor=executor, workers=workers, resources=resources, threads=threads)
 
 

@@ -176,7 +176,7 @@ def mark_stale(rows: list[dict[str, Any]], folder: str | Path) -> list[dict[str,
     """`rows` with the finished ones the current sweep config no longer has given status `stale`."""
     current = current_run_ids(folder)
     if current is None or not any(r["run_id"] in current for r in rows if r.get("status") == "done"):
-        return rows  # sweep.yaml does not reproduce any stored run (given with key=value overrides): nothing to judge by
+        return rows  # sweep.yaml reproduces no stored run (written before overrides were recorded in it): nothing to judge by
     return [{**r, "status": STALE} if r.get("status") == "done" and r["run_id"] not in current and _own_id(r) else r for r in rows]
 
 
