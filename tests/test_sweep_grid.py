@@ -191,6 +191,31 @@ def test_dry_run_estimates_time_from_counted_tokens_and_sharpens_with_finished_r
     assert estimate_sweep(sweep).mfu["tiny-random-llama"] == {"train": 0.2, "infer": 0.4}
 
 
+def test_dry_run_sizes_workers_by_the_memory_finished_runs_used(tmp_path):
+    """Each finished run records its process's peak memory; the dry-run says it per model and warns when --workers
+    of them would not fit in the machine (a worker killed out of memory cost a grid a day)."""
+    from ssti.sweep import run_sweep
+    from ssti.sweep.estimate import estimate_sweep
+    from ssti.sweep.store import ResultsStore
+
+    sweep = load_sweep(tiny_sweep(tmp_path, ranks=(1,)))
+    est = estimate_sweep(sweep)
+    assert est.memory_gb == {} and "tiny-random-llama: not measured yet" in est.memory_warning(2, 24.0)
+    run_sweep(sweep, tmp_path / "out", show_progress=False)
+    with ResultsStore(tmp_path / "out" / "results.sqlite", read_only=True) as store:
+        done = store.rows("done")
+    gb = done[0]["metrics"]["peak_rss_gb"]
+    assert 0.05 < gb < 24  # this test process's peak so far
+    est = estimate_sweep(sweep, done)
+    assert est.memory_gb == {"tiny-random-llama": gb}
+    assert est.memory_warning(1, 1000.0) == f"memory: tiny-random-llama: up to {gb:.1f} GB per worker"
+    warning = est.memory_warning(4, gb * 2.5)
+    assert "warning: 4 workers need about" in warning and "use --workers 2" in warning
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_sweep(tmp_path, ranks=(1,))))
+    res = CliRunner().invoke(app, ["sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert res.exit_code == 0 and "GB per worker" in res.output, res.output
+
+
 def test_runs_record_the_mfu_they_achieved_for_later_estimates(tmp_path, monkeypatch):
     import torch
 

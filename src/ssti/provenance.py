@@ -57,3 +57,25 @@ def provenance(device: str | None = None, started: float | None = None) -> dict[
         out["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         out["wall_seconds"] = round(now - started, 3)
     return out
+
+
+def peak_rss_gb() -> float | None:
+    """The peak resident memory of this process so far, in GB (10^9 bytes), from `getrusage` (KiB on Linux, bytes on
+    macOS); None where it is not available (Windows). A sweep worker's figure covers every run it did so far."""
+    try:
+        import resource
+        import sys
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak * (1 if sys.platform == "darwin" else 1024) / 1e9, 2)
+
+
+def machine_memory_gb() -> float | None:
+    """This machine's physical memory in GB (10^9 bytes), or None where the OS does not say."""
+    import os
+
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
+    except (AttributeError, ValueError, OSError):  # pragma: no cover
+        return None

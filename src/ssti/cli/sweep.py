@@ -65,7 +65,12 @@ def sweep_command(
             table.add_row(*cells, *([f"{cost.runs[r.run_id].seconds / 60:.1f}"] if cost else []))
         Console().print(table)
         if cost:
+            from ssti.provenance import machine_memory_gb
+
             Console().print(cost.summary())
+            memory = cost.memory_warning(workers or sweep.workers, machine_memory_gb())
+            if memory:
+                Console().print(memory)
         return
     counts = run_sweep(sweep, out, executor=executor, workers=workers, address=address, timeout=timeout, threads=threads)
     Console().print(f"{counts['done']} runs done, {counts['failed']} failed, {counts['skipped']} already done "

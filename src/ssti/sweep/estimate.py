@@ -52,6 +52,23 @@ class SweepEstimate:
     done: int
     mfu: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> {"train": x, "infer": y} used
     peaks: dict[str, float] = field(default_factory=dict)
+    memory_gb: dict[str, float] = field(default_factory=dict)  # model -> the largest peak memory a finished run's process recorded
+
+    def memory_warning(self, workers: int, machine_gb: float | None) -> str:
+        """A line on memory per worker: what finished runs used, and a warning when `workers` of the largest would
+        not fit in `machine_gb` (with 10% left for the system); without a finished run, that it is not known yet."""
+        models = {run_model for run_model in self.mfu}
+        unknown = sorted(models - set(self.memory_gb))
+        line = "; ".join(f"{m}: up to {gb:.1f} GB per worker" for m, gb in sorted(self.memory_gb.items()))
+        if unknown:
+            line = "; ".join(filter(None, [line, f"{', '.join(unknown)}: not measured yet (each finished run records it)"]))
+        line = f"memory: {line}" if line else ""
+        need = max(self.memory_gb.values(), default=0.0) * workers
+        if machine_gb and need > 0.9 * machine_gb:
+            fit = max(1, int(0.9 * machine_gb // max(self.memory_gb.values())))
+            line += (f"\nwarning: {workers} workers need about {need:.0f} GB, more than this machine's {machine_gb:.0f} GB allows; "
+                     f"use --workers {fit} (a worker out of memory is killed by the system and its run restarts)")
+        return line
 
     def summary(self) -> str:
         """One line: runs to do, CPU hours, and the assumptions."""
@@ -97,7 +114,12 @@ def estimate_sweep(sweep: Sweep, finished: list[dict[str, Any]] | None = None) -
                    + STARTUP_SECONDS)
         costs[run.run_id] = RunCost(run.run_id, train_tokens, infer_tokens, train_flops + infer_flops, seconds)
     to_do = sum(cost.seconds for rid, cost in costs.items() if rid not in done_ids)
-    return SweepEstimate(costs, to_do, len(done_ids & set(costs)), mfu, peaks)
+    memory: dict[str, float] = {}
+    for row in finished:
+        model, gb = ((row.get("config") or {}).get("model") or {}).get("name"), (row.get("metrics") or {}).get("peak_rss_gb")
+        if model and isinstance(gb, (int, float)):
+            memory[model] = max(memory.get(model, 0.0), float(gb))
+    return SweepEstimate(costs, to_do, len(done_ids & set(costs)), mfu, peaks, memory)
 
 
 def _achieved_mfu(finished: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

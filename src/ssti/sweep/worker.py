@@ -43,6 +43,9 @@ def execute(config: dict[str, Any], run_dir: str, audits: dict | None = None, th
                 result["scan"] = scan_training_set(Path(run_dir) / INJECTED_DATA, run_config.model.name)
             if audits.get("probe") is not None:
                 result["metrics"]["probe"] = probe_run(Path(run_dir), audits["probe"])
+            from ssti.provenance import peak_rss_gb
+
+            result["metrics"]["peak_rss_gb"] = peak_rss_gb()  # what `ssti sweep --dry-run` sizes --workers by
         except SSTIError as e:
             result["error"] = str(e)
     except Exception as e:  # a crash of one run is recorded, not fatal to the sweep
