@@ -260,11 +260,21 @@ def test_evaluation_replaces_the_last_one_and_reads_other_columns(small_csv, tmp
     m = json.loads(written.read_text())
     assert m["eval_data"] == str(other) and "seamless_injection_rate" in m
     assert "eval_data" not in json.loads((run / "metrics.json").read_text())
-    invoke("eval", run, "--source", "low=country", "--source", "high=html")
-    assert "seamless_injection_rate" in json.loads((run / "metrics.json").read_text())
-    assert invoke("eval", run).exit_code == 0
+    own = (run / "metrics.json").read_text()
+    # settings that are not the run's own (sources, split, max_samples...) go to a side file named by them:
+    # results and reports read metrics.json under the run's own labels, so it never holds another evaluation
+    res = invoke("eval", run, "--source", "low=country", "--source", "high=html")
+    assert res.exit_code == 0 and "not the run's own: sources" in res.output, res.output
+    [side] = run.glob("eval-sources-*.json")
+    assert "seamless_injection_rate" in json.loads(side.read_text()) and (run / "metrics.json").read_text() == own
+    res = invoke("eval", run, "--max-samples", "6", "--split", "train")
+    assert res.exit_code == 0 and len(list(run.glob("eval-max_samples+split-*.json"))) == 1, res.output
+    assert (run / "metrics.json").read_text() == own
+    # the run's own settings (a batch size changes no result) replace the last evaluation whole
+    assert invoke("eval", run, "--batch-size", "3").exit_code == 0
     m = json.loads((run / "metrics.json").read_text())
     assert "eval_data" not in m and "seamless_injection_rate" not in m and m["spurious"] == {} and "train" in m
+    assert m["eval_config"]["batch_size"] == 3 and "eval_settings_changed" not in m
 
 
 def test_an_edit_that_restores_size_and_mtime_is_still_seen(small_csv, tmp_path, monkeypatch):

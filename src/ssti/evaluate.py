@@ -157,13 +157,24 @@ def match_classes(dataset, trained_names: list[str] | None):
                                                trained_names) for k, split in dataset.items()})
 
 
-def other_data_file(dataset: str, data) -> str:
-    """The file in a run folder holding its evaluation on another dataset: `eval-<stem>-<hash of how it was read>.json`."""
+def changed_settings(spec: EvalSpec, own: EvalSpec) -> list[str]:
+    """The eval settings in which `spec` differs from the run's own `eval` section (`batch_size` changes no
+    result and is not counted): an evaluation with any of them is not the run's own."""
+    a, b = spec.model_dump(mode="json"), own.model_dump(mode="json")
+    return sorted(k for k in a if k != "batch_size" and a[k] != b.get(k))
+
+
+def side_file(data, changed: list[str], spec: EvalSpec) -> str:
+    """The file in a run folder holding an evaluation that is not the run's own (another dataset, or other
+    eval settings): `eval-<data stem, or the changed settings>-<hash of how the data was read and the settings>.json`."""
     import hashlib
     import re
 
-    how = data.model_dump_json() if isinstance(data, DataSpec) else str(data)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(dataset)).stem)[:40] or "data"
+    how = (data.model_dump_json() if isinstance(data, DataSpec) else str(data)) if data is not None else ""
+    if changed:
+        how += spec.model_dump_json(exclude={"batch_size"})
+    label = Path(str(data.dataset if isinstance(data, DataSpec) else data)).stem if data is not None else "+".join(changed)
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)[:40] or "data"
     return f"eval-{stem}-{hashlib.sha256(how.encode()).hexdigest()[:8]}.json"
 
 
@@ -173,10 +184,13 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
 
     `spec` defaults to the run's own `eval` section; its `sources` (class -> token source) override
     the types the run was trained with. `data` evaluates on another dataset with the same classes.
-    Metrics (with `eval_config` and `provenance`) are merged into the run's metrics.json under
-    "clean" and "spurious"; with `data`, they go to their own file `eval-<data stem>-<hash>.json` in the
-    run folder (`written_to`), and metrics.json, which reports and sweeps read, keeps the run's own data. Raises SSTIError for a folder that is not a finished run, changed data,
-    a missing split and classes that do not match the model's.
+    Metrics (with `eval_config` and `provenance`) replace the evaluation in the run's metrics.json
+    (training's keys stay) only when this is the run's own evaluation: its own data and its own eval
+    settings. With `data`, or settings that differ from the run's `eval` section (other sources, split,
+    max_samples, location, seed...), they go to their own file `eval-<data stem or changed settings>-<hash>.json`
+    in the run folder (`written_to`): metrics.json, which results, reports and sweeps read under the run's
+    own labels, always holds the evaluation its config describes. Raises SSTIError for a folder that is not
+    a finished run, changed data, a missing split and classes that do not match the model's.
     """
     from ssti.inject import make_spurious_test_set
 
@@ -195,9 +209,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     if made and made != config.run_id():
         raise SSTIError(f"run: {run_dir / 'config.yaml'} was changed after the run was made (run id {config.run_id()}, "
                         f"trained as {made}); restore it or re-create the run")
-    if data is not None:  # where its results will go, refused now if a file of the user's is there, not after the work
-        eval_data = data.dataset if isinstance(data, DataSpec) else str(data)
-        other_file = other_data_file(eval_data, data)
+    changed = changed_settings(spec, config.eval)
+    other_file = side_file(data, changed, spec) if data is not None or changed else None
+    if other_file:  # where its results will go, refused now if a file of the user's is there, not after the work
         check_clash(run_dir, [other_file])
     dataset = match_classes(evaluation_data(run_dir, config, data), read_json(run_dir / "adapter" / "model.json").get("class_names"))
     if spec.split not in dataset:
@@ -244,7 +258,9 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         body = read_json(run_dir / "defence.json")
         metrics["defence"] = {"name": body["defence"]["name"], "spec": body["defence"], **body["measurement"]}
     if data is not None:
-        metrics["eval_data"] = eval_data
+        metrics["eval_data"] = data.dataset if isinstance(data, DataSpec) else str(data)
+    if changed:
+        metrics["eval_settings_changed"] = changed
     clean_acc = metrics["clean"]["accuracy"]
     for name, p in plan.items():
         k = class_names.index(name)
@@ -261,7 +277,7 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
     metrics["items"] = {"y_true": y_true.tolist(), **{name: p.tolist() for name, p in preds.items()}}
     if len(plan) >= 2 and len({p["source"] for p in plan.values()}) == len(plan):
         metrics["seamless_injection_rate"] = seamless_injection_rate({class_names.index(n): preds[n] for n in plan})
-    if write and data is not None:  # another dataset's results never replace the run's own metrics.json
+    if write and other_file:  # another dataset's or other settings' results never replace the run's own metrics.json
         metrics["eval_provenance"] = provenance(str(device), started)
         write_json(run_dir / other_file, metrics)
         write_marker(run_dir, "run", [other_file])

@@ -69,8 +69,10 @@ def eval_command(
     options: dict = None,
 ) -> None:
     """Evaluate a run: clean accuracy and, per token type, predicted-class counts and attack success on a
-    test set where every sample carries the token. Writes metrics.json in the run folder (with --data:
-    eval-<data>-<hash>.json beside it, so the run's own results stay).
+    test set where every sample carries the token. With the run's own data and eval settings it writes
+    metrics.json in the run folder (what `ssti results` and `ssti report` read); with --data or any
+    setting that differs from the run's own (--source, --split, --max-samples, ...) it writes
+    eval-<data or changed settings>-<hash>.json beside it, so the run's own results stay.
 
     Options not given keep the run's own eval settings (its config.yaml).
     """
@@ -92,7 +94,8 @@ def eval_command(
     metrics = evaluate_run(run_dir, spec, data=other)
     Console().print(metrics_table(metrics, title=str(run_dir)))
     if metrics.get("written_to"):
-        Console().print(f"written to {shown(metrics['written_to'])} (the run's own metrics.json is kept)")
+        why = "another dataset" if metrics.get("eval_data") else "eval settings not the run's own: " + ", ".join(metrics["eval_settings_changed"])
+        Console().print(f"written to {shown(metrics['written_to'])} ({why}; the run's own metrics.json is kept)")
     if not metrics["spurious"]:
         Console().print("[yellow]no token types to test: the run was not trained on injected data; pass --source CLASS=SOURCE[/]")
 
