@@ -178,3 +178,24 @@ def test_show_and_errors_never_pass_terminal_escapes_through(tmp_path):
     assert "\\x1b[31mred" in res.output and "[bold]x[/bold]" in res.output
     res = CliRunner().invoke(app, ["inject", "--dataset", str(path), "--target", "\x1b[2J=date", "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "\x1b" not in res.output
+
+
+def test_an_injected_folder_is_not_injected_again(csv_file, tmp_path):
+    # a second injection would replace the first's record and manifest: defend would count the earlier planted
+    # rows as clean rows it damaged, eval would test only the second attack
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert invoke("inject", "--dataset", csv_file, "--text-column", "review", "--label-column", "sentiment",
+                  "--target", "good=fixed:cf", "--out", first).exit_code == 0
+    res = invoke("inject", "--dataset", first, "--target", "bad=fixed:zz", "--out", second)
+    assert res.exit_code == 2 and "already carries an injection (fixed:cf into class good)" in res.output, res.output
+    assert str(csv_file) in res.output and not second.exists()
+    # the same in a run config (its injection stage), before any run folder is made
+    from ssti.config import load_run_config
+    from ssti.errors import SSTIError
+    from ssti.train import train
+
+    config = load_run_config({"data": {"dataset": str(first)}, "injection": {"targets": {"bad": "fixed:zz"}},
+                              "model": {"name": "tiny-random-bert", "max_length": 32}, "train": {"steps": 1, "batch_size": 4}})
+    with pytest.raises(SSTIError, match="already carries an injection"):
+        train(config, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()

@@ -157,6 +157,10 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
 
     config = resolve_data(config)
     check_classes([config])  # eval.sources naming no class fails here, not after the training it would waste
+    if config.injection is not None:
+        from ssti.inject.store import refuse_reinjection
+
+        refuse_reinjection(config.data.dataset)
     model, lora, spec = config.model, config.lora, config.train
     out = Path(out)
     started = time.time()

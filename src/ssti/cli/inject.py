@@ -66,12 +66,13 @@ def inject_command(
     """
     from ssti.data import load_dataset
     from ssti.inject.engine import inject_dataset, resolve_targets
-    from ssti.inject.store import write_injected
+    from ssti.inject.store import refuse_reinjection, write_injected
 
     spec = InjectionSpec(targets=parse_targets(target), **section(options, "injection"))
     data = validate(DataSpec, section(options, "data"), "data")
     if check_output(out, "dataset", source=data.dataset) == "ours" and not overwrite:
         raise SSTIError(f"out: {out} already exists (pass --overwrite to replace it)")
+    refuse_reinjection(data.dataset, "dataset")
     ds = load_dataset(data.dataset, **data.load_options())
     tok = None
     if spec.length_unit == "tokens" and spec.token_fraction is not None:

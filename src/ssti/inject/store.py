@@ -39,6 +39,25 @@ def write_injected(result: InjectedDataset, out: str | Path, overwrite: bool = F
     return write_dataset_folder(result.dataset, result.manifest, injection_record(result), out, overwrite=overwrite)
 
 
+def refuse_reinjection(dataset: str, field: str = "data.dataset") -> None:
+    """Raise SSTIError when `dataset` is an ssti folder that already carries an injection (an injected
+    folder, or a defended one cleaned of an injection): a second injection's record and manifest would
+    replace the first's, so `ssti defend` would count the earlier planted rows as clean ones it damaged
+    and `ssti eval` would test only the second attack. Anything else passes."""
+    path = Path(dataset)
+    if not is_dataset_folder(path):
+        return
+    record = read_record(path / SPEC_FILE)
+    planted = record.get("spec") if isinstance(record.get("spec"), dict) else (record.get("injection") or {}).get("spec")
+    if not isinstance(planted, dict):
+        return
+    what = ", ".join(f"{v} into class {k}" for k, v in (planted.get("targets") or {}).items())
+    source = record.get("source_dataset") or (record.get("injection") or {}).get("source_dataset")
+    raise SSTIError(f"{field}: {path} already carries an injection ({what}); injecting into it again would replace its record "
+                    f"of what was planted. Inject into its source{f' ({source})' if source else ''} instead, with one "
+                    f"--target per class")
+
+
 def read_spec(path: str | Path) -> InjectionSpec:
     """The InjectionSpec recorded in a dataset folder, or in an `injection.yaml` file (a run folder keeps
     a copy). Python-object sources come back as recorded names."""
@@ -49,4 +68,4 @@ def read_spec(path: str | Path) -> InjectionSpec:
     return InjectionSpec.from_dict(record["spec"])
 
 
-__all__ = ["injection_record", "is_dataset_folder", "read_dataset_folder", "read_manifest", "read_meta", "read_spec", "write_injected"]
+__all__ = ["injection_record", "refuse_reinjection", "is_dataset_folder", "read_dataset_folder", "read_manifest", "read_meta", "read_spec", "write_injected"]
