@@ -327,6 +327,10 @@ def test_runs_of_an_earlier_sweep_config_or_data_are_stale_not_extra_seeds(tmp_p
     rows = list(csv.DictReader(open(tmp_path / "rep" / "runs.csv")))
     assert sorted(int(row["rank"]) for row in rows) == [1, 8]
     assert "3 stale, left out" in (tmp_path / "rep" / "index.html").read_text()
+    # the data changes again and the sweep is not rerun: every stored run is stale at once (none was of these bytes)
+    data.write_text(data.read_text().replace("number 4 ", "number four "))
+    res = r.invoke(app, ["results", str(tmp_path / "sw"), "--status", "stale"])
+    assert res.exit_code == 0 and "5 run(s) are stale" in res.output, res.output
 
 
 def test_a_sweep_given_overrides_records_them_so_its_stale_runs_are_told_apart(tmp_path):

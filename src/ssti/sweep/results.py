@@ -173,11 +173,35 @@ def current_run_ids(folder: str | Path) -> set[str] | None:
 
 
 def mark_stale(rows: list[dict[str, Any]], folder: str | Path) -> list[dict[str, Any]]:
-    """`rows` with the finished ones the current sweep config no longer has given status `stale`."""
+    """`rows` with the finished ones the current sweep config no longer has given status `stale`: a run
+    whose local data file's bytes changed since it was made (checked against the file now, whatever
+    sweep.yaml says), and a run that `folder/sweep.yaml` does not expand to."""
     current = current_run_ids(folder)
-    if current is None or not any(r["run_id"] in current for r in rows if r.get("status") == "done"):
-        return rows  # sweep.yaml reproduces no stored run (written before overrides were recorded in it): nothing to judge by
-    return [{**r, "status": STALE} if r.get("status") == "done" and r["run_id"] not in current and _own_id(r) else r for r in rows]
+    done = [r for r in rows if r.get("status") == "done"]
+    # sweep.yaml written before overrides were recorded in it reproduces no stored run: it cannot judge by ids
+    judge = current is not None and any(r["run_id"] in current for r in done)
+    hashes: dict[str, str | None] = {}
+    changed = {r["run_id"] for r in done if _data_changed(r, hashes)}
+    return [{**r, "status": STALE} if r.get("status") == "done" and (r["run_id"] in changed or
+                                                                       (judge and r["run_id"] not in current and _own_id(r))) else r
+            for r in rows]
+
+
+def _data_changed(row: dict[str, Any], hashes: dict[str, str | None]) -> bool:
+    """Whether a stored run was made from a local data file or folder whose bytes differ now from the
+    fingerprint it recorded (a file that is gone is not judged: the run may have moved with its copy)."""
+    from ssti.data.fingerprint import fingerprint
+
+    data = (row.get("config") or {}).get("data") or {}
+    recorded, dataset = data.get("fingerprint"), data.get("dataset")
+    if not recorded or not isinstance(dataset, str) or not Path(dataset).exists():
+        return False
+    if dataset not in hashes:
+        try:
+            hashes[dataset] = fingerprint(dataset)
+        except (SSTIError, OSError):
+            hashes[dataset] = None
+    return hashes[dataset] is not None and hashes[dataset] != recorded
 
 
 def _own_id(row: dict[str, Any]) -> bool:
