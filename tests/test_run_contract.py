@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import yaml
 from pydantic import Field, create_model
@@ -319,3 +320,24 @@ def test_an_injection_can_be_added_by_overrides_in_any_order():
     assert config.injection.rate == 1.0 and config.injection.targets == {"fresh": "date"}
     with pytest.raises(SSTIError, match="injection.rate: this config has no injection"):
         load_run_config({"data": {"dataset": "rotten-tomatoes"}}, overrides={"injection.rate": 1.0})
+
+
+def test_an_empty_eval_split_is_found_before_training(tmp_path):
+    """A run whose eval split is empty is refused before it trains (it trained, then failed at evaluation and left a
+    half-made run)."""
+    from ssti.data.common import make_split
+    from ssti.data.folder import write_dataset_folder
+
+    names = ["low", "high"]
+    ds = datasets.DatasetDict({"train": make_split([str(i) for i in range(12)], [f"words {i} here" for i in range(12)],
+                                                   [i % 2 for i in range(12)], names), "test": make_split([], [], [], names)})
+    write_dataset_folder(ds, [], {"class_names": names}, tmp_path / "d")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"dataset": str(tmp_path / "d")}, "model": {"name": "tiny-random-bert", "max_length": 32},
+                                   "train": {"steps": 1, "batch_size": 4}}))
+    for args in (("run", cfg), ("train", "--data", tmp_path / "d", *TINY)):
+        res = invoke(*args, "--out", tmp_path / "r")
+        assert res.exit_code == 2 and "eval.split: the 'test' split" in res.output and "(train)" in res.output, res.output
+        assert not (tmp_path / "r").exists()
+    res = invoke("run", cfg, "--out", tmp_path / "r", "eval.split=train")
+    assert res.exit_code == 0, res.output

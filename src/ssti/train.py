@@ -116,14 +116,14 @@ def lr_factor(step: int, total: int, spec: TrainSpec) -> float:
 
 def check_classes(configs: list[RunConfig]) -> None:
     """Refuse, before any work, injection targets and eval sources that name no class of the data, an
-    injection, defence or evaluation split the data does not have (each distinct dataset is loaded once),
+    injection, defence or evaluation split the data does not have, an empty evaluation split (each distinct dataset is loaded once),
     and a defence model (tokenizer, context, model) that is no known name, local folder or hub id."""
     seen: dict[str, tuple[list[str], list[str]]] = {}
     for config in configs:
         key = config.data.model_dump_json()
         if key not in seen:
             ds = load_dataset(config.data.dataset, **config.data.load_options())
-            seen[key] = (class_names_of(ds), list(ds))
+            seen[key] = (class_names_of(ds), {k: len(v) for k, v in ds.items()})
         names, splits = seen[key]
         if config.injection is not None:
             resolve_targets(config.injection.targets, names, "injection.targets")
@@ -140,6 +140,9 @@ def check_classes(configs: list[RunConfig]) -> None:
         if config.eval.split not in splits:
             raise SSTIError(f"eval.split: {config.eval.split!r} is not a split of {config.data.dataset} ({', '.join(splits)}); give the "
                             f"data a {config.eval.split!r} split (a csv/jsonl file without a split column is split 80/20), or set eval.split")
+        if not splits[config.eval.split]:  # found now, not after the training
+            raise SSTIError(f"eval.split: the {config.eval.split!r} split of {config.data.dataset} is empty; set eval.split to one "
+                            f"with rows ({', '.join(k for k, n in splits.items() if n)})")
 
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False,
