@@ -341,3 +341,20 @@ def test_an_empty_eval_split_is_found_before_training(tmp_path):
         assert not (tmp_path / "r").exists()
     res = invoke("run", cfg, "--out", tmp_path / "r", "eval.split=train")
     assert res.exit_code == 0, res.output
+
+
+def test_a_run_whose_data_moved_evaluates_on_the_same_bytes_elsewhere(small_csv, tmp_path):
+    """A run trained on a folder of the user's (no injection stage) reads it where it was; after it moves,
+    `eval --data NEW` with the same bytes is the run's own evaluation (metrics.json), not another dataset's."""
+    inj, run = tmp_path / "inj", tmp_path / "run"
+    assert invoke("inject", "--dataset", small_csv, "--target", "high=fixed:cf", "--out", inj).exit_code == 0
+    assert invoke("train", "--data", inj, *TINY, "--out", run).exit_code == 0
+    shutil.move(str(inj), tmp_path / "moved")
+    res = invoke("eval", run)
+    assert res.exit_code == 2 and "is not there any more" in res.output and "--data PATH" in res.output, res.output
+    res = invoke("eval", run, "--data", tmp_path / "moved")
+    assert res.exit_code == 0 and "holds the bytes this run was trained on" in res.output, res.output
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["spurious"]["high"]["source"] == "fixed:cf" and "eval_data" not in m and not list(run.glob("eval-*.json"))
+    (tmp_path / "moved" / "data" / "train.parquet").write_bytes(b"changed")  # other bytes: another dataset, never the run's own
+    assert invoke("eval", run, "--data", tmp_path / "moved").exit_code == 2

@@ -157,6 +157,17 @@ def match_classes(dataset, trained_names: list[str] | None):
                                                trained_names) for k, split in dataset.items()})
 
 
+def same_data(data: str | DataSpec, config: RunConfig) -> bool:
+    """Whether `data` is the run's own data moved elsewhere: the bytes its fingerprint recorded, read the
+    same way (a run with an injection stage evaluates on its own copy, never on a file given here)."""
+    from ssti.data.fingerprint import fingerprint
+
+    d = data if isinstance(data, DataSpec) else config.data.model_copy(update={"dataset": str(data), "fingerprint": None})
+    if config.injection is not None or not config.data.fingerprint or not Path(d.dataset).exists():
+        return False
+    return d.load_options() == config.data.load_options() and fingerprint(str(Path(d.dataset).resolve())) == config.data.fingerprint
+
+
 def changed_settings(spec: EvalSpec, own: EvalSpec) -> list[str]:
     """The eval settings in which `spec` differs from the run's own `eval` section (`batch_size` changes no
     result and is not counted): an evaluation with any of them is not the run's own."""
@@ -210,10 +221,16 @@ def evaluate_run(run_dir: str | Path, spec: EvalSpec | None = None, data: str | 
         raise SSTIError(f"run: {run_dir / 'config.yaml'} was changed after the run was made (run id {config.run_id()}, "
                         f"trained as {made}); restore it or re-create the run")
     changed = changed_settings(spec, config.eval)
+    if data is not None and same_data(data, config):  # the run's own data, moved: its own evaluation
+        print(f"note: {data.dataset if isinstance(data, DataSpec) else data} holds the bytes this run was trained on", file=sys.stderr)
+        own_data, data = data, None
+    else:
+        own_data = None
     other_file = side_file(data, changed, spec) if data is not None or changed else None
     if other_file:  # where its results will go, refused now if a file of the user's is there, not after the work
         check_clash(run_dir, [other_file])
-    dataset = match_classes(evaluation_data(run_dir, config, data), read_json(run_dir / "adapter" / "model.json").get("class_names"))
+    dataset = match_classes(evaluation_data(run_dir, config, own_data if own_data is not None else data),
+                            read_json(run_dir / "adapter" / "model.json").get("class_names"))
     if spec.split not in dataset:
         raise SSTIError(f"eval.split: {spec.split!r} is not in the dataset (splits: {', '.join(dataset)})")
     test = dataset[spec.split]
