@@ -358,3 +358,13 @@ def test_a_run_whose_data_moved_evaluates_on_the_same_bytes_elsewhere(small_csv,
     assert m["spurious"]["high"]["source"] == "fixed:cf" and "eval_data" not in m and not list(run.glob("eval-*.json"))
     (tmp_path / "moved" / "data" / "train.parquet").write_bytes(b"changed")  # other bytes: another dataset, never the run's own
     assert invoke("eval", run, "--data", tmp_path / "moved").exit_code == 2
+
+
+def test_a_damaged_weights_file_is_named(small_csv, tmp_path):
+    run = tmp_path / "run"
+    assert invoke("train", "--data", small_csv, *TINY, "--out", run).exit_code == 0
+    for name in ("head.safetensors", "adapter_model.safetensors"):
+        file = run / "adapter" / name
+        file.write_bytes(file.read_bytes()[:40])
+        res = invoke("eval", run)
+        assert res.exit_code == 2 and f"{file} is damaged" in res.output, res.output

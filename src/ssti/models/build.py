@@ -260,6 +260,9 @@ def load_classifier(folder: str | Path, base_dtype: torch.dtype = torch.float32)
     if lora_spec.rank > 0 and not (folder / "adapter_model.safetensors").is_file():
         raise SSTIError(f"run: {folder} has no adapter_model.safetensors (ssti loads safetensors only, never pickled weights "
                         f"such as adapter_model.bin: they can run arbitrary code)")
+    from safetensors import SafetensorError
+
+    file = folder / ("adapter_model.safetensors" if lora_spec.rank > 0 else "backbone.safetensors")  # the one being read
     try:
         if lora_spec.rank > 0:
             from peft import PeftModel
@@ -267,12 +270,15 @@ def load_classifier(folder: str | Path, base_dtype: torch.dtype = torch.float32)
             peft_model = PeftModel.from_pretrained(backbone, folder)
             backbone = peft_model.get_base_model()
         else:
-            backbone.load_state_dict(load_file(folder / "backbone.safetensors"), strict=False)
+            backbone.load_state_dict(load_file(file), strict=False)
         label_ids = _label_token_ids(tokenizer, model_spec, meta["class_names"]) if causal else None
         module = SequenceClassifier(backbone, model_spec.head, entry.arch, len(meta["class_names"]), model_width(backbone), label_ids,
                                     pad_to=model_spec.max_length, pad_id=tokenizer.pad_token_id)
         if module.head is not None:
-            module.head.load_state_dict(load_file(folder / "head.safetensors"))
+            file = folder / "head.safetensors"
+            module.head.load_state_dict(load_file(file))
+    except SafetensorError as e:
+        raise SSTIError(f"run: {file} is damaged ({str(e).splitlines()[0][:160]}); re-create the run") from None
     except (OSError, RuntimeError, ValueError) as e:
         raise SSTIError(f"run: cannot load the saved model in {folder}: {str(e).splitlines()[0]}") from None
     module.eval()
