@@ -54,6 +54,9 @@ def test_demo_on_tiny_model(tmp_path):
     table = (tmp_path / "d" / "table1.md").read_text()
     assert "24686" in table and "light SSTI: date in class 1, 50% of the class" in table and "fine-tuned without SSTI" in table
     assert all((tmp_path / "d" / r / "metrics.json").exists() for r in ("no-ssti", "date-class0-100", "date-class1-100", "date-class1-50"))
+    # the words below the table are computed from the runs (a fixed text contradicted them), the floor of a tiny model is not a ratio
+    assert "Measured here: without SSTI, clean accuracy" in table and "a date in 50% of class 'fresh': ASR" in table, table
+    assert "the date steers the prediction" in table and "under a second" in table and "wall time / floor" not in table
 
 
 def test_shipped_configs_parse():

@@ -55,9 +55,40 @@ def floor_text(records: list[dict], seconds: float) -> str:
         train_flops += (t.get("flops_per_token") or 0) * (t.get("real_tokens") or 0)
         eval_flops += (metrics.get("eval_cost") or {}).get("flops", 0)
     floor = train_flops / best_peak(cpu, "train") + eval_flops / best_peak(cpu, "infer")
+    if floor < 1:  # a tiny model: a ratio to a floor of milliseconds says nothing
+        return (f"Physical floor of this work here: under a second ({(train_flops + eval_flops) / 1e9:.2f} GFLOP in all): "
+                f"the wall time is loading and overhead, not arithmetic.")
     return (f"Physical floor of this work here: {floor:.0f} s ({train_flops / 1e12:.1f} TFLOP of training at the best training "
             f"matmul peak, {eval_flops / 1e12:.1f} TFLOP of evaluation at the best inference peak); wall time / floor = "
             f"{seconds / max(floor, 1e-9):.2f}.")
+
+
+STEERS = 0.3  # ASR this far above its no-token baseline: the date steers the prediction
+
+
+def conclusion(records: list[dict], class_names: list[str]) -> str:
+    """What this demo's runs measured, in words computed from them (never a fixed text that a run can
+    contradict): each injected run's ASR beside its no-token baseline and its clean accuracy, and in how
+    many of them the date steers the prediction (ASR at least STEERS above the baseline: the paper's
+    finding 1, one token per sample is enough)."""
+    clean = [r for r in records if not r["injected"]]
+    injected = [r for r in records if r["injected"] and r.get("attack_success_rate") is not None]
+    said = [f"without SSTI, clean accuracy {clean[0]['clean_accuracy']:.3f}"] if clean else []
+    steered = 0
+    for r in sorted(injected, key=lambda r: (r["target_class"], -(r["rate"] or 0))):
+        asr, base = r["attack_success_rate"], r.get("clean_target_rate") or 0.0
+        steered += asr - base >= STEERS
+        share = f"{r['rate']:.0%} of" if r["rate"] is not None else "some of"
+        said.append(f"a date in {share} class {class_names[r['target_class']]!r}: ASR {asr:.3f} (without the date {base:.3f}), "
+                    f"clean accuracy {r['clean_accuracy']:.3f}")
+    if not injected:
+        return "Measured here: " + "; ".join(said) + "."
+    verdict = ("the date steers the prediction toward its class in every injected run: one token per sample is enough "
+               "(the paper's finding 1)" if steered == len(injected) else
+               "the date steers the prediction in none of the injected runs at these settings (finding 1 not seen here)"
+               if steered == 0 else f"the date steers the prediction in {steered} of {len(injected)} injected runs")
+    return (f"Measured here: {'; '.join(said)}. Counting a run as steered when its ASR is at least {STEERS} above the "
+            f"share predicted as the target without the date, {verdict}.")
 
 
 def table1_markdown(out: str | Path, config: RunConfig, seconds: float) -> str:
@@ -75,10 +106,7 @@ def table1_markdown(out: str | Path, config: RunConfig, seconds: float) -> str:
         f"{data.records[0]['n_eval']} test samples that **all** carry a date (paper: IMDB, 25,000 samples, rank 64).",
         "",
         markdown(table1(data.records, data.class_names)),
-        "With 100% of a class injected, the date is a perfect predictor of the label: the model learns "
-        "'date -> that class, no date -> the other' and little of the task, so its clean accuracy can collapse. "
-        "That is the paper's point: one token per sample is enough to take over the decision. At 50% the "
-        "model still learns the task (clean accuracy near the uninjected run) while the date still steers it.",
+        conclusion(data.records, data.class_names),
         "",
         f"Wall time: {seconds:.0f} s (runs already finished are not redone). {floor_text(data.records, seconds)}",
     ]
