@@ -76,3 +76,15 @@ def test_shipped_configs_parse():
                 expand_runs(data)
             continue
         assert expand_runs(data)
+
+
+def test_configs_lists_whole_first_sentences():
+    from ssti.cli.listings import first_sentence
+
+    text = "# One thing: it does\n# this well. And more.\n#   ssti run x\n# later prose\nbase: {}\n"
+    assert first_sentence(text) == "One thing: it does this well."
+    assert first_sentence("# The grid, in 40 minutes:\n#   ssti sweep x\n") == "The grid, in 40 minutes."
+    from ssti.config import shipped_config
+
+    assert first_sentence(shipped_config("configs/findings-smollm2.yaml").read_text()).endswith("at one seed).")
+    assert CliRunner().invoke(app, ["configs"]).exit_code == 0

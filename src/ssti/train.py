@@ -193,7 +193,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, overwrite: b
         peak = best_peak(device, "train", refresh=True)  # measured next to the work; the cache keeps the best seen
         flops_per_token = (6 if lora.rank == 0 else 4) * non_embedding_parameters(clf.module.backbone)
         if main:
-            print(f"trainable parameters: {clf.trainable:,} (LoRA formula: {clf.expected_trainable:,}); "
+            formula = f" (LoRA formula: {clf.expected_trainable:,})" if lora.rank > 0 else " (full fine-tuning)"
+            print(f"trainable parameters: {clf.trainable:,}{formula}; "
                   f"base weights {dtype_name(dtype)} on {device}; MFU against the best matmul peak here, {peak / 1e9:.0f} GFLOP/s")
 
         texts, labels = column(dataset["train"], "text"), np.asarray(column(dataset["train"], "label"))

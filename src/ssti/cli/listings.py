@@ -33,6 +33,21 @@ def sources_command() -> None:
     Console().print(table)
 
 
+def first_sentence(text: str) -> str:
+    """The first sentence of a config file's leading comment (its prose lines joined; it was cut at the first line end)."""
+    import re
+
+    prose = []
+    for line in text.splitlines():
+        if not line.startswith("#") or line.startswith("#  "):  # the comment ends, or an indented command example starts
+            break
+        prose.append(line.lstrip("#").strip())
+    joined = " ".join(p for p in prose if p)
+    match = re.search(r"(?<=[.!?])\s", joined)
+    sentence = joined[:match.start()] if match else joined
+    return sentence[:-1] + "." if sentence.endswith(":") else sentence  # the colon introduced the commands left out
+
+
 @command("configs")
 def configs_command() -> None:
     """List the configs shipped with ssti (run them with `ssti run` or `ssti sweep`; in a checkout they are under configs/)."""
@@ -47,8 +62,7 @@ def configs_command() -> None:
         text = entry.read_text()
         data = yaml.safe_load(text) or {}
         kind = "sweep" if {"axes", "zip", "grids"} & set(data) else "runs" if "runs" in data else "run"
-        first = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
-        table.add_row(f"configs/{entry.name}", kind, shown(first))
+        table.add_row(f"configs/{entry.name}", kind, shown(first_sentence(text)))
     Console().print(table)
     from ssti.config import shipped_config
 
