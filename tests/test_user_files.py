@@ -282,6 +282,9 @@ def test_results_on_a_run_folder_and_show_on_a_run_made_from_a_file(tmp_path):
         res = invoke("results", folder, "--csv", tmp_path / f"{rows}-{folder.name}.csv")
         assert res.exit_code == 0 and f"wrote {rows} rows" in res.output, res.output
         assert open(tmp_path / f"{rows}-{folder.name}.csv").read().count("\n") == 2
+    assert invoke("train", "--data", "rotten-tomatoes", *TRAIN, "--out", tmp_path / "r2").exit_code == 0
+    res = invoke("results", tmp_path)  # a trained, unevaluated run beside it is said, not silently left out
+    assert res.exit_code == 0 and "1 trained run folder(s) under" in res.output and "not evaluated yet" in res.output, res.output
     res = invoke("results", tmp_path / "notes")
     assert res.exit_code == 2 and "no results store (results.sqlite) and no finished run folders" in res.output, res.output
     res = invoke("show", run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,9 @@ def run_folder_rows(path: str | Path) -> list[dict[str, Any]]:
         raise SSTIError(f"runs: {path} holds {unevaluated} trained run folder(s), none evaluated yet (`ssti eval RUN` evaluates one)")
     if not rows:
         raise SSTIError(f"runs: {path} holds no results store (results.sqlite) and no finished run folders (config.yaml + metrics.json)")
+    if unevaluated:  # said, not silently left out
+        print(f"note: {unevaluated} trained run folder(s) under {path} are not evaluated yet and are left out (`ssti eval RUN` "
+              f"evaluates one)", file=sys.stderr)
     return rows
 
 
