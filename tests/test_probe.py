@@ -50,6 +50,7 @@ def test_run_folder_with_a_planted_token_is_steered_by_it(planted_run):
     assert steering[0].effect >= 0.5 and steering[0].examples and "zqzq" in steering[0].examples[0]["text"]
     assert {f.type for f in steering} == {TRIGGER}  # the built-in types do not steer it
     assert report.to_dict()["verdict"] == "steered"
+    assert report.data == f"{planted_run / 'run' / 'data'} (the run's copy of {planted_run / 'tiny.csv'})"  # what it read
 
 
 def test_run_folder_trained_without_a_planted_token_is_not_steered(clean_run):

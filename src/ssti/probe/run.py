@@ -71,6 +71,10 @@ def held_out_data(target: ProbeTarget, data: str | DataSpec | None, split: str |
         config = read_run_config(target.run_dir)
         dataset = evaluation_data(target.run_dir, config)
         split, name = split or config.eval.split, config.data.dataset
+        if config.injection is not None:  # what evaluation_data read: the run's own copy, not the source named in its config
+            from ssti.config import INJECTED_DATA
+
+            name = f"{target.run_dir / INJECTED_DATA} (the run's copy of {config.data.dataset})"
     else:
         if isinstance(data, DataSpec):
             spec = data
