@@ -108,3 +108,18 @@ def test_light_ssti_is_what_the_run_did_not_what_its_variant_is_called():
             for r, a in zip((1, 4, 16, 64), asrs) for seed in range(3)]
     v = verdicts(recs)
     assert v[("F2", "proportion 0.05")]["verdict"] == "reproduced" and v[("F2", "proportion 0.02")]["verdict"] == "not reproduced"
+
+
+def test_a_rank_trend_of_a_token_that_steers_nothing_is_inconclusive():
+    # SmolLM2 on BBC News: ASR fell 0.039 -> 0.009 with rank while the token added at most 0.009 over the
+    # no-token rate at every rank; the fall is the no-token rate's (clean accuracy rising), not reliance on the token
+    recs = [rec(r, 0.0, s, mode="aggressive (0.1)", clean_target=0.08 / (1 + np.log2(r))) for r in RANKS for s in range(3)]
+    recs += [rec(r, 0.0, s, clean_target=0.06 / (1 + np.log2(r))) for r in RANKS for s in range(3)]
+    assert recs[0]["attack_success_rate"] == pytest.approx(0.08)
+    v = verdicts(recs)
+    for finding in ("F2", "F3"):
+        assert v[(finding, "proportion 0.5")]["verdict"] == "inconclusive", v[(finding, "proportion 0.5")]
+        assert "no-token rate" in v[(finding, "proportion 0.5")]["why"]
+    # the same fall of ASR with a token that does steer is still judged on the ASR slope
+    steering = [rec(r, 0.3 / (1 + np.log2(r)), s, mode="aggressive (0.1)") for r in RANKS for s in range(3)]
+    assert verdicts(steering)[("F3", "proportion 0.5")]["verdict"] == "reproduced"

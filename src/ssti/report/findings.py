@@ -13,6 +13,10 @@ items). Per finding (PAPER.md section 5), per model and dataset:
   log2(rank) over the LoRA ranks (full fine-tuning excluded), per proportion. Reproduced when its
   interval lies above 0; not reproduced when it lies below `FLAT` (flat or falling); else
   inconclusive. ASR at the ceiling (>= `CEILING`) or floor at every rank cannot show a trend: inconclusive.
+  So is a token that steers nothing: when the mean ASR lift (as in F1) is at most `NO_LIFT` at every
+  rank, ASR is the no-token rate, and its trend says how the model errs without the token, not how it
+  relies on it (added after the SmolLM2 BBC News grid, where ASR fell 0.039 -> 0.009 with rank on lifts
+  of 0.003-0.009, and the rule above alone called finding 3 reproduced).
 - F3, aggressive SSTI: larger ranks are more robust. The same slope for aggressive SSTI; reproduced
   when its interval lies below 0; not reproduced when above -`FLAT`; else inconclusive (same ceiling rule).
 - Figure 1, degradation grows with the proportion injected (rank 1, light SSTI). Statistic: the slope
@@ -34,6 +38,7 @@ LEVEL = 0.95
 F1_STEERS, F1_FAILS = 0.5, 0.1
 FLAT = 0.02  # per doubling of the rank (F2/F3: 0.12 of ASR from rank 1 to 64) or per unit of proportion (Figure 1): a smaller slope is no trend
 CEILING = 0.98
+NO_LIFT = 0.02  # mean ASR lift at or below this at every rank: the token steers nothing, so an ASR trend is the no-token rate's
 MAX_LOST = 0.05  # a setting whose test-time tokens were cut off by max_length more often than this cannot be judged
 
 
@@ -209,6 +214,12 @@ def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any
     if np.all(point >= CEILING) or np.all(point <= 1 - CEILING):
         return _row(finding, model, dataset, setting, "slope of ASR per doubling of rank", value, lo, hi, "inconclusive",
                     f"ASR at the {'ceiling' if point[0] >= CEILING else 'floor'} at every rank ({means}): no room for a trend", len(lora))
+    lift = _mean_lift(ranks, by_rank)
+    if lift is not None and np.all(lift <= NO_LIFT):
+        lifts = ", ".join(f"r{k}: {m:+.3f}" for k, m in zip(ranks, lift))
+        return _row(finding, model, dataset, setting, "slope of ASR per doubling of rank", value, lo, hi, "inconclusive",
+                    f"the token steers nothing beyond the no-token rate at any rank (ASR lift {lifts}; ASR {means}): "
+                    "a trend of the no-token rate, not of reliance on the token", len(lora))
     if sign > 0:
         verdict = _verdict(lo, hi, 0.0, FLAT)
         why = {"reproduced": "interval above 0", "not reproduced": f"interval below +{FLAT}: flat or falling",
@@ -218,6 +229,18 @@ def _rank_trend(finding, model, dataset, rate, lora, sign, rng) -> dict[str, Any
         why = {"reproduced": "interval below 0", "not reproduced": f"interval above -{FLAT}: flat or rising",
                "inconclusive": "interval spans 0"}[verdict]
     return _row(finding, model, dataset, setting, "slope of ASR per doubling of rank", value, lo, hi, verdict, f"{why} ({means})", len(lora))
+
+
+def _mean_lift(ranks: list[int], by_rank: dict) -> np.ndarray | None:
+    """Mean ASR lift per rank [len(ranks)] over each rank's runs (point estimates; no resampling), or None."""
+    out = []
+    for k in ranks:
+        per_item = _per_item(by_rank[(k,)], "lift")
+        if per_item is None:
+            return None
+        num, den = per_item
+        out.append(float((num.sum(1) / den.sum()).mean()))
+    return np.asarray(out)
 
 
 def _figure1(model, dataset, group, rng) -> dict[str, Any] | None:
