@@ -369,3 +369,18 @@ def test_an_inserted_token_cut_by_max_length_is_said(planted_run):
     assert report.to_dict()["notes"] == report.notes
     result = CliRunner().invoke(app, ["probe", str(planted_run / "run"), "--no-builtin", "--type", long, "--max-samples", "20"])
     assert "note:" in result.output and "cut off" in result.output
+
+
+def test_search_screens_every_shape_class_and_extends_a_start_within_its_shape():
+    """A planted type must not be crowded out by the task's own words: every shape class is screened, and
+    a digit/markup/mixed start is extended only with pieces that keep its shape."""
+    from ssti.probe.search import SHAPES, continuations, piece_shape
+
+    assert [piece_shape(t) for t in ("##19", "##lifting", "##<")] == ["digit group", "word", "markup"]
+    names = ["19", "-", "loved", "b", "<", "http", "!", "x9"]
+    shapes = np.array([SHAPES.index(piece_shape(t)) for t in names])
+    lengths = np.array([len(t) for t in names])
+    allowed = lambda shape: [t for t, ok in zip(names, continuations(shapes, lengths, shape)) if ok]  # noqa: E731
+    assert allowed("digit group") == ["19", "-", "!"] and allowed("punctuation") == ["-", "!"]
+    assert allowed("word") == ["loved", "b", "http"]
+    assert allowed("markup") == allowed("mixed") == ["19", "-", "b", "<", "!", "x9"]  # a sentiment word never extends a tag

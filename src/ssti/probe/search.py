@@ -6,10 +6,14 @@
    (E[v] - E[placeholder]) . g averaged over the texts: the linear approximation of how much swapping
    the placeholder for v raises the class (HotFlip, Ebrahimi et al. 2018; the averaged form is the
    universal-trigger search of Wallace et al. 2019).
-2. Screen the best `top_k` by real insertion into a few texts (token ids at the same random places,
-   the placeholder itself as the control), then verify the best of them on every held-out text with
-   the type sweep's statistics (`ssti.probe.types`).
-3. Extend the best verified singles greedily, one token at a time (the next token scored the same way
+2. Screen the best `top_k`, and the best `per_shape` of every shape class (step 4) besides, by real
+   insertion into a few texts (token ids at the same random places, the placeholder itself as the
+   control), then verify on every held-out text, with the type sweep's statistics
+   (`ssti.probe.types`), the best `keep` and the best of each shape class. Screening per shape class
+   is what lets a planted type surface on a task whose own words steer: on a sentiment model the
+   overall ranking is all sentiment words ("exceptional", "incredible"), and a planted date's digits
+   never reach its top 20 even when one date flips every review (a MiniLM run of the probe-quality sweep).
+3. Extend the best verified singles (and the best of each shape class that steers at all) greedily, one token at a time (the next token scored the same way
    at the next position, the best few verified), up to `max_tokens`: planted types span several model
    tokens (a date is 11 SmolLM2 tokens, `<b>` is 3).
 4. Group what was verified by shape class (digit group, punctuation, markup, word, mixed), so a planted
@@ -75,6 +79,39 @@ def shape_of(text: str) -> str:
     return "mixed"
 
 
+def piece_shape(text: str) -> str:
+    """`shape_of` a decoded token or sequence, read without a WordPiece continuation mark (`##19` is a digit group)."""
+    return shape_of(text[2:] if text.startswith("##") else text)
+
+
+def vocabulary_shapes(clf: Classifier, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shape class of every token id below `size` (an index into `SHAPES`) and the length of its
+    text without spaces or `##`, both shape (size,); ids the tokenizer cannot decode (padding rows of the
+    embedding table) are `mixed`."""
+    n = min(size, len(clf.tokenizer))
+    texts = clf.tokenizer.batch_decode([[i] for i in range(n)])
+    index = {name: i for i, name in enumerate(SHAPES)}
+    shapes, lengths = np.full(size, index["mixed"], dtype=np.int64), np.zeros(size, dtype=np.int64)
+    shapes[:n] = [index[piece_shape(t)] for t in texts]
+    lengths[:n] = [len(t.strip().removeprefix("##")) for t in texts]
+    return shapes, lengths
+
+
+def continuations(shapes: np.ndarray, lengths: np.ndarray, shape: str) -> np.ndarray:
+    """Which token ids may extend a sequence of shape class `shape` (boolean, shape (vocabulary,)): digits go on with digits and separators (a date), punctuation with punctuation, words
+    with words, markup and mixed pieces with anything but words longer than 3 characters (`<`, `b`, `>` is a
+    tag; `bit`, `.`, `ly` a link). Without this a digit, markup or mixed start is extended with the task's
+    own words ("27th stunning", "< crap" on a sentiment model) and no longer shows the planted shape."""
+    index = {name: i for i, name in enumerate(SHAPES)}
+    short = ("digit group", "punctuation", "markup", "mixed")
+    allowed = {"digit group": ("digit group", "punctuation"), "punctuation": ("punctuation",), "word": ("word",),
+               "markup": short, "mixed": short}[shape]
+    mask = np.isin(shapes, [index[a] for a in allowed])
+    if shape in ("markup", "mixed"):
+        mask |= (shapes == index["word"]) & (lengths <= 3)
+    return mask
+
+
 def input_embeddings(clf: Classifier) -> torch.nn.Embedding:
     """The token embedding table the classifier reads."""
     backbone = clf.module.backbone
@@ -128,13 +165,28 @@ def _gradient(clf: Classifier, token_ids: Sequence[list[int]], positions: Sequen
     return total / max(len(token_ids), 1)
 
 
-def _rank_vocabulary(clf: Classifier, gradient: torch.Tensor, exclude: set[int], n: int) -> list[int]:
-    """The `n` token ids with the largest first-order gain E[v] . g (special tokens excluded)."""
+def _rank_vocabulary(clf: Classifier, gradient: torch.Tensor, exclude: set[int], n: int, shapes: np.ndarray | None = None,
+                     per_shape: int = 0, allowed: np.ndarray | None = None) -> list[int]:
+    """The `n` token ids with the largest first-order gain E[v] . g (special tokens excluded, and ids
+    outside the boolean mask `allowed`), then the best `per_shape` ids of each shape class (`shapes`,
+    from `vocabulary_shapes`) not already among them."""
     weight = input_embeddings(clf).weight.detach().float().cpu()
     scores = weight @ gradient
     if exclude:
         scores[torch.as_tensor(sorted(exclude))] = -float("inf")
-    return torch.topk(scores, min(n, len(scores))).indices.tolist()
+    if allowed is not None:
+        scores[torch.as_tensor(~allowed)] = -float("inf")
+    best = torch.topk(scores, min(n, len(scores))).indices.tolist()
+    if shapes is None or not per_shape:
+        return best
+    order = torch.argsort(scores, descending=True).numpy()
+    chosen = set(best)
+    for shape in range(len(SHAPES)):
+        ids = order[shapes[order] == shape]
+        ids = [int(i) for i in ids[np.isfinite(scores.numpy()[ids])] if int(i) not in chosen][:per_shape]
+        best += ids
+        chosen.update(ids)
+    return best
 
 
 def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: np.ndarray, places: list[int], seq: list[int],
@@ -147,15 +199,16 @@ def _verify(clf: Classifier, base: list[list[int]], clean: np.ndarray, labels: n
 
 
 def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], top_k: int = 20, max_tokens: int = 8,
-                grad_samples: int = 64, screen: int = 64, keep: int = 5, extend: int = 3, seed: int = 0, alpha: float = ALPHA,
-                min_effect: float = MIN_EFFECT, batch_size: int = 32) -> OpenSearch:
+                grad_samples: int = 64, screen: int = 64, keep: int = 5, extend: int = 3, per_shape: int = 4, seed: int = 0,
+                alpha: float = ALPHA, min_effect: float = MIN_EFFECT, batch_size: int = 32) -> OpenSearch:
     """The open search of the module docstring on held-out `texts` (already sampled per class) and `labels`.
 
-    Per class, the `top_k` vocabulary tokens of the gradient ranking are screened by insertion into
-    `screen` texts of the other classes; the `keep` best are verified on every held-out text and
-    reported, and the `extend` best of those are extended greedily (each step: 3 next tokens screened,
-    the best kept if it raises the effect by 0.02) up to `max_tokens`, the chain's end verified and
-    reported too. Holm-corrected over all reported candidates.
+    Per class, the `top_k` vocabulary tokens of the gradient ranking and the `per_shape` best of each
+    shape class are screened by insertion into `screen` texts of the other classes; the `keep` best,
+    and the best of each shape class, are verified on every held-out text and reported; the `extend`
+    best of those, and the best of each other shape class with a positive effect, are extended greedily
+    (each step: 3 next tokens screened, the best kept if it raises the effect by 0.02) up to
+    `max_tokens`, the chain's end verified and reported too. Holm-corrected over all reported candidates.
     """
     started = time.time()
     rng = np.random.default_rng(seed)
@@ -167,6 +220,7 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
     places = _places(base, rng, max_length, max_tokens)
     clean = predict_ids(clf, base, batch_size)
     control = predict_ids(clf, _insert(base, [placeholder], places), batch_size)
+    shapes, lengths = vocabulary_shapes(clf, input_embeddings(clf).num_embeddings) if per_shape else (None, None)
     candidates: list[Candidate] = []
     for k in range(len(clf.class_names)):
         others = np.flatnonzero((labels != k) & (clean != k))
@@ -175,10 +229,10 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
         pick = rng.choice(others, size=min(grad_samples, len(others)), replace=False)
         screen_rows = np.sort(rng.choice(others, size=min(screen, len(others)), replace=False))
 
-        def gain(prefix: list[int], n: int) -> list[int]:
+        def gain(prefix: list[int], n: int, per: int = 0, allowed: np.ndarray | None = None) -> list[int]:
             seqs = _insert([base[i] for i in pick], prefix + [placeholder], [places[i] for i in pick])
             g = _gradient(clf, seqs, [places[i] + len(prefix) for i in pick], k)
-            return _rank_vocabulary(clf, g, exclude, n)
+            return _rank_vocabulary(clf, g, exclude, n, shapes, per, allowed)
 
         def screened(seq: list[int]) -> float:
             return _verify(clf, base, clean, labels, places, seq, k, control, batch_size, screen_rows)["effect"]
@@ -186,15 +240,30 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
         def verified(seq: list[int]) -> Candidate:
             text = clf.tokenizer.decode(seq)
             return Candidate(**_verify(clf, base, clean, labels, places, seq, k, control, batch_size), text=text, ids=list(seq),
-                             shape=shape_of(text))
+                             shape=piece_shape(text))
 
-        ranked = sorted(([v] for v in gain([], top_k)), key=lambda seq: -screened(seq))
-        singles = [verified(seq) for seq in ranked[:keep]]
+        effects = {v: screened([v]) for v in gain([], top_k, per_shape)}
+        ranked = sorted(effects, key=lambda v: -effects[v])
+        chosen = ranked[:keep]
+        if shapes is not None:  # and the best screened token of each shape class
+            chosen += [next(v for v in ranked if shapes[v] == sh) for sh in sorted({int(shapes[v]) for v in ranked})
+                       if not any(shapes[v] == sh for v in chosen)]
+        singles = [verified([v]) for v in chosen]
         candidates += singles
-        for start in sorted(singles, key=lambda c: -c.effect)[:extend]:
+        by_effect = sorted(singles, key=lambda c: -c.effect)
+        starts = by_effect[:extend] + [c for c in by_effect[extend:] if c.effect > 0
+                                       and c.shape not in {d.shape for d in by_effect[:extend]}
+                                       and c is next(d for d in by_effect if d.shape == c.shape)]
+        for start in starts:
             seq, effect = list(start.ids), screened(start.ids)
+            allowed = continuations(shapes, lengths, start.shape) if shapes is not None else None
             while len(seq) < max_tokens:
-                gain_effect, nxt = max(((screened([*seq, v]), [*seq, v]) for v in gain(seq, 3)), key=lambda x: x[0])
+                nexts = [[*seq, v] for v in gain(seq, 3, allowed=allowed)]
+                if allowed is not None:  # the whole sequence keeps its start's shape (`<` + `b` is markup, `<` + `loved` is not)
+                    nexts = [n for n in nexts if piece_shape(clf.tokenizer.decode(n)) == start.shape]
+                if not nexts:
+                    break
+                gain_effect, nxt = max(((screened(n), n) for n in nexts), key=lambda x: x[0])
                 if gain_effect < effect + 0.02:
                     break
                 seq, effect = nxt, gain_effect
