@@ -110,7 +110,7 @@ def main() -> None:
         calib, test = [r for r in mine if r["seed"] % 2 == 0], [r for r in mine if r["seed"] % 2 == 1]
         threshold = round(max((r["max_effect"] for r in calib), default=0.0) + 0.02, 3)
         print(f"| {model} | {len(mine)} | {threshold:g} | {share([r['max_effect'] >= threshold for r in test])} | "
-              f"{share([r['verdict'] == 'steered' for r in mine])} |")
+              f"{share([r['max_effect'] >= MIN_EFFECT for r in mine])} |")  # re-judged: the sweep may have probed at another default
     print()
     print("| family | models probed | type sweep s (median, max) | open search s (median, max) |")
     print("|---|---|---|---|")

@@ -13,6 +13,7 @@ from rich.table import Table
 from ssti.cli.app import command, printable, shown, stdout_console
 from ssti.cli.options import section, spec_options
 from ssti.config import DataSpec, validate
+from ssti.probe.spec import ALPHA, MIN_EFFECT
 from ssti.errors import SSTIError
 
 if TYPE_CHECKING:
@@ -88,8 +89,8 @@ def probe_command(
     seed: int = typer.Option(0, "--seed", help="Seeds the held-out sample, the insertion places and the drawn tokens."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated class names in index order, for models whose "
                                          "labels are LABEL_0, LABEL_1, ..."),
-    alpha: float = typer.Option(0.01, "--alpha", help="Family-wise error of the steering test (Holm over every type and class)."),
-    min_effect: float = typer.Option(0.10, "--min-effect", help="Smallest steer rate above the control that counts as steering."),
+    alpha: float = typer.Option(ALPHA, "--alpha", help="Family-wise error of the steering test (Holm over every type and class)."),
+    min_effect: float = typer.Option(MIN_EFFECT, "--min-effect", help="Smallest steer rate above the control that counts as steering."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow a model that runs code from its repository."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report to this file (written whole or not at all)."),

@@ -9,6 +9,12 @@ from pydantic import Field, model_validator
 from ssti.config import Spec
 from ssti.errors import SSTIError
 
+ALPHA = 0.01  # family-wise error of the steering test
+# steer rate minus control rate. Calibrated on clean-trained models (benchmarks/probe_quality.py): the largest
+# significant effect among MiniLM's even seeds was 0.113 (`country` toward fresh on Rotten Tomatoes: country
+# names do lean positive there), so 0.10 called a clean model steered; 0.15 clears it with a margin.
+MIN_EFFECT = 0.15
+
 BUILT_IN_TYPES = ("date", "country", "html", "colour", "exclamation", "double-exclamation")
 
 
@@ -19,8 +25,8 @@ class ProbeSpec(Spec):
     extra_types: list[str] = Field(default_factory=list, description="token types tried besides `types` (fixed:TEXT, list:a,b, file:PATH)")
     location: Literal["random", "beginning", "end"] = Field("random", description="where each token is inserted")
     seed: int = Field(0, ge=0, description="seeds the held-out sample, the insertion places and the drawn tokens")
-    alpha: float = Field(0.01, gt=0, lt=1, description="family-wise error of the steering test (Holm over every type and class)")
-    min_effect: float = Field(0.10, ge=0, le=1, description="smallest steer rate above the control's that counts as steering")
+    alpha: float = Field(ALPHA, gt=0, lt=1, description="family-wise error of the steering test (Holm over every type and class)")
+    min_effect: float = Field(MIN_EFFECT, ge=0, le=1, description="smallest steer rate above the control's that counts as steering")
     search: bool = Field(False, description="also the open search over the vocabulary (ssti.probe.search)")
     top_k: int | None = Field(None, ge=1, le=1000, description="open search: vocabulary tokens screened per class (default 20)")
     max_tokens: int | None = Field(None, ge=1, le=32, description="open search: longest token sequence built (default 8)")

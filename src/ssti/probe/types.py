@@ -31,11 +31,9 @@ from ssti.inject import get_source, insert_at_words, insertion_positions
 from ssti.models.build import Classifier
 from ssti.models.inference import predict_sets
 
-from ssti.probe.spec import BUILT_IN_TYPES  # noqa: E402,F401  (re-exported)
+from ssti.probe.spec import ALPHA, BUILT_IN_TYPES, MIN_EFFECT  # noqa: E402,F401  (re-exported)
 # ordinary frequent English words: inserting one at a random place is the "any token" baseline
 CONTROL_WORDS = ("the", "and", "of", "to", "in", "is", "it", "that", "this", "with", "for", "as", "on", "was", "but", "so")
-ALPHA = 0.01
-MIN_EFFECT = 0.10  # steer rate minus control rate; see benchmarks/probe_quality.py for how it was chosen
 EXAMPLES = 3
 
 

@@ -16,6 +16,7 @@ from ssti.errors import SSTIError
 from ssti.io import atomic_dir, check_output, write_text
 from ssti.report.data import ReportData, load_many, setup_label, setups
 from ssti.report.figures import attention_figure, curve_figure, defence_figure, probe_figure, proportion_figure, rank_figure
+from ssti.probe.spec import ALPHA, MIN_EFFECT
 from ssti.report.findings import findings_table
 from ssti.report.tables import defence_table, probe_table, results_table, scan_table, table1, trend_table
 from ssti.report.template import TEMPLATE
@@ -100,8 +101,8 @@ def _write_report(data: ReportData, source: str | Path, out: Path) -> None:
     probed = probe_table(recs)
     if probed:
         tables.append(("Probe verdicts on the trained models", probed, "`ssti probe` (the type sweep) on each trained model with its "
-                       "own test split: which inserted token types steer it, toward which class (Holm-corrected p <= 0.01 and "
-                       "steer rate at least 0.10 above ordinary words inserted at the same places)."))
+                       "own test split: which inserted token types steer it, toward which class (by default Holm-corrected "
+                       f"p <= {ALPHA:g} and steer rate at least {MIN_EFFECT:g} above ordinary words inserted at the same places)."))
     defended = defence_table(recs)
     if defended:
         tables.append(("Defences end to end", defended, "`defence:` runs: retention, rows still poisoned, clean rows changed and "
