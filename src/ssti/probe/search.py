@@ -13,9 +13,10 @@
    is what lets a planted type surface on a task whose own words steer: on a sentiment model the
    overall ranking is all sentiment words ("exceptional", "incredible"), and a planted date's digits
    never reach its top 20 even when one date flips every review (a MiniLM run of the probe-quality sweep).
-3. Extend the best verified singles (and the best of each shape class that steers at all) greedily, one token at a time (the next token scored the same way
-   at the next position, the best few verified), up to `max_tokens`: planted types span several model
-   tokens (a date is 11 SmolLM2 tokens, `<b>` is 3).
+3. Extend the best verified singles (and the best of each shape class that steers at all) greedily,
+   one token at a time (the next token scored the same way at the next position, the best few
+   verified), up to `max_tokens`: planted types span several model tokens (a date is 11 SmolLM2
+   tokens, `<b>` is 3).
 4. Group what was verified by shape class (digit group, punctuation, markup, word, mixed), so a planted
    date type shows up as a digit group, not as "19".
 """
@@ -98,8 +99,8 @@ def vocabulary_shapes(clf: Classifier, size: int) -> tuple[np.ndarray, np.ndarra
 
 
 def continuations(shapes: np.ndarray, lengths: np.ndarray, shape: str) -> np.ndarray:
-    """Which token ids may extend a sequence of shape class `shape` (boolean, shape (vocabulary,)): digits go on with digits and separators (a date), punctuation with punctuation, words
-    with words, markup and mixed pieces with anything but words longer than 3 characters (`<`, `b`, `>` is a
+    """Which token ids may extend a sequence of shape class `shape` (boolean, shape (vocabulary,)): digits
+    go on with digits and separators (a date), punctuation with punctuation, words with words, markup and mixed pieces with anything but words longer than 3 characters (`<`, `b`, `>` is a
     tag; `bit`, `.`, `ly` a link). Without this a digit, markup or mixed start is extended with the task's
     own words ("27th stunning", "< crap" on a sentiment model) and no longer shows the planted shape."""
     index = {name: i for i, name in enumerate(SHAPES)}
@@ -251,9 +252,10 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
         singles = [verified([v]) for v in chosen]
         candidates += singles
         by_effect = sorted(singles, key=lambda c: -c.effect)
-        starts = by_effect[:extend] + [c for c in by_effect[extend:] if c.effect > 0
-                                       and c.shape not in {d.shape for d in by_effect[:extend]}
-                                       and c is next(d for d in by_effect if d.shape == c.shape)]
+        starts = by_effect[:extend]
+        for c in by_effect[extend:]:  # and the best of each other shape class, if it steers at all
+            if c.effect > 0 and c.shape not in {d.shape for d in starts}:
+                starts.append(c)
         for start in starts:
             seq, effect = list(start.ids), screened(start.ids)
             allowed = continuations(shapes, lengths, start.shape) if shapes is not None else None
