@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssti.probe.search import Candidate, group_by_shape, piece_shape
 from ssti.probe.types import ALPHA, MIN_EFFECT
 from ssti.sweep import STORE_NAME, ResultsStore
 
@@ -46,6 +47,12 @@ def expected_shape(source: str) -> str:
     if source.startswith("list:🙂"):
         return "punctuation"
     return "word"
+
+
+def regrouped(search: dict) -> list[dict]:
+    """The open search's shape groups, classed by the current `shape_of` rule. Runs probed before the rule
+    changed keep their verified candidates (the search itself is not redone); only their classing is."""
+    return group_by_shape([Candidate(**{**c, "shape": piece_shape(c["text"])}) for c in search["candidates"]])
 
 
 def rows_of(store: Path) -> list[dict]:
@@ -69,7 +76,7 @@ def rows_of(store: Path) -> list[dict]:
             if planted:
                 toward = [f for f in probe["findings"] if f["cls"] == planted_cls]
                 row["sweep_rank"] = next((i + 1 for i, f in enumerate(toward) if f["type"] == planted), None)
-                groups = [g for g in (probe.get("open_search") or {}).get("groups", [])][:5]
+                groups = regrouped(probe["open_search"])[:5] if probe.get("open_search") else []
                 row["search_hit"] = any(g["cls"] == planted_cls and g["shape"] == expected_shape(planted) and g["steering"] for g in groups) \
                     if probe.get("open_search") else None
             out.append(row)

@@ -225,6 +225,10 @@ def test_shape_classes():
 
     assert [shape_of(t) for t in ("1982-09-24", " 19", "!!", "<b>", "</b", " cf", "Côte d'Ivoire", "a1!")] == [
         "digit group", "digit group", "punctuation", "markup", "markup", "word", "word", "mixed"]
+    # ordinals and decades are numbers; a sequence takes the shape most of its pieces have (a tie: the first piece's)
+    assert [shape_of(t) for t in ("27th", "1800s", "> 217 2019", "1800s 92 112 131 112", "##> 27th 2012", "< b >",
+                                  "##< 09", "27th uae", "Côte d'Ivoire 19")] == [
+        "digit group", "digit group", "digit group", "digit group", "digit group", "markup", "markup", "digit group", "word"]
 
 
 def test_attention_diagnostic_sees_the_planted_token_draw_attention(planted_run):

@@ -16,14 +16,18 @@
 3. Extend the best verified singles (and the best of each shape class that steers at all) greedily,
    one token at a time (the next token scored the same way at the next position, the best few
    verified), up to `max_tokens`: planted types span several model tokens (a date is 11 SmolLM2
-   tokens, `<b>` is 3).
-4. Group what was verified by shape class (digit group, punctuation, markup, word, mixed), so a planted
-   date type shows up as a digit group, not as "19".
+   tokens, `<b>` is 3). A start that is not a word is extended only with non-word pieces (and short
+   word pieces for markup/mixed, `<`, `b`, `>`) and never into a sequence that reads as words.
+4. Group what was verified by shape class (digit group, punctuation, markup, word, mixed; a sequence
+   takes the shape of most of its pieces, `shape_of`), so a planted date type shows up as a digit
+   group, not as "19".
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -38,6 +42,9 @@ from ssti.probe.types import ALPHA, MIN_EFFECT, SteerTest, judge, steer_test
 
 PLACEHOLDER = " the"  # a frequent, neutral token: the starting point of the gradient and the control
 SHAPES = ("digit group", "punctuation", "markup", "word", "mixed")
+NOT_WORDS = ("digit group", "punctuation", "markup", "mixed")
+KEEPS = {"word": ("word",), "punctuation": ("punctuation",)}  # the sequence shapes an extension may reach from its start's shape
+NUMBER_SUFFIX = re.compile(r"\d+(st|nd|rd|th|s)")  # an ordinal or a decade: `27th`, `1800s`
 
 
 @dataclass
@@ -65,11 +72,22 @@ class OpenSearch:
 
 
 def shape_of(text: str) -> str:
-    """The shape class of a token string: digit group, punctuation, markup, word or mixed."""
+    """The shape class of a token string: digit group, punctuation, markup, word or mixed.
+
+    One piece (no whitespace): digits with date/number separators, or a number with an ordinal or
+    decade suffix (`1982-09-24`, `27th`, `1800s`), is a digit group; anything with `<` or `>` is markup;
+    then punctuation only, letters only (word), else mixed. Several whitespace-separated pieces (a
+    decoded token sequence such as `> 217 2019` or `< b >`) take the shape most of their pieces have,
+    a tie going to the earliest piece: a sequence is classed by what it is made of, not by one stray `>`
+    or letter in it.
+    """
+    pieces = [p.removeprefix("##") for p in text.split()]
+    if len(pieces) > 1:
+        return Counter(shape_of(p) for p in pieces).most_common(1)[0][0]
     t = text.strip()
     if not t:
         return "mixed"
-    if any(c.isdigit() for c in t) and all(c.isdigit() or c in "-/.:," for c in t):
+    if any(c.isdigit() for c in t) and (all(c.isdigit() or c in "-/.:," for c in t) or NUMBER_SUFFIX.fullmatch(t.lower())):
         return "digit group"
     if "<" in t or ">" in t:
         return "markup"
@@ -104,9 +122,8 @@ def continuations(shapes: np.ndarray, lengths: np.ndarray, shape: str) -> np.nda
     tag; `bit`, `.`, `ly` a link). Without this a digit, markup or mixed start is extended with the task's
     own words ("27th stunning", "< crap" on a sentiment model) and no longer shows the planted shape."""
     index = {name: i for i, name in enumerate(SHAPES)}
-    short = ("digit group", "punctuation", "markup", "mixed")
     allowed = {"digit group": ("digit group", "punctuation"), "punctuation": ("punctuation",), "word": ("word",),
-               "markup": short, "mixed": short}[shape]
+               "markup": NOT_WORDS, "mixed": NOT_WORDS}[shape]
     mask = np.isin(shapes, [index[a] for a in allowed])
     if shape in ("markup", "mixed"):
         mask |= (shapes == index["word"]) & (lengths <= 3)
@@ -261,8 +278,8 @@ def open_search(clf: Classifier, texts: Sequence[str], labels: Sequence[int], to
             allowed = continuations(shapes, lengths, start.shape) if shapes is not None else None
             while len(seq) < max_tokens:
                 nexts = [[*seq, v] for v in gain(seq, 3, allowed=allowed)]
-                if allowed is not None:  # the whole sequence keeps its start's shape (`<` + `b` is markup, `<` + `loved` is not)
-                    nexts = [n for n in nexts if piece_shape(clf.tokenizer.decode(n)) == start.shape]
+                if allowed is not None:  # a word start stays words, punctuation stays punctuation, any other start never turns into words
+                    nexts = [n for n in nexts if piece_shape(clf.tokenizer.decode(n)) in KEEPS.get(start.shape, NOT_WORDS)]
                 if not nexts:
                     break
                 gain_effect, nxt = max(((screened(n), n) for n in nexts), key=lambda x: x[0])
