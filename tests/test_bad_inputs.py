@@ -238,6 +238,24 @@ def test_usage_errors_of_the_real_command_are_one_line():
     assert done.returncode == 0 and "Commands" in done.stdout
 
 
+@pytest.mark.parametrize("args", [["inject", "--target", "1=date"], ["scan", "rotten-tomatoes", "--remove", "strip"],
+                                  ["defend", "{made}/inj", "--defence", "scan-strip"], ["train", *TINY_TRAIN],
+                                  ["sweep", "{made}/sweep.yaml"], ["report", "{made}/sw"], ["probe", "{made}/run"],
+                                  ["run", "{made}/config-only/config.yaml"], ["demo"]])
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(made, tmp_path, args, empty):
+    """`--out "$OUT"` with OUT unset: a usage error (exit 2, one line through the `ssti` entry point), nothing written."""
+    args = [a.replace("{made}", str(made)) for a in args]
+    cwd, made_before = os.getcwd(), listing(made)
+    try:
+        os.chdir(tmp_path)
+        res = CliRunner().invoke(app, [*args, "--out", empty])
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 2 and "Invalid value for '--out'" in res.output and "empty path" in res.output, res.output
+    assert listing(tmp_path) == [] and listing(made) == made_before
+
+
 def test_a_changed_config_of_a_finished_run_is_refused(made, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(made / "run", run)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ssti.cli.app import command, shown, stdout_console
-from ssti.cli.options import section, spec_options
+from ssti.cli.options import out_path, section, spec_options
 from ssti.config import DataSpec, DefenceSpec, validate
 from ssti.errors import SSTIError
 from ssti.io import check_output
@@ -60,7 +60,7 @@ def render(result: "DefenceResult", console: Console) -> None:
 def defend_command(
     data: str = typer.Argument(..., help="An injected ssti folder (retention is measured against its manifest), a dataset name or a "
                                          "local csv/jsonl/parquet file."),
-    out: Path = typer.Option(..., "--out", help="Folder for the defended dataset (an ssti dataset folder with defence.json)."),
+    out: Path = typer.Option(..., "--out", parser=out_path, metavar="<path>", help="Folder for the defended dataset (an ssti dataset folder with defence.json)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if ssti wrote it."),
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON instead of the table."),
     options: dict = None,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ssti.cli.app import command, shown
-from ssti.cli.options import section, spec_options
+from ssti.cli.options import out_path, section, spec_options
 from ssti.config import DataSpec, InjectionSpec, validate
 from ssti.errors import SSTIError
 from ssti.inject.sources import SOURCE_HELP
@@ -51,7 +51,7 @@ def parse_targets(values: list[str], field: str = "target") -> dict[str, str]:
 @spec_options({"injection": InjectionSpec, "data": DataSpec}, rename={"data.dataset": "--dataset"},
               skip={"injection.targets", "data.fingerprint"})
 def inject_command(
-    out: Path = typer.Option(..., "--out", help="Output folder (data/<split>.parquet, manifest.jsonl, injection.yaml)."),
+    out: Path = typer.Option(..., "--out", parser=out_path, metavar="<path>", help="Output folder (data/<split>.parquet, manifest.jsonl, injection.yaml)."),
     target: list[str] = typer.Option(
         [], "--target", "-t",
         help=f"CLASS=SOURCE, repeatable. CLASS: a class name, a class index (a name wins when both match), or * for every class. SOURCE: {SOURCE_HELP}.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 import typer
@@ -91,3 +92,13 @@ def section(options: dict[str, Any], name: str) -> dict[str, Any]:
         return {k: v for k, v in options.items() if "." not in k}
     prefix = name + "."
     return {k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)}
+
+
+def out_path(value: str | Path) -> Path:
+    """The parser of every `--out` option: an empty value (`--out "$OUT"` with OUT unset) is refused, not read
+    as the current folder."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("empty path; give a folder or file to write")
+    return Path(value)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ssti.cli.app import command, printable, shown, stdout_console
-from ssti.cli.options import section, spec_options
+from ssti.cli.options import out_path, section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.probe.spec import ALPHA, MIN_EFFECT
 from ssti.errors import SSTIError
@@ -93,7 +93,7 @@ def probe_command(
     min_effect: float = typer.Option(MIN_EFFECT, "--min-effect", help="Smallest steer rate above the control that counts as steering."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow a model that runs code from its repository."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report to this file (written whole or not at all)."),
+    out: Optional[Path] = typer.Option(None, "--out", parser=out_path, metavar="<path>", help="Also write the JSON report to this file (written whole or not at all)."),
     top: int = typer.Option(10, "--top", help="Non-steering tests to show besides the steering ones."),
     search: bool = typer.Option(False, "--search", help="Also the open search: every vocabulary token scored by a first-order "
                                 "(gradient) estimate, the best --top-k verified by insertion, extended to sequences; slower."),

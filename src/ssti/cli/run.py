@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 
 from ssti.cli.app import command, shown
-from ssti.cli.options import section, spec_options
+from ssti.cli.options import out_path, section, spec_options
 from ssti.config import DataSpec, EvalSpec, LoraSpec, ModelSpec, TrainSpec
 
 OVERRIDES_HELP = "dotted KEY=VALUE overrides of the run config, e.g. lora.rank=8 train.steps=60"
@@ -31,7 +31,7 @@ def _print_configs(configs: dict) -> None:
 @spec_options({"data": DataSpec, "model": ModelSpec, "lora": LoraSpec, "train": TrainSpec},
               rename={"data.dataset": "--data", "model.name": "--model"}, skip={"data.fingerprint"})
 def train_command(
-    out: Path = typer.Option(..., "--out", help="run folder to write"),
+    out: Path = typer.Option(..., "--out", parser=out_path, metavar="<path>", help="run folder to write"),
     preset: Optional[str] = typer.Option(None, "--preset", help="'paper': the authors' hyper-parameters; options you give win over it"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="a dotted KEY=VALUE override of the run config, repeatable: "
                                              "--set lora.rank=8 --set train.steps=60"),
@@ -105,7 +105,7 @@ def run_command(
     config: Path = typer.Argument(..., help="YAML run config (data, injection, model, lora, train, eval), base + runs, "
                                   "or a run folder's own config.yaml"),
     overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (a sub-folder per named run)"),
+    out: Optional[Path] = typer.Option(None, "--out", parser=out_path, metavar="<path>", help="run folder (a sub-folder per named run)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace runs of another config in --out (only the files ssti wrote)"),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved run config(s) and exit"),
 ) -> None:
@@ -131,7 +131,7 @@ def run_command(
 
 @command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="where the four runs and table1.md go"),
+    out: Path = typer.Option(Path("runs/demo"), "--out", parser=out_path, metavar="<path>", help="where the four runs and table1.md go"),
     overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP + " (applied to all four runs; injection.* "
                                                     "only to the three that inject, e.g. injection.rate=0.25)", show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="redo runs whose config changed"),

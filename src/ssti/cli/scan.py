@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ssti.cli.app import command, shown, stdout_console
-from ssti.cli.options import section, spec_options
+from ssti.cli.options import out_path, section, spec_options
 from ssti.config import DataSpec, validate
 from ssti.errors import SSTIError
 from ssti.io import check_output
@@ -80,7 +80,7 @@ def scan_command(
     context: Optional[str] = typer.Option(None, "--context", help="Also run the context check with this causal LM (e.g. smollm2-135m): "
                                           "flags token types whose occurrences read as dropped into the text. Slow on a CPU (about 0.1 s per occurrence)."),
     remove: Optional[str] = typer.Option(None, "--remove", help="Write a cleaned dataset (the scan-strip / scan-drop defence of `ssti defend`): strip (cut flagged features, with the words planted beside them, out of the rows of their class) or drop (remove those rows)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the cleaned dataset (with --remove)."),
+    out: Optional[Path] = typer.Option(None, "--out", parser=out_path, metavar="<path>", help="Folder for the cleaned dataset (with --remove)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     split: str = typer.Option("train", "--split", help="The split to scan (and clean)."),
     top: int = typer.Option(20, "--top", help="Features to report besides the flagged ones."),

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ssti.cli.app import command
+from ssti.cli.options import out_path
 from ssti.errors import SSTIError
 
 
@@ -17,7 +18,7 @@ from ssti.errors import SSTIError
 def sweep_command(
     config: Path = typer.Argument(..., help="sweep YAML: base run config + axes (+ zip, variants, scan, executor)"),
     overrides: Optional[list[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides of the base run config, e.g. train.steps=20", show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="sweep folder (runs/ + results.sqlite); default runs/<config name>"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", parser=out_path, metavar="<path>", help="sweep folder (runs/ + results.sqlite); default runs/<config name>"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs (and which are done) without running anything"),
     executor: Optional[str] = typer.Option(None, "--executor", help="local | ray (default: the config's, else local)"),
     workers: Optional[int] = typer.Option(None, "--workers", help="local: worker processes; ray without --address: CPUs of the local instance"),
